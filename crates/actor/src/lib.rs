@@ -1,0 +1,100 @@
+//! The plumbing every partition actor shares (the orchestrator's and billing's): an aggregate
+//! folded from its stream, the partition's id sequence, and answering a request only once the
+//! events it appended are durable.
+
+use bytes::Bytes;
+use domain::Timestamp;
+use domain::ids::{IdSequence, PartitionEvent, Partitioning};
+use eventlog::{ExpectedVersion, Log, NewEvent, Pending, StreamAppend};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The partition's id reservations.
+pub const IDS_STREAM: &str = "partition/ids";
+
+/// An aggregate's state and the stream version it was folded to, which the next append expects.
+#[derive(Debug, Default)]
+pub struct Folded<S> {
+    pub state: S,
+    pub version: u64,
+}
+
+impl<S> Folded<S> {
+    /// Folds in events that were just appended.
+    pub fn advance<E>(&mut self, events: &[E], apply: impl Fn(&mut S, &E)) {
+        for event in events {
+            apply(&mut self.state, event);
+        }
+        self.version += events.len() as u64;
+    }
+}
+
+/// Reads a stream and folds it into a fresh state.
+pub fn fold<S: Default, E: DeserializeOwned>(
+    log: &Log,
+    stream: &str,
+    apply: impl Fn(&mut S, &E),
+) -> Result<Folded<S>, eventlog::Error> {
+    let events = log.read_stream(stream, 1)?;
+    let mut state = S::default();
+    for recorded in &events {
+        apply(&mut state, &recorded.decode::<E>()?);
+    }
+    Ok(Folded { state, version: events.len() as u64 })
+}
+
+/// The partition's id sequence, resumed after the last block it reserved.
+pub fn resume_ids(log: &Log, partitioning: Partitioning) -> Result<IdSequence, eventlog::Error> {
+    let folded = fold(log, IDS_STREAM, |until: &mut u64, e: &PartitionEvent| match e {
+        PartitionEvent::IdBlockReserved { until_seq } => *until = *until_seq,
+    })?;
+    Ok(IdSequence::resume(partitioning, log.partition(), folded.state))
+}
+
+/// The append that records a block of ids reserved since the last call, to go in the same
+/// atomic append as the events that use the ids.
+pub fn id_reservation(ids: &mut IdSequence) -> Option<StreamAppend> {
+    let until_seq = ids.take_new_reservation()?;
+    let event = PartitionEvent::IdBlockReserved { until_seq };
+    Some(StreamAppend {
+        stream: IDS_STREAM.to_owned(),
+        expected: ExpectedVersion::Any,
+        events: vec![encode(event.event_type(), &event)],
+    })
+}
+
+pub fn encode<E: Serialize>(event_type: &str, event: &E) -> NewEvent {
+    NewEvent::encode(event_type, event).expect("domain events always encode")
+}
+
+/// The wall clock, which only actors read; decisions get it through `Ctx`.
+pub fn now() -> Timestamp {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp::from_millis(ms)
+}
+
+/// Answers a request once `pending` (if any) is durable, without holding up the actor: it
+/// goes on deciding the next commands, whose appends share the same flush.
+pub fn reply_when_durable(
+    request: bus::Message,
+    pending: Option<Pending>,
+    reply: Bytes,
+    on_storage_error: impl FnOnce(eventlog::Error) -> Bytes + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let reply = match pending {
+            None => reply,
+            Some(pending) => match pending.durable().await {
+                Ok(_) => reply,
+                Err(e) => {
+                    tracing::error!(error = %e, "an append could not be made durable");
+                    on_storage_error(e)
+                }
+            },
+        };
+        if let Err(e) = request.respond(reply).await {
+            tracing::warn!(error = %e, "could not answer a request");
+        }
+    });
+}

@@ -1,0 +1,194 @@
+//! The billing service through the bus, on real sled files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing::{Billing, Options};
+use bus::{Headers, InProcessBus, SharedBus};
+use domain::Partitioning;
+use eventlog::Store;
+use wire::pb::{self, BillingReply, FailureKind, billing_command::Kind, billing_reply::Result as R};
+
+const ORG: u64 = 5;
+
+struct Running {
+    bus: SharedBus,
+    store: Store,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &std::path::Path, expiry_check: Duration) -> Running {
+    let store = Store::open(dir, &eventlog::Options { cache_capacity_bytes: 8 << 20, ..Default::default() }).unwrap();
+    let bus: SharedBus = Arc::new(InProcessBus::new());
+    let billing = Billing::build(Options {
+        partitioning: Partitioning::new(8),
+        partitions: (0..8).collect(),
+        store: store.clone(),
+        bus: bus.clone(),
+        expiry_check_interval: expiry_check,
+    })
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        billing
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running { bus, store, stop, task }
+}
+
+impl Running {
+    async fn shut_down(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+        drop(self.store);
+    }
+
+    async fn command(&self, kind: Kind) -> Result<R, pb::Failure> {
+        let subject = bus::subjects::billing_commands(ORG as u32 % 8);
+        let message = pb::BillingCommand { org_id: ORG, kind: Some(kind) };
+        let bytes =
+            self.bus.request(&subject, &Headers::new(), wire::encode(&message), Duration::from_secs(5)).await.unwrap();
+        match wire::decode::<BillingReply>(&bytes).unwrap().result.unwrap() {
+            R::Failure(f) => Err(f),
+            other => Ok(other),
+        }
+    }
+
+    async fn balance(&self) -> pb::Balance {
+        let subject = bus::subjects::billing_queries(ORG as u32 % 8);
+        let query = pb::BillingQuery { org_id: ORG, kind: Some(pb::billing_query::Kind::Balance(pb::Empty {})) };
+        let bytes =
+            self.bus.request(&subject, &Headers::new(), wire::encode(&query), Duration::from_secs(5)).await.unwrap();
+        match wire::decode::<BillingReply>(&bytes).unwrap().result.unwrap() {
+            R::Balance(b) => b,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn transactions(&self) -> pb::TransactionPage {
+        let subject = bus::subjects::billing_queries(ORG as u32 % 8);
+        let page = pb::Page { limit: 200, offset: 0 };
+        let query = pb::BillingQuery { org_id: ORG, kind: Some(pb::billing_query::Kind::Transactions(page)) };
+        let bytes =
+            self.bus.request(&subject, &Headers::new(), wire::encode(&query), Duration::from_secs(5)).await.unwrap();
+        match wire::decode::<BillingReply>(&bytes).unwrap().result.unwrap() {
+            R::Transactions(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn top_up(reference: &str, cents: i64) -> Kind {
+    Kind::TopUp(pb::TopUp { reference: reference.into(), cents, description: "test".into() })
+}
+
+fn reserve(reference: &str, max_cents: i64, expires_in_seconds: u32) -> Kind {
+    Kind::Reserve(pb::Reserve {
+        reference: reference.into(),
+        limit: Some(pb::reserve::Limit::MaxCents(max_cents)),
+        kind: pb::ChargeKind::Call as i32,
+        call_id: Some(77),
+        charge_multiplier: 1,
+        expires_in_seconds,
+    })
+}
+
+fn settle(reference: &str, cents: i64) -> Kind {
+    Kind::Settle(pb::Settle { reference: reference.into(), cents })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reservations_never_grant_more_than_the_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = Arc::new(start(dir.path(), Duration::from_secs(60)).await);
+    billing.command(top_up("t1", 100)).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let billing = billing.clone();
+        tasks.push(tokio::spawn(async move { billing.command(reserve(&format!("call-{i}"), 10, 600)).await }));
+    }
+    let (mut granted, mut refused) = (0i64, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(R::Reservation(r)) => granted += r.granted_cents,
+            Err(f) if f.kind == FailureKind::PaymentRequired as i32 => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(granted, 100, "granted {granted} cents of a 100-cent balance");
+    assert_eq!(refused, 190);
+    let b = billing.balance().await;
+    assert_eq!((b.balance_cents, b.reserved_cents, b.available_cents), (100, 100, 0));
+}
+
+#[tokio::test]
+async fn redelivered_settles_and_top_ups_post_once_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = start(dir.path(), Duration::from_secs(60)).await;
+    billing.command(top_up("stripe_ch_1", 500)).await.unwrap();
+    let R::Reservation(r) = billing.command(reserve("call-1", 200, 600)).await.unwrap() else { panic!() };
+    assert_eq!(r.granted_cents, 200);
+    let R::Settlement(s) = billing.command(settle("call-1", 130)).await.unwrap() else { panic!() };
+    assert_eq!((s.charged_cents, s.released_cents), (130, 70));
+    // Redelivered at once: the same answer, nothing posted.
+    assert_eq!(billing.command(settle("call-1", 130)).await.unwrap(), R::Settlement(s));
+    billing.command(top_up("stripe_ch_1", 500)).await.unwrap();
+    assert_eq!(billing.balance().await.balance_cents, 370);
+    billing.shut_down().await;
+
+    let billing = start(dir.path(), Duration::from_secs(60)).await;
+    assert_eq!(billing.command(settle("call-1", 130)).await.unwrap(), R::Settlement(s));
+    let R::Transaction(t) = billing.command(top_up("stripe_ch_1", 500)).await.unwrap() else { panic!() };
+    assert_eq!((t.kind.as_str(), t.amount_cents, t.balance_after_cents), ("top_up", 500, 500));
+    let b = billing.balance().await;
+    assert_eq!((b.balance_cents, b.reserved_cents, b.available_cents), (370, 0, 370));
+    let page = billing.transactions().await;
+    assert_eq!(page.total, 2);
+    let kinds: Vec<_> = page.transactions.iter().map(|t| (t.kind.as_str(), t.amount_cents, t.call_id)).collect();
+    assert_eq!(kinds, vec![("call_charge", -130, Some(77)), ("top_up", 500, None)]);
+
+    // A reused reference with another amount is refused, and a closed reservation stays closed.
+    let err = billing.command(top_up("stripe_ch_1", 501)).await.unwrap_err();
+    assert_eq!(err.code, "reference_reused");
+    let err = billing.command(reserve("call-1", 10, 600)).await.unwrap_err();
+    assert_eq!(err.code, "reservation_closed");
+}
+
+#[tokio::test]
+async fn reservations_nobody_settles_are_released_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = start(dir.path(), Duration::from_millis(50)).await;
+    billing.command(top_up("t", 100)).await.unwrap();
+    billing.command(reserve("forgotten", 60, 1)).await.unwrap();
+    assert_eq!(billing.balance().await.available_cents, 40);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while billing.balance().await.available_cents != 100 {
+        assert!(tokio::time::Instant::now() < deadline, "the reservation was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = billing.command(settle("forgotten", 10)).await.unwrap_err();
+    assert_eq!(err.code, "reservation_closed");
+    assert_eq!(billing.balance().await.reserved_cents, 0);
+}
+
+#[tokio::test]
+async fn nothing_is_reserved_without_funds_and_voids_release_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = start(dir.path(), Duration::from_secs(60)).await;
+    let err = billing.command(reserve("c", 10, 60)).await.unwrap_err();
+    assert_eq!((err.kind, err.code.as_str()), (FailureKind::PaymentRequired as i32, "insufficient_balance"));
+    billing.command(top_up("t", 50)).await.unwrap();
+    billing.command(reserve("c", 30, 60)).await.unwrap();
+    billing.command(Kind::Void(pb::Reference { reference: "c".into() })).await.unwrap();
+    billing.command(Kind::Void(pb::Reference { reference: "c".into() })).await.unwrap();
+    let b = billing.balance().await;
+    assert_eq!((b.balance_cents, b.available_cents), (50, 50));
+    assert_eq!(billing.transactions().await.total, 1, "a void is not a transaction");
+}

@@ -1,0 +1,115 @@
+//! A `nats-server` child process on a free loopback port, for tests that need a real server.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs until dropped. Starting panics, loudly, if the server cannot start: a test that needs
+/// NATS must never pass without it.
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on a given port, for a restart on the port clients already know.
+    pub fn start_on(port: u16) -> Self {
+        let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {binary} (install Debian's package nats-server, or set NATS_SERVER_BIN): {e}")
+            });
+        let mut server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("nats-server on port {port} exited at start: {status}");
+            }
+            assert!(Instant::now() < deadline, "nats-server on port {port} did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range (32768-60999), so an
+/// outgoing connection (a client of another test) can never take a port between the moment it
+/// is handed out and the moment its server binds it; a port asked of the kernel (`:0`) could be.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback TCP port that no other call of this process was given and nothing listened on a
+/// moment ago. Ports go round from an offset taken from the process id, so two test binaries run
+/// side by side start far apart.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + u16::try_from((offset + n) % span).expect("the span fits u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}")
+}
+
+/// Starts a process and waits (30 s at most) for the stdout line that starts with `ready`;
+/// returns the child and the rest of that line. Keeps reading stdout afterwards, so the child
+/// never blocks on a full pipe. For tests and benchmarks that run switchboard's own processes.
+pub fn spawn_ready(mut command: Command, ready: &str) -> std::io::Result<(Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command.stdout(Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(&ready) {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(rest) => Ok((child, rest)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // Its stdout closed before the line came: it exited (its stderr says why).
+            let status = child.wait()?;
+            Err(std::io::Error::other(format!("the process exited before it was ready: {status}")))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::io::Error::other("the process did not become ready within 30 s"))
+        }
+    }
+}

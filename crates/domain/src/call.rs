@@ -1,0 +1,625 @@
+//! A call as a state machine: requested -> initiated -> dialing -> ringing -> answered -> ended.
+//!
+//! A call is recorded as *requested* before its funds are reserved, so that an owner that dies
+//! in between knows, on restart, which reservation to release. It becomes a call the API shows
+//! once billing granted its funds (*initiated*); a request billing refuses ends as *rejected*
+//! and stays in the log for audits only.
+//!
+//! The call's terminal state is final: carrier events that arrive after it are recorded and
+//! change nothing. Timers are not stored; they follow from the state ([`timers`]), so a
+//! restart re-arms exactly the timers a call still needs. Side effects (hang up, settle, void)
+//! come back from [`decide`] as [`Action`]s for the owner to perform, so a replay never repeats
+//! them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::AgentSpec;
+use crate::ids::{AgentId, CallId, OrgId, VoipConnectionId};
+use crate::ledger::cost_cents;
+use crate::{E164, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    AgentHangup,
+    CalleeHangup,
+    MaxDuration,
+    InsufficientBalance,
+    Busy,
+    NoAnswer,
+    InvalidNumber,
+    CarrierError,
+    Canceled,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentHangup => "agent_hangup",
+            Self::CalleeHangup => "callee_hangup",
+            Self::MaxDuration => "max_duration",
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::InvalidNumber => "invalid_number",
+            Self::CarrierError => "carrier_error",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// The public status: `in_progress` until the call is `completed` or `failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "in_progress" => Ok(Self::InProgress),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Requested,
+    /// Billing refused the funds, or the owner died before it knew: never a call.
+    Rejected,
+    Initiated,
+    Dialing,
+    Ringing,
+    Answered,
+    Ended,
+}
+
+/// The funds a call holds, as billing granted them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Funds {
+    pub granted_cents: i64,
+    pub rate_cents_per_minute: u32,
+    pub charge_multiplier: u32,
+}
+
+impl Funds {
+    /// How long the grant pays for, in milliseconds.
+    pub fn talk_limit_ms(&self) -> i64 {
+        let per_minute = i64::from(self.rate_cents_per_minute) * i64::from(self.charge_multiplier);
+        if per_minute == 0 { i64::MAX } else { self.granted_cents.saturating_mul(60_000) / per_minute }
+    }
+
+    pub fn cost_of(&self, seconds: u64) -> i64 {
+        cost_cents(seconds, self.rate_cents_per_minute, self.charge_multiplier)
+    }
+}
+
+/// Everything fixed when a call starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSetup {
+    pub id: CallId,
+    pub org: OrgId,
+    pub direction: Direction,
+    pub from: E164,
+    pub to: E164,
+    /// The saved agent the call runs with, if any (an inline config has none).
+    pub agent_id: Option<AgentId>,
+    /// The org's VoIP connection that carries the call.
+    pub voip_connection_id: Option<VoipConnectionId>,
+    /// The configuration the call runs with, as it was when the call started.
+    pub agent: AgentSpec,
+    pub max_hold_seconds: u32,
+    /// The reference the call's funds are reserved, settled and voided under; `None` for a
+    /// leg that is not billed (the inbound leg of a test call's SIP loopback).
+    pub reservation_reference: Option<String>,
+    /// The test-call run this call is the call of.
+    pub test_run_id: Option<u64>,
+    pub ring_timeout_ms: i64,
+    pub max_duration_seconds: u32,
+    /// What drives the simulated caller or callee, for test calls.
+    pub scenario_prompt: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    Agent,
+    Callee,
+}
+
+impl Speaker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Callee => "callee",
+        }
+    }
+}
+
+/// What the carrier (and the media runtime behind it) reports about a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CarrierEvent {
+    Ringing,
+    Answered,
+    HoldStarted,
+    HoldEnded,
+    Turn {
+        speaker: Speaker,
+        text: String,
+    },
+    /// The far end or the carrier ended the call; `sip_code` as SIP reported it.
+    Ended {
+        reason: EndReason,
+        sip_code: u16,
+    },
+}
+
+impl CarrierEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::HoldStarted => "hold_started",
+            Self::HoldEnded => "hold_ended",
+            Self::Turn { .. } => "turn",
+            Self::Ended { .. } => "ended",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timer {
+    RingTimeout,
+    /// The grant from billing runs out.
+    TalkLimit,
+    /// The watchdog: no call outlives its maximum duration.
+    MaxDuration,
+    MaxHold,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallEvent {
+    Requested {
+        setup: Box<CallSetup>,
+        at: Timestamp,
+    },
+    FundsReserved {
+        funds: Funds,
+        at: Timestamp,
+    },
+    /// `code` says why, as billing said it, or `interrupted`.
+    Rejected {
+        code: String,
+        at: Timestamp,
+    },
+    DialAccepted {
+        at: Timestamp,
+    },
+    Ringing {
+        at: Timestamp,
+    },
+    Answered {
+        at: Timestamp,
+    },
+    HoldStarted {
+        at: Timestamp,
+    },
+    /// `forced` when the engine took the callee off hold at `max_hold_seconds`.
+    HoldEnded {
+        forced: bool,
+        at: Timestamp,
+    },
+    TranscriptTurn {
+        seq: u32,
+        speaker: Speaker,
+        text: String,
+        at: Timestamp,
+    },
+    Ended {
+        status: Status,
+        reason: EndReason,
+        sip_code: Option<u16>,
+        duration_seconds: u64,
+        at: Timestamp,
+    },
+    /// A carrier event after the end, or one that makes no sense now: kept for the record.
+    CarrierEventIgnored {
+        event: String,
+        at: Timestamp,
+    },
+    Settled {
+        charged_cents: i64,
+        at: Timestamp,
+    },
+    Voided {
+        at: Timestamp,
+    },
+}
+
+impl CallEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Requested { .. } => "call_requested",
+            Self::FundsReserved { .. } => "funds_reserved",
+            Self::Rejected { .. } => "call_rejected",
+            Self::DialAccepted { .. } => "dial_accepted",
+            Self::Ringing { .. } => "ringing",
+            Self::Answered { .. } => "answered",
+            Self::HoldStarted { .. } => "hold_started",
+            Self::HoldEnded { .. } => "hold_ended",
+            Self::TranscriptTurn { .. } => "transcript_turn",
+            Self::Ended { .. } => "call_ended",
+            Self::CarrierEventIgnored { .. } => "carrier_event_ignored",
+            Self::Settled { .. } => "charge_settled",
+            Self::Voided { .. } => "reservation_voided",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    pub status: Status,
+    pub reason: EndReason,
+    pub sip_code: Option<u16>,
+    pub duration_seconds: u64,
+}
+
+/// Whether the call's reservation has been closed with billing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Billing {
+    Open,
+    Settled { charged_cents: i64 },
+    Voided,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallState {
+    pub setup: CallSetup,
+    pub phase: Phase,
+    /// What billing granted; set from `initiated` on.
+    pub funds: Option<Funds>,
+    /// Why the request was rejected, if it was.
+    pub rejection: Option<String>,
+    pub created_at: Timestamp,
+    pub dialed_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub ending: Option<Ending>,
+    pub on_hold_since: Option<Timestamp>,
+    pub turns: u32,
+    pub billing: Billing,
+    pub updated_at: Timestamp,
+}
+
+impl CallState {
+    pub fn status(&self) -> Status {
+        self.ending.as_ref().map_or(Status::InProgress, |e| e.status)
+    }
+
+    /// Whether the call is past changing: ended, or rejected before it was a call.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended | Phase::Rejected)
+    }
+
+    /// Whether the API shows the call: from the moment its funds were reserved.
+    pub fn is_placed(&self) -> bool {
+        self.funds.is_some()
+    }
+
+    /// Whether the owner still has work to do for this call: it runs, or it is not yet billed.
+    pub fn is_active(&self) -> bool {
+        !self.is_ended() || self.billing == Billing::Open
+    }
+
+    /// Starts a state from the first event of a call's stream.
+    pub fn start(event: &CallEvent) -> Option<Self> {
+        match event {
+            CallEvent::Requested { setup, at } => Some(Self {
+                setup: (**setup).clone(),
+                phase: Phase::Requested,
+                funds: None,
+                rejection: None,
+                created_at: *at,
+                dialed_at: None,
+                answered_at: None,
+                ended_at: None,
+                ending: None,
+                on_hold_since: None,
+                turns: 0,
+                billing: Billing::Open,
+                updated_at: *at,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn apply(&mut self, event: &CallEvent) {
+        match event {
+            CallEvent::Requested { .. } => {}
+            CallEvent::FundsReserved { funds, at } => {
+                self.phase = Phase::Initiated;
+                self.funds = Some(funds.clone());
+                self.created_at = *at;
+            }
+            CallEvent::Rejected { code, .. } => {
+                self.phase = Phase::Rejected;
+                self.rejection = Some(code.clone());
+            }
+            CallEvent::DialAccepted { at } => {
+                self.phase = Phase::Dialing;
+                self.dialed_at = Some(*at);
+            }
+            CallEvent::Ringing { .. } => self.phase = Phase::Ringing,
+            CallEvent::Answered { at } => {
+                self.phase = Phase::Answered;
+                self.answered_at = Some(*at);
+            }
+            CallEvent::HoldStarted { at } => self.on_hold_since = Some(*at),
+            CallEvent::HoldEnded { .. } => self.on_hold_since = None,
+            CallEvent::TranscriptTurn { seq, .. } => self.turns = self.turns.max(seq + 1),
+            CallEvent::Ended { status, reason, sip_code, duration_seconds, at } => {
+                self.phase = Phase::Ended;
+                self.ended_at = Some(*at);
+                self.on_hold_since = None;
+                self.ending = Some(Ending {
+                    status: *status,
+                    reason: *reason,
+                    sip_code: *sip_code,
+                    duration_seconds: *duration_seconds,
+                });
+            }
+            CallEvent::CarrierEventIgnored { .. } => {}
+            CallEvent::Settled { charged_cents, .. } => {
+                self.billing = Billing::Settled { charged_cents: *charged_cents }
+            }
+            CallEvent::Voided { .. } => self.billing = Billing::Voided,
+        }
+        self.updated_at = event_time(event);
+    }
+
+    /// What the call cost, once billing confirmed it.
+    pub fn cost_cents(&self) -> Option<i64> {
+        match self.billing {
+            Billing::Open => None,
+            Billing::Settled { charged_cents } => Some(charged_cents),
+            Billing::Voided => Some(0),
+        }
+    }
+}
+
+fn event_time(event: &CallEvent) -> Timestamp {
+    match event {
+        CallEvent::Requested { at, .. }
+        | CallEvent::FundsReserved { at, .. }
+        | CallEvent::Rejected { at, .. }
+        | CallEvent::DialAccepted { at }
+        | CallEvent::Ringing { at }
+        | CallEvent::Answered { at }
+        | CallEvent::HoldStarted { at }
+        | CallEvent::HoldEnded { at, .. }
+        | CallEvent::TranscriptTurn { at, .. }
+        | CallEvent::Ended { at, .. }
+        | CallEvent::CarrierEventIgnored { at, .. }
+        | CallEvent::Settled { at, .. }
+        | CallEvent::Voided { at } => *at,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Billing granted the call's funds.
+    FundsReserved(Funds),
+    /// Billing refused them (or could not be asked); `code` says why.
+    ReservationRefused {
+        code: String,
+    },
+    /// The carrier took the dial request.
+    DialAccepted,
+    /// The carrier refused to dial.
+    DialFailed {
+        reason: EndReason,
+        sip_code: Option<u16>,
+    },
+    Carrier(CarrierEvent),
+    TimerFired(Timer),
+    /// The org asked to end the call.
+    Hangup,
+    /// The owner restarted and cannot know how far an unconfirmed step got: a request whose
+    /// reservation was never confirmed is rejected and its reservation released; a call whose
+    /// dial was never confirmed fails rather than risk dialing twice.
+    Interrupted,
+    RecordSettlement {
+        charged_cents: i64,
+    },
+    RecordVoid,
+}
+
+/// A side effect the owner performs after appending the events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Tell the carrier to end the call.
+    HangUp,
+    /// Charge `cents` against the reservation and release the rest.
+    Settle { reference: String, cents: i64 },
+    /// Release the whole reservation: the call never connected.
+    Void { reference: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub events: Vec<CallEvent>,
+    pub actions: Vec<Action>,
+}
+
+/// Decides what a command does to a call. Never fails: a command that does not apply to
+/// the call's state decides nothing, or records the carrier event it ignored.
+pub fn decide(state: &CallState, command: CallCommand, now: Timestamp) -> Decision {
+    if state.is_ended() {
+        return match command {
+            CallCommand::Carrier(event) => Decision {
+                events: vec![CallEvent::CarrierEventIgnored { event: event.name().into(), at: now }],
+                actions: vec![],
+            },
+            CallCommand::RecordSettlement { charged_cents } if state.billing == Billing::Open => {
+                Decision { events: vec![CallEvent::Settled { charged_cents, at: now }], actions: vec![] }
+            }
+            CallCommand::RecordVoid if state.billing == Billing::Open => {
+                Decision { events: vec![CallEvent::Voided { at: now }], actions: vec![] }
+            }
+            _ => Decision::default(),
+        };
+    }
+    let void = || state.setup.reservation_reference.clone().map(|reference| Action::Void { reference });
+    match command {
+        CallCommand::FundsReserved(funds) if state.phase == Phase::Requested => {
+            Decision { events: vec![CallEvent::FundsReserved { funds, at: now }], actions: vec![] }
+        }
+        // Billing may have reserved even when it could not answer: release whatever it holds.
+        CallCommand::ReservationRefused { code } if state.phase == Phase::Requested => {
+            Decision { events: vec![CallEvent::Rejected { code, at: now }], actions: void().into_iter().collect() }
+        }
+        CallCommand::Interrupted if state.phase == Phase::Requested => Decision {
+            events: vec![CallEvent::Rejected { code: "interrupted".into(), at: now }],
+            actions: void().into_iter().collect(),
+        },
+        CallCommand::DialAccepted if state.phase == Phase::Initiated => {
+            Decision { events: vec![CallEvent::DialAccepted { at: now }], actions: vec![] }
+        }
+        CallCommand::DialFailed { reason, sip_code } => end(state, reason, sip_code, now, false),
+        CallCommand::Interrupted if state.phase == Phase::Initiated => {
+            end(state, EndReason::CarrierError, None, now, false)
+        }
+        CallCommand::Carrier(event) => carrier(state, event, now),
+        CallCommand::TimerFired(timer) if is_due(state, timer, now) => match timer {
+            Timer::RingTimeout => end(state, EndReason::NoAnswer, None, now, true),
+            Timer::TalkLimit => end(state, EndReason::InsufficientBalance, None, now, true),
+            Timer::MaxDuration => end(state, EndReason::MaxDuration, None, now, true),
+            Timer::MaxHold => {
+                Decision { events: vec![CallEvent::HoldEnded { forced: true, at: now }], actions: vec![] }
+            }
+        },
+        CallCommand::Hangup => {
+            let reason = if state.phase == Phase::Answered { EndReason::AgentHangup } else { EndReason::Canceled };
+            end(state, reason, None, now, true)
+        }
+        _ => Decision::default(),
+    }
+}
+
+fn carrier(state: &CallState, event: CarrierEvent, now: Timestamp) -> Decision {
+    let record = |e: CallEvent| Decision { events: vec![e], actions: vec![] };
+    match (&event, state.phase) {
+        (CarrierEvent::Ringing, Phase::Dialing) => record(CallEvent::Ringing { at: now }),
+        (CarrierEvent::Answered, Phase::Dialing | Phase::Ringing) => record(CallEvent::Answered { at: now }),
+        (CarrierEvent::HoldStarted, Phase::Answered) if state.on_hold_since.is_none() => {
+            record(CallEvent::HoldStarted { at: now })
+        }
+        (CarrierEvent::HoldEnded, Phase::Answered) if state.on_hold_since.is_some() => {
+            record(CallEvent::HoldEnded { forced: false, at: now })
+        }
+        (CarrierEvent::Turn { speaker, text }, Phase::Answered) => {
+            record(CallEvent::TranscriptTurn { seq: state.turns, speaker: *speaker, text: text.clone(), at: now })
+        }
+        (CarrierEvent::Ended { reason, sip_code }, _) => end(state, *reason, Some(*sip_code), now, false),
+        _ => record(CallEvent::CarrierEventIgnored { event: event.name().into(), at: now }),
+    }
+}
+
+/// Ends the call; `hang_up` when the engine, not the far end, ends it.
+fn end(state: &CallState, reason: EndReason, sip_code: Option<u16>, now: Timestamp, hang_up: bool) -> Decision {
+    let connected = state.answered_at.is_some();
+    let duration_seconds = state.answered_at.map_or(0, |answered| {
+        let ms = (now.0 - answered.0).max(0) as u64;
+        ms.div_ceil(1000)
+    });
+    // A call that was established ends normally unless the watchdog had to end it.
+    let status = if connected && reason != EndReason::MaxDuration { Status::Completed } else { Status::Failed };
+    let mut actions = Vec::new();
+    if hang_up && state.phase != Phase::Initiated {
+        actions.push(Action::HangUp);
+    }
+    let mut events = vec![CallEvent::Ended { status, reason, sip_code, duration_seconds, at: now }];
+    match settlement(state, duration_seconds) {
+        Some(action) => actions.push(action),
+        // Nothing to bill: the call is closed with billing at once.
+        None => events.push(CallEvent::Voided { at: now }),
+    }
+    Decision { events, actions }
+}
+
+fn settlement(state: &CallState, duration_seconds: u64) -> Option<Action> {
+    let reference = state.setup.reservation_reference.clone()?;
+    Some(match (&state.funds, state.answered_at) {
+        (Some(funds), Some(_)) => Action::Settle { reference, cents: funds.cost_of(duration_seconds) },
+        _ => Action::Void { reference },
+    })
+}
+
+/// What an ended or rejected call still owes billing, for an owner that restarted before
+/// billing confirmed.
+pub fn pending_settlement(state: &CallState) -> Option<Action> {
+    if !state.is_ended() || state.billing != Billing::Open {
+        return None;
+    }
+    settlement(state, state.ending.as_ref().map_or(0, |e| e.duration_seconds))
+}
+
+/// The timers a call needs now, with their deadlines.
+pub fn timers(state: &CallState) -> Vec<(Timer, Timestamp)> {
+    if state.is_ended() {
+        return Vec::new();
+    }
+    let setup = &state.setup;
+    let mut timers =
+        vec![(Timer::MaxDuration, Timestamp(state.created_at.0 + i64::from(setup.max_duration_seconds) * 1000))];
+    match (state.phase, state.dialed_at, state.answered_at) {
+        (Phase::Dialing | Phase::Ringing, Some(dialed), _) => {
+            timers.push((Timer::RingTimeout, Timestamp(dialed.0 + setup.ring_timeout_ms)));
+        }
+        (Phase::Answered, _, Some(answered)) => {
+            let talk_limit_ms = state.funds.as_ref().map_or(i64::MAX, Funds::talk_limit_ms);
+            timers.push((Timer::TalkLimit, Timestamp(answered.0.saturating_add(talk_limit_ms))));
+        }
+        _ => {}
+    }
+    if let Some(since) = state.on_hold_since {
+        timers.push((Timer::MaxHold, Timestamp(since.0 + i64::from(setup.max_hold_seconds) * 1000)));
+    }
+    timers
+}
+
+fn is_due(state: &CallState, timer: Timer, now: Timestamp) -> bool {
+    timers(state).iter().any(|(t, at)| *t == timer && *at <= now)
+}

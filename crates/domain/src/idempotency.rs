@@ -1,0 +1,201 @@
+//! Idempotency keys: a POST sent again with the same `Idempotency-Key` and the same body gets
+//! the first response back instead of doing the work twice. Keys are scoped to an org and kept
+//! for [`RETENTION_MS`]; a key whose request never finished (its gateway died) is given up on
+//! after [`ABANDONED_AFTER_MS`].
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+pub const ABANDONED_AFTER_MS: i64 = 60_000;
+pub const MAX_KEY_CHARS: usize = 255;
+
+pub fn parse_key(raw: &str) -> Result<String, String> {
+    if (1..=MAX_KEY_CHARS).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!("Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters."))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    fingerprint: Vec<u8>,
+    started_at: Timestamp,
+    response: Option<StoredResponse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdempotencyState {
+    entries: HashMap<String, Entry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdempotencyEvent {
+    Started {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        fingerprint: Vec<u8>,
+        at: Timestamp,
+    },
+    Completed {
+        key: String,
+        response: StoredResponse,
+        at: Timestamp,
+    },
+    /// The request failed in a way worth retrying (5xx, 429): the key is free again.
+    Released {
+        key: String,
+        at: Timestamp,
+    },
+}
+
+impl IdempotencyEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Started { .. } => "idempotency_key_started",
+            Self::Completed { .. } => "idempotency_key_completed",
+            Self::Released { .. } => "idempotency_key_released",
+        }
+    }
+}
+
+/// What to do with a request that carries a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// Run it: the key is new, expired, or abandoned.
+    Proceed,
+    /// Answer with the first response.
+    Replay(StoredResponse),
+    /// The key was used with a different request.
+    Conflict,
+    /// The first request with the key is still running.
+    InProgress,
+}
+
+impl IdempotencyState {
+    pub fn apply(&mut self, event: &IdempotencyEvent) {
+        match event {
+            IdempotencyEvent::Started { key, fingerprint, at } => {
+                self.entries
+                    .insert(key.clone(), Entry { fingerprint: fingerprint.clone(), started_at: *at, response: None });
+            }
+            IdempotencyEvent::Completed { key, response, .. } => {
+                if let Some(entry) = self.entries.get_mut(key) {
+                    entry.response = Some(response.clone());
+                }
+            }
+            IdempotencyEvent::Released { key, .. } => {
+                self.entries.remove(key);
+            }
+        }
+    }
+
+    /// Forgets keys past their retention, so memory holds a day of keys at most.
+    pub fn forget_expired(&mut self, now: Timestamp) {
+        self.entries.retain(|_, e| now.0 - e.started_at.0 < RETENTION_MS);
+    }
+
+    pub fn is_started(&self, key: &str, fingerprint: &[u8]) -> bool {
+        self.entries.get(key).is_some_and(|e| e.fingerprint == fingerprint && e.response.is_none())
+    }
+}
+
+/// Decides what a request with `key` does, and what to record.
+pub fn begin(
+    state: &IdempotencyState,
+    key: &str,
+    fingerprint: &[u8],
+    now: Timestamp,
+) -> (Begin, Vec<IdempotencyEvent>) {
+    let start = || vec![IdempotencyEvent::Started { key: key.to_owned(), fingerprint: fingerprint.to_vec(), at: now }];
+    match state.entries.get(key) {
+        Some(entry) if now.0 - entry.started_at.0 < RETENTION_MS => {
+            if entry.fingerprint != fingerprint {
+                (Begin::Conflict, vec![])
+            } else if let Some(response) = &entry.response {
+                (Begin::Replay(response.clone()), vec![])
+            } else if now.0 - entry.started_at.0 < ABANDONED_AFTER_MS {
+                (Begin::InProgress, vec![])
+            } else {
+                (Begin::Proceed, start())
+            }
+        }
+        _ => (Begin::Proceed, start()),
+    }
+}
+
+/// Records how a request with `key` ended: kept for replay, or released to be retried.
+pub fn complete(
+    state: &IdempotencyState,
+    key: &str,
+    fingerprint: &[u8],
+    response: StoredResponse,
+    now: Timestamp,
+) -> Vec<IdempotencyEvent> {
+    if !state.is_started(key, fingerprint) {
+        return vec![];
+    }
+    if response.status >= 500 || response.status == 429 {
+        vec![IdempotencyEvent::Released { key: key.to_owned(), at: now }]
+    } else {
+        vec![IdempotencyEvent::Completed { key: key.to_owned(), response, at: now }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(events: &[IdempotencyEvent]) -> IdempotencyState {
+        let mut state = IdempotencyState::default();
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    fn ok() -> StoredResponse {
+        StoredResponse { status: 201, body: b"{\"call_id\":7}".to_vec() }
+    }
+
+    #[test]
+    fn a_key_runs_once_and_then_replays() {
+        let (first, started) = begin(&IdempotencyState::default(), "k", b"f", Timestamp(0));
+        assert_eq!(first, Begin::Proceed);
+        let state = after(&started);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(10)).0, Begin::InProgress);
+        assert_eq!(begin(&state, "k", b"other", Timestamp(10)).0, Begin::Conflict);
+        let done = complete(&state, "k", b"f", ok(), Timestamp(20));
+        let state = after(&[started, done].concat());
+        assert_eq!(begin(&state, "k", b"f", Timestamp(30)).0, Begin::Replay(ok()));
+        assert_eq!(begin(&state, "k", b"other", Timestamp(30)).0, Begin::Conflict);
+        assert_eq!(
+            begin(&state, "k", b"f", Timestamp(RETENTION_MS + 1)).0,
+            Begin::Proceed,
+            "a day later the key is new"
+        );
+    }
+
+    #[test]
+    fn failures_worth_retrying_release_the_key_and_abandoned_keys_are_given_up() {
+        let (_, started) = begin(&IdempotencyState::default(), "k", b"f", Timestamp(0));
+        let state = after(&started);
+        let released = complete(&state, "k", b"f", StoredResponse { status: 503, body: vec![] }, Timestamp(5));
+        assert!(matches!(released.as_slice(), [IdempotencyEvent::Released { .. }]));
+        assert_eq!(begin(&after(&[started.clone(), released].concat()), "k", b"f", Timestamp(6)).0, Begin::Proceed);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(ABANDONED_AFTER_MS)).0, Begin::Proceed);
+        assert_eq!(parse_key("ok-1").as_deref(), Ok("ok-1"));
+        assert!(parse_key("").is_err() && parse_key("has space").is_err());
+    }
+}

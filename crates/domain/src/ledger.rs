@@ -1,0 +1,472 @@
+//! An org's prepaid ledger: top-ups, reservations held for calls, and their settlement.
+//!
+//! Money is integer cents. Every event carries double-entry `entries` that sum to zero, and
+//! the balances are nothing but the sums of those entries, so the books always balance. A call
+//! reserves funds before it is placed (a pending transfer), and its end settles the actual
+//! cost and releases the rest, as TigerBeetle's pending/post/void transfers do; so concurrent
+//! calls can never spend more than the org has.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::ids::Ctx;
+
+/// The rate an org pays unless the admin sets another: 10 cents a minute, prorated per second.
+pub const DEFAULT_RATE_CENTS_PER_MINUTE: u32 = 10;
+/// The most a single top-up or reservation may move: $1,000,000.
+pub const MAX_AMOUNT_CENTS: i64 = 100_000_000;
+pub const MAX_RATE_CENTS_PER_MINUTE: u32 = 10_000;
+/// A reservation no one settles is released after at most this long.
+pub const MAX_RESERVATION_SECONDS: u32 = 86_400;
+pub const MAX_REFERENCE_CHARS: usize = 128;
+pub const MAX_CHARGE_MULTIPLIER: u32 = 10;
+
+/// The cost of a call: `seconds` at `rate` times `multiplier`, rounded up to the whole cent.
+pub fn cost_cents(seconds: u64, rate_cents_per_minute: u32, multiplier: u32) -> i64 {
+    let per_minute = u128::from(rate_cents_per_minute) * u128::from(multiplier);
+    (u128::from(seconds) * per_minute).div_ceil(60) as i64
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// The org's funds that nothing holds.
+    Available,
+    /// The org's funds held by open reservations.
+    Reserved,
+    /// Where top-ups come from (the payment provider).
+    Funding,
+    /// Where charges go.
+    Revenue,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub account: Account,
+    pub amount_cents: i64,
+}
+
+fn transfer(from: Account, to: Account, cents: i64) -> [Entry; 2] {
+    [Entry { account: from, amount_cents: -cents }, Entry { account: to, amount_cents: cents }]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    Call,
+    TestCall,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reference: String,
+    pub granted_cents: i64,
+    pub kind: ChargeKind,
+    pub call_id: Option<u64>,
+    /// The rate times the multiplier, fixed when the funds were reserved.
+    pub rate_cents_per_minute: u32,
+    pub charge_multiplier: u32,
+    pub expires_at: Timestamp,
+}
+
+/// How a reservation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Closed {
+    Settled { charged_cents: i64, released_cents: i64, transaction_id: Option<u64> },
+    Released { released_cents: i64, expired: bool },
+}
+
+/// A posted movement, as the transactions API lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub id: u64,
+    pub kind: TransactionKind,
+    /// Signed: top-ups are positive, charges negative.
+    pub amount_cents: i64,
+    pub balance_after_cents: i64,
+    pub reference: String,
+    pub call_id: Option<u64>,
+    pub description: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    TopUp,
+    CallCharge,
+    TestCallCharge,
+}
+
+impl TransactionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TopUp => "top_up",
+            Self::CallCharge => "call_charge",
+            Self::TestCallCharge => "test_call_charge",
+        }
+    }
+}
+
+/// The sums of every account's entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances(pub BTreeMap<Account, i64>);
+
+impl Balances {
+    pub fn apply(&mut self, entries: &[Entry]) {
+        for e in entries {
+            *self.0.entry(e.account).or_default() += e.amount_cents;
+        }
+    }
+
+    pub fn of(&self, account: Account) -> i64 {
+        self.0.get(&account).copied().unwrap_or(0)
+    }
+
+    pub fn available_cents(&self) -> i64 {
+        self.of(Account::Available)
+    }
+
+    pub fn reserved_cents(&self) -> i64 {
+        self.of(Account::Reserved)
+    }
+
+    /// The org's funds: available plus reserved.
+    pub fn balance_cents(&self) -> i64 {
+        self.available_cents() + self.reserved_cents()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerState {
+    pub balances: Balances,
+    pub rate_cents_per_minute: Option<u32>,
+    pub open: BTreeMap<String, Reservation>,
+    /// Every reservation reference ever closed, so a redelivered command never acts twice.
+    pub closed: BTreeMap<String, Closed>,
+    /// Every top-up by reference, for the same reason.
+    pub top_ups: BTreeMap<String, Transaction>,
+}
+
+impl LedgerState {
+    pub fn rate(&self) -> u32 {
+        self.rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE)
+    }
+
+    pub fn apply(&mut self, event: &LedgerEvent) {
+        self.balances.apply(event.entries());
+        match event {
+            LedgerEvent::TopUpPosted { transaction, .. } => {
+                self.top_ups.insert(transaction.reference.clone(), transaction.clone());
+            }
+            LedgerEvent::FundsReserved { reservation, .. } => {
+                self.open.insert(reservation.reference.clone(), reservation.clone());
+            }
+            LedgerEvent::ReservationSettled { reference, charged_cents, released_cents, transaction, .. } => {
+                self.open.remove(reference);
+                self.closed.insert(
+                    reference.clone(),
+                    Closed::Settled {
+                        charged_cents: *charged_cents,
+                        released_cents: *released_cents,
+                        transaction_id: transaction.as_ref().map(|t| t.id),
+                    },
+                );
+            }
+            LedgerEvent::ReservationReleased { reference, released_cents, expired, .. } => {
+                self.open.remove(reference);
+                self.closed
+                    .insert(reference.clone(), Closed::Released { released_cents: *released_cents, expired: *expired });
+            }
+            LedgerEvent::RateSet { cents_per_minute, .. } => self.rate_cents_per_minute = Some(*cents_per_minute),
+        }
+    }
+}
+
+/// How much a reservation may hold at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReserveLimit {
+    Cents(i64),
+    /// The cost of this many seconds at the org's rate times the multiplier: what a caller that
+    /// does not know the rate asks for.
+    Seconds(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerCommand {
+    Reserve {
+        reference: String,
+        limit: ReserveLimit,
+        kind: ChargeKind,
+        call_id: Option<u64>,
+        charge_multiplier: u32,
+        expires_in_seconds: u32,
+    },
+    /// Posts `cents` (at most the grant) and releases the rest.
+    Settle {
+        reference: String,
+        cents: i64,
+    },
+    /// Releases the whole reservation.
+    Void {
+        reference: String,
+    },
+    /// Releases every reservation past its expiry.
+    Expire,
+    TopUp {
+        reference: String,
+        cents: i64,
+        description: String,
+    },
+    SetRate {
+        cents_per_minute: u32,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerEvent {
+    TopUpPosted {
+        transaction: Transaction,
+        entries: Vec<Entry>,
+    },
+    FundsReserved {
+        reservation: Reservation,
+        entries: Vec<Entry>,
+        at: Timestamp,
+    },
+    ReservationSettled {
+        reference: String,
+        charged_cents: i64,
+        released_cents: i64,
+        /// Absent when nothing was charged.
+        transaction: Option<Transaction>,
+        entries: Vec<Entry>,
+        at: Timestamp,
+    },
+    ReservationReleased {
+        reference: String,
+        released_cents: i64,
+        expired: bool,
+        entries: Vec<Entry>,
+        at: Timestamp,
+    },
+    RateSet {
+        cents_per_minute: u32,
+        at: Timestamp,
+    },
+}
+
+impl LedgerEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::TopUpPosted { .. } => "top_up_posted",
+            Self::FundsReserved { .. } => "funds_reserved",
+            Self::ReservationSettled { .. } => "reservation_settled",
+            Self::ReservationReleased { .. } => "reservation_released",
+            Self::RateSet { .. } => "rate_set",
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        match self {
+            Self::TopUpPosted { entries, .. }
+            | Self::FundsReserved { entries, .. }
+            | Self::ReservationSettled { entries, .. }
+            | Self::ReservationReleased { entries, .. } => entries,
+            Self::RateSet { .. } => &[],
+        }
+    }
+
+    pub fn transaction(&self) -> Option<&Transaction> {
+        match self {
+            Self::TopUpPosted { transaction, .. } => Some(transaction),
+            Self::ReservationSettled { transaction, .. } => transaction.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("Insufficient balance.")]
+    InsufficientBalance,
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("reference {0} was used for a different top-up")]
+    ReferenceReused(String),
+    #[error("reservation {0} is already closed")]
+    ReservationClosed(String),
+    #[error("no reservation {0}")]
+    UnknownReservation(String),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> LedgerError {
+    LedgerError::Invalid { field, message: message.into() }
+}
+
+fn check_reference(reference: &str) -> Result<(), LedgerError> {
+    if reference.trim().is_empty() || reference.chars().count() > MAX_REFERENCE_CHARS {
+        return Err(invalid("reference", format!("A reference is 1 to {MAX_REFERENCE_CHARS} characters.")));
+    }
+    Ok(())
+}
+
+fn check_amount(field: &'static str, cents: i64, min: i64) -> Result<(), LedgerError> {
+    if cents < min || cents > MAX_AMOUNT_CENTS {
+        return Err(invalid(field, format!("Ensure this value is between {min} and {MAX_AMOUNT_CENTS}.")));
+    }
+    Ok(())
+}
+
+/// Decides a ledger command. Commands are idempotent by reference: a repeated top-up, reserve,
+/// settle or void changes nothing (`Ok(vec![])`); the caller answers from the state.
+pub fn decide(state: &LedgerState, command: LedgerCommand, ctx: &mut Ctx<'_>) -> Result<Vec<LedgerEvent>, LedgerError> {
+    let at = ctx.now;
+    match command {
+        LedgerCommand::TopUp { reference, cents, description } => {
+            check_reference(&reference)?;
+            check_amount("amount_cents", cents, 1)?;
+            if let Some(existing) = state.top_ups.get(&reference) {
+                return if existing.amount_cents == cents {
+                    Ok(vec![])
+                } else {
+                    Err(LedgerError::ReferenceReused(reference))
+                };
+            }
+            let transaction = Transaction {
+                id: ctx.ids.next_id(),
+                kind: TransactionKind::TopUp,
+                amount_cents: cents,
+                balance_after_cents: state.balances.balance_cents() + cents,
+                reference,
+                call_id: None,
+                description,
+                created_at: at,
+            };
+            Ok(vec![LedgerEvent::TopUpPosted {
+                transaction,
+                entries: transfer(Account::Funding, Account::Available, cents).to_vec(),
+            }])
+        }
+        LedgerCommand::Reserve { reference, limit, kind, call_id, charge_multiplier, expires_in_seconds } => {
+            check_reference(&reference)?;
+            let max_cents = match limit {
+                ReserveLimit::Cents(cents) => cents,
+                ReserveLimit::Seconds(seconds) => {
+                    cost_cents(seconds.into(), state.rate(), charge_multiplier.max(1)).min(MAX_AMOUNT_CENTS)
+                }
+            };
+            check_amount("max_cents", max_cents, 1)?;
+            if !(1..=MAX_CHARGE_MULTIPLIER).contains(&charge_multiplier) {
+                return Err(invalid(
+                    "charge_multiplier",
+                    format!("Ensure this value is between 1 and {MAX_CHARGE_MULTIPLIER}."),
+                ));
+            }
+            if !(1..=MAX_RESERVATION_SECONDS).contains(&expires_in_seconds) {
+                return Err(invalid(
+                    "expires_in_seconds",
+                    format!("Ensure this value is between 1 and {MAX_RESERVATION_SECONDS}."),
+                ));
+            }
+            if state.open.contains_key(&reference) {
+                return Ok(vec![]);
+            }
+            if state.closed.contains_key(&reference) {
+                return Err(LedgerError::ReservationClosed(reference));
+            }
+            let available = state.balances.available_cents();
+            if available <= 0 {
+                return Err(LedgerError::InsufficientBalance);
+            }
+            let granted_cents = max_cents.min(available);
+            let reservation = Reservation {
+                reference,
+                granted_cents,
+                kind,
+                call_id,
+                rate_cents_per_minute: state.rate(),
+                charge_multiplier,
+                expires_at: Timestamp(at.0 + i64::from(expires_in_seconds) * 1000),
+            };
+            let entries = transfer(Account::Available, Account::Reserved, granted_cents).to_vec();
+            Ok(vec![LedgerEvent::FundsReserved { reservation, entries, at }])
+        }
+        LedgerCommand::Settle { reference, cents } => {
+            check_amount("cents", cents, 0)?;
+            let Some(reservation) = state.open.get(&reference) else {
+                return match state.closed.get(&reference) {
+                    Some(Closed::Settled { .. }) => Ok(vec![]),
+                    Some(Closed::Released { .. }) => Err(LedgerError::ReservationClosed(reference)),
+                    None => Err(LedgerError::UnknownReservation(reference)),
+                };
+            };
+            let charged_cents = cents.min(reservation.granted_cents);
+            let released_cents = reservation.granted_cents - charged_cents;
+            let mut entries = Vec::with_capacity(4);
+            entries.extend(transfer(Account::Reserved, Account::Revenue, charged_cents));
+            entries.extend(transfer(Account::Reserved, Account::Available, released_cents));
+            let transaction = (charged_cents > 0).then(|| Transaction {
+                id: ctx.ids.next_id(),
+                kind: match reservation.kind {
+                    ChargeKind::Call => TransactionKind::CallCharge,
+                    ChargeKind::TestCall => TransactionKind::TestCallCharge,
+                },
+                amount_cents: -charged_cents,
+                balance_after_cents: state.balances.balance_cents() - charged_cents,
+                reference: reference.clone(),
+                call_id: reservation.call_id,
+                description: match reservation.kind {
+                    ChargeKind::Call => format!("Call at {} c/min", reservation.rate_cents_per_minute),
+                    ChargeKind::TestCall => format!(
+                        "Test call at {} c/min x{}",
+                        reservation.rate_cents_per_minute, reservation.charge_multiplier
+                    ),
+                },
+                created_at: at,
+            });
+            Ok(vec![LedgerEvent::ReservationSettled {
+                reference,
+                charged_cents,
+                released_cents,
+                transaction,
+                entries,
+                at,
+            }])
+        }
+        LedgerCommand::Void { reference } => match state.open.get(&reference) {
+            Some(r) => Ok(vec![release(r, false, at)]),
+            None if state.closed.contains_key(&reference) => Ok(vec![]),
+            None => Err(LedgerError::UnknownReservation(reference)),
+        },
+        LedgerCommand::Expire => {
+            Ok(state.open.values().filter(|r| r.expires_at <= at).map(|r| release(r, true, at)).collect())
+        }
+        LedgerCommand::SetRate { cents_per_minute } => {
+            if !(1..=MAX_RATE_CENTS_PER_MINUTE).contains(&cents_per_minute) {
+                return Err(invalid(
+                    "rate_cents_per_minute",
+                    format!("Ensure this value is between 1 and {MAX_RATE_CENTS_PER_MINUTE}."),
+                ));
+            }
+            Ok(vec![LedgerEvent::RateSet { cents_per_minute, at }])
+        }
+    }
+}
+
+fn release(r: &Reservation, expired: bool, at: Timestamp) -> LedgerEvent {
+    LedgerEvent::ReservationReleased {
+        reference: r.reference.clone(),
+        released_cents: r.granted_cents,
+        expired,
+        entries: transfer(Account::Reserved, Account::Available, r.granted_cents).to_vec(),
+        at,
+    }
+}
+
+/// The earliest expiry among open reservations, for the owner's timer.
+pub fn next_expiry(state: &LedgerState) -> Option<Timestamp> {
+    state.open.values().map(|r| r.expires_at).min()
+}

@@ -1,0 +1,708 @@
+//! An organization's configuration as one event-sourced aggregate: its profile, API keys,
+//! agents, VoIP connections and phone numbers. One stream per org.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{AgentPatch, AgentSpec};
+use crate::ids::{AgentId, ApiKeyId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
+use crate::voip::Provider;
+use crate::{E164, FieldErrors, Timestamp};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgProfile {
+    pub id: OrgId,
+    pub name: String,
+    /// Trial orgs may not place outbound calls.
+    pub trial: bool,
+    /// How many test-call runs may be queued or in progress at once; `None` for the default.
+    pub max_concurrent_test_calls: Option<u32>,
+    /// Requests per second each API key of the org may make; `None` for the default.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// SHA-256 of the key's secret part; the raw key is never stored.
+    #[serde(with = "serde_bytes")]
+    pub secret_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub spec: AgentSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoipConnection {
+    pub id: VoipConnectionId,
+    pub name: String,
+    pub provider: Provider,
+    pub verified: bool,
+    pub verified_at: Option<Timestamp>,
+    /// Why the last verification failed, if it did.
+    pub verification_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What carries a phone number's calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NumberBacking {
+    /// The org's own VoIP connection; may place outbound calls once the connection is verified.
+    Voip(VoipConnectionId),
+    /// A number provisioned by switchboard; inbound only.
+    Demo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneNumber {
+    pub id: PhoneNumberId,
+    pub number: E164,
+    pub backing: NumberBacking,
+    pub inbound_agent_id: Option<AgentId>,
+    pub outbound_agent_id: Option<AgentId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The org's configuration, folded from its stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgState {
+    pub profile: Option<OrgProfile>,
+    pub keys: BTreeMap<ApiKeyId, ApiKey>,
+    pub agents: BTreeMap<AgentId, Agent>,
+    pub connections: BTreeMap<VoipConnectionId, VoipConnection>,
+    pub numbers: BTreeMap<PhoneNumberId, PhoneNumber>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrgCommand {
+    /// The directory allocates org ids; the org's partition records the org under it.
+    Create {
+        org_id: OrgId,
+        name: String,
+    },
+    SetTrial {
+        trial: bool,
+    },
+    SetTestCallLimit {
+        limit: u32,
+    },
+    SetRateLimit {
+        per_second: u32,
+    },
+    CreateApiKey {
+        name: String,
+        secret_hash: Vec<u8>,
+    },
+    RevokeApiKey {
+        id: ApiKeyId,
+    },
+    CreateAgent {
+        spec: AgentSpec,
+    },
+    UpdateAgent {
+        id: AgentId,
+        patch: AgentPatch,
+    },
+    DeleteAgent {
+        id: AgentId,
+    },
+    CreateVoipConnection {
+        name: String,
+        provider: Provider,
+    },
+    RecordVerification {
+        id: VoipConnectionId,
+        outcome: Result<(), String>,
+    },
+    DeleteVoipConnection {
+        id: VoipConnectionId,
+    },
+    CreatePhoneNumber {
+        number: E164,
+        backing: NumberBacking,
+        inbound_agent_id: Option<AgentId>,
+        outbound_agent_id: Option<AgentId>,
+    },
+    /// `Some(None)` clears an assignment; `None` leaves it.
+    UpdatePhoneNumber {
+        id: PhoneNumberId,
+        inbound_agent_id: Option<Option<AgentId>>,
+        outbound_agent_id: Option<Option<AgentId>>,
+    },
+    DeletePhoneNumber {
+        id: PhoneNumberId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrgEvent {
+    OrgCreated {
+        org_id: OrgId,
+        name: String,
+        at: Timestamp,
+    },
+    TrialSet {
+        trial: bool,
+        at: Timestamp,
+    },
+    TestCallLimitSet {
+        limit: u32,
+        at: Timestamp,
+    },
+    RateLimitSet {
+        per_second: u32,
+        at: Timestamp,
+    },
+    ApiKeyCreated {
+        id: ApiKeyId,
+        name: String,
+        #[serde(with = "serde_bytes")]
+        secret_hash: Vec<u8>,
+        at: Timestamp,
+    },
+    ApiKeyRevoked {
+        id: ApiKeyId,
+        at: Timestamp,
+    },
+    AgentCreated {
+        id: AgentId,
+        spec: AgentSpec,
+        at: Timestamp,
+    },
+    AgentUpdated {
+        id: AgentId,
+        spec: AgentSpec,
+        at: Timestamp,
+    },
+    AgentDeleted {
+        id: AgentId,
+        at: Timestamp,
+    },
+    VoipConnectionCreated {
+        id: VoipConnectionId,
+        name: String,
+        provider: Provider,
+        at: Timestamp,
+    },
+    VoipConnectionVerified {
+        id: VoipConnectionId,
+        error: Option<String>,
+        at: Timestamp,
+    },
+    VoipConnectionDeleted {
+        id: VoipConnectionId,
+        at: Timestamp,
+    },
+    PhoneNumberCreated {
+        id: PhoneNumberId,
+        number: E164,
+        backing: NumberBacking,
+        inbound_agent_id: Option<AgentId>,
+        outbound_agent_id: Option<AgentId>,
+        at: Timestamp,
+    },
+    PhoneNumberAgentsChanged {
+        id: PhoneNumberId,
+        inbound_agent_id: Option<AgentId>,
+        outbound_agent_id: Option<AgentId>,
+        at: Timestamp,
+    },
+    PhoneNumberDeleted {
+        id: PhoneNumberId,
+        at: Timestamp,
+    },
+}
+
+impl OrgEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::OrgCreated { .. } => "org_created",
+            Self::TrialSet { .. } => "trial_set",
+            Self::TestCallLimitSet { .. } => "test_call_limit_set",
+            Self::RateLimitSet { .. } => "rate_limit_set",
+            Self::ApiKeyCreated { .. } => "api_key_created",
+            Self::ApiKeyRevoked { .. } => "api_key_revoked",
+            Self::AgentCreated { .. } => "agent_created",
+            Self::AgentUpdated { .. } => "agent_updated",
+            Self::AgentDeleted { .. } => "agent_deleted",
+            Self::VoipConnectionCreated { .. } => "voip_connection_created",
+            Self::VoipConnectionVerified { .. } => "voip_connection_verified",
+            Self::VoipConnectionDeleted { .. } => "voip_connection_deleted",
+            Self::PhoneNumberCreated { .. } => "phone_number_created",
+            Self::PhoneNumberAgentsChanged { .. } => "phone_number_agents_changed",
+            Self::PhoneNumberDeleted { .. } => "phone_number_deleted",
+        }
+    }
+}
+
+/// The kinds of resource an org owns, for "not found" errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Org,
+    ApiKey,
+    Agent,
+    VoipConnection,
+    PhoneNumber,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrgError {
+    #[error("{0:?} not found")]
+    NotFound(Resource),
+    #[error("organization already exists")]
+    AlreadyExists,
+    #[error("invalid: {0}")]
+    Invalid(FieldErrors),
+    #[error("{0} is already registered to this organization")]
+    NumberExists(E164),
+    #[error("VoIP connection backs {number}")]
+    ConnectionInUse { number: E164 },
+}
+
+impl OrgState {
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a OrgEvent>) -> Self {
+        events.into_iter().fold(Self::default(), evolve)
+    }
+
+    pub fn agent(&self, id: AgentId) -> Result<&Agent, OrgError> {
+        self.agents.get(&id).ok_or(OrgError::NotFound(Resource::Agent))
+    }
+
+    pub fn active_key(&self, id: ApiKeyId) -> Option<&ApiKey> {
+        self.keys.get(&id).filter(|k| k.revoked_at.is_none())
+    }
+
+    pub fn number_by_e164(&self, number: &E164) -> Option<&PhoneNumber> {
+        self.numbers.values().find(|n| &n.number == number)
+    }
+
+    pub fn apply(&mut self, event: &OrgEvent) {
+        match event.clone() {
+            OrgEvent::OrgCreated { org_id, name, at } => {
+                self.profile = Some(OrgProfile::new(org_id, name, at));
+            }
+            OrgEvent::TrialSet { trial, at } => {
+                if let Some(p) = &mut self.profile {
+                    p.trial = trial;
+                    p.updated_at = at;
+                }
+            }
+            OrgEvent::RateLimitSet { per_second, at } => {
+                if let Some(p) = &mut self.profile {
+                    p.rate_limit_per_second = Some(per_second);
+                    p.updated_at = at;
+                }
+            }
+            OrgEvent::TestCallLimitSet { limit, at } => {
+                if let Some(p) = &mut self.profile {
+                    p.max_concurrent_test_calls = Some(limit);
+                    p.updated_at = at;
+                }
+            }
+            OrgEvent::ApiKeyCreated { id, name, secret_hash, at } => {
+                self.keys.insert(id, ApiKey { id, name, secret_hash, created_at: at, revoked_at: None });
+            }
+            OrgEvent::ApiKeyRevoked { id, at } => {
+                if let Some(k) = self.keys.get_mut(&id) {
+                    k.revoked_at = Some(at);
+                }
+            }
+            OrgEvent::AgentCreated { id, spec, at } => {
+                self.agents.insert(id, Agent { id, spec, created_at: at, updated_at: at });
+            }
+            OrgEvent::AgentUpdated { id, spec, at } => {
+                if let Some(a) = self.agents.get_mut(&id) {
+                    a.spec = spec;
+                    a.updated_at = at;
+                }
+            }
+            OrgEvent::AgentDeleted { id, .. } => {
+                self.agents.remove(&id);
+            }
+            OrgEvent::VoipConnectionCreated { id, name, provider, at } => {
+                self.connections.insert(
+                    id,
+                    VoipConnection {
+                        id,
+                        name,
+                        provider,
+                        verified: false,
+                        verified_at: None,
+                        verification_error: None,
+                        created_at: at,
+                        updated_at: at,
+                    },
+                );
+            }
+            OrgEvent::VoipConnectionVerified { id, error, at } => {
+                if let Some(c) = self.connections.get_mut(&id) {
+                    c.verified = error.is_none();
+                    c.verified_at = c.verified.then_some(at);
+                    c.verification_error = error;
+                    c.updated_at = at;
+                }
+            }
+            OrgEvent::VoipConnectionDeleted { id, .. } => {
+                self.connections.remove(&id);
+            }
+            OrgEvent::PhoneNumberCreated { id, number, backing, inbound_agent_id, outbound_agent_id, at } => {
+                self.numbers.insert(
+                    id,
+                    PhoneNumber {
+                        id,
+                        number,
+                        backing,
+                        inbound_agent_id,
+                        outbound_agent_id,
+                        created_at: at,
+                        updated_at: at,
+                    },
+                );
+            }
+            OrgEvent::PhoneNumberAgentsChanged { id, inbound_agent_id, outbound_agent_id, at } => {
+                if let Some(n) = self.numbers.get_mut(&id) {
+                    n.inbound_agent_id = inbound_agent_id;
+                    n.outbound_agent_id = outbound_agent_id;
+                    n.updated_at = at;
+                }
+            }
+            OrgEvent::PhoneNumberDeleted { id, .. } => {
+                self.numbers.remove(&id);
+            }
+        }
+    }
+}
+
+pub fn evolve(mut state: OrgState, event: &OrgEvent) -> OrgState {
+    state.apply(event);
+    state
+}
+
+pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Result<Vec<OrgEvent>, OrgError> {
+    let at = ctx.now;
+    if let OrgCommand::Create { org_id, name } = command {
+        return match state.profile {
+            Some(_) => Err(OrgError::AlreadyExists),
+            None => Ok(vec![OrgEvent::OrgCreated { org_id, name, at }]),
+        };
+    }
+    if state.profile.is_none() {
+        return Err(OrgError::NotFound(Resource::Org));
+    }
+    match command {
+        OrgCommand::Create { .. } => unreachable!("handled above"),
+        OrgCommand::SetTrial { trial } => Ok(vec![OrgEvent::TrialSet { trial, at }]),
+        OrgCommand::SetRateLimit { per_second } => {
+            if !(1..=MAX_RATE_LIMIT_PER_SECOND).contains(&per_second) {
+                let message = format!("Ensure this value is between 1 and {MAX_RATE_LIMIT_PER_SECOND}.");
+                return Err(OrgError::Invalid(FieldErrors::single("rate_limit_per_second", message)));
+            }
+            Ok(vec![OrgEvent::RateLimitSet { per_second, at }])
+        }
+        OrgCommand::SetTestCallLimit { limit } => {
+            if !(1..=MAX_TEST_CALL_LIMIT).contains(&limit) {
+                let message = format!("Ensure this value is between 1 and {MAX_TEST_CALL_LIMIT}.");
+                return Err(OrgError::Invalid(FieldErrors::single("max_concurrent_test_calls", message)));
+            }
+            Ok(vec![OrgEvent::TestCallLimitSet { limit, at }])
+        }
+        OrgCommand::CreateApiKey { name, secret_hash } => {
+            Ok(vec![OrgEvent::ApiKeyCreated { id: ApiKeyId(ctx.ids.next_id()), name, secret_hash, at }])
+        }
+        OrgCommand::RevokeApiKey { id } => {
+            state.active_key(id).ok_or(OrgError::NotFound(Resource::ApiKey))?;
+            Ok(vec![OrgEvent::ApiKeyRevoked { id, at }])
+        }
+        OrgCommand::CreateAgent { spec } => {
+            Ok(vec![OrgEvent::AgentCreated { id: AgentId(ctx.ids.next_id()), spec, at }])
+        }
+        OrgCommand::UpdateAgent { id, patch } => {
+            let agent = state.agent(id)?;
+            Ok(vec![OrgEvent::AgentUpdated { id, spec: patch.apply(&agent.spec), at }])
+        }
+        OrgCommand::DeleteAgent { id } => {
+            state.agent(id)?;
+            // Numbers that answered or dialled with the agent are left without one, rather than
+            // pointing at nothing.
+            let mut events: Vec<OrgEvent> = state
+                .numbers
+                .values()
+                .filter(|n| n.inbound_agent_id == Some(id) || n.outbound_agent_id == Some(id))
+                .map(|n| OrgEvent::PhoneNumberAgentsChanged {
+                    id: n.id,
+                    inbound_agent_id: n.inbound_agent_id.filter(|a| *a != id),
+                    outbound_agent_id: n.outbound_agent_id.filter(|a| *a != id),
+                    at,
+                })
+                .collect();
+            events.push(OrgEvent::AgentDeleted { id, at });
+            Ok(events)
+        }
+        OrgCommand::CreateVoipConnection { name, provider } => {
+            Ok(vec![OrgEvent::VoipConnectionCreated { id: VoipConnectionId(ctx.ids.next_id()), name, provider, at }])
+        }
+        OrgCommand::RecordVerification { id, outcome } => {
+            connection(state, id)?;
+            Ok(vec![OrgEvent::VoipConnectionVerified { id, error: outcome.err(), at }])
+        }
+        OrgCommand::DeleteVoipConnection { id } => {
+            connection(state, id)?;
+            if let Some(n) = state.numbers.values().find(|n| n.backing == NumberBacking::Voip(id)) {
+                return Err(OrgError::ConnectionInUse { number: n.number.clone() });
+            }
+            Ok(vec![OrgEvent::VoipConnectionDeleted { id, at }])
+        }
+        OrgCommand::CreatePhoneNumber { number, backing, inbound_agent_id, outbound_agent_id } => {
+            let mut errors = FieldErrors::new();
+            if let NumberBacking::Voip(c) = backing
+                && !state.connections.contains_key(&c)
+            {
+                errors.add("voip_connection_id", does_not_exist(c.0));
+            }
+            check_agents(state, &backing, inbound_agent_id, outbound_agent_id, &mut errors);
+            if state.number_by_e164(&number).is_some() {
+                return Err(OrgError::NumberExists(number));
+            }
+            errors.into_result(()).map_err(OrgError::Invalid)?;
+            Ok(vec![OrgEvent::PhoneNumberCreated {
+                id: PhoneNumberId(ctx.ids.next_id()),
+                number,
+                backing,
+                inbound_agent_id,
+                outbound_agent_id,
+                at,
+            }])
+        }
+        OrgCommand::UpdatePhoneNumber { id, inbound_agent_id, outbound_agent_id } => {
+            let current = state.numbers.get(&id).ok_or(OrgError::NotFound(Resource::PhoneNumber))?;
+            let inbound = inbound_agent_id.unwrap_or(current.inbound_agent_id);
+            let outbound = outbound_agent_id.unwrap_or(current.outbound_agent_id);
+            let mut errors = FieldErrors::new();
+            check_agents(state, &current.backing, inbound, outbound, &mut errors);
+            errors.into_result(()).map_err(OrgError::Invalid)?;
+            Ok(vec![OrgEvent::PhoneNumberAgentsChanged {
+                id,
+                inbound_agent_id: inbound,
+                outbound_agent_id: outbound,
+                at,
+            }])
+        }
+        OrgCommand::DeletePhoneNumber { id } => {
+            state.numbers.get(&id).ok_or(OrgError::NotFound(Resource::PhoneNumber))?;
+            Ok(vec![OrgEvent::PhoneNumberDeleted { id, at }])
+        }
+    }
+}
+
+fn connection(state: &OrgState, id: VoipConnectionId) -> Result<&VoipConnection, OrgError> {
+    state.connections.get(&id).ok_or(OrgError::NotFound(Resource::VoipConnection))
+}
+
+fn check_agents(
+    state: &OrgState,
+    backing: &NumberBacking,
+    inbound: Option<AgentId>,
+    outbound: Option<AgentId>,
+    errors: &mut FieldErrors,
+) {
+    for (field, agent) in [("inbound_agent_id", inbound), ("outbound_agent_id", outbound)] {
+        if let Some(a) = agent
+            && !state.agents.contains_key(&a)
+        {
+            errors.add(field, does_not_exist(a.0));
+        }
+    }
+    if *backing == NumberBacking::Demo && outbound.is_some() {
+        errors.add("outbound_agent_id", "Demo numbers are inbound-only.");
+    }
+}
+
+/// DRF's message for a foreign key that names nothing (another org's ids included).
+fn does_not_exist(id: u64) -> String {
+    format!("Invalid pk \"{id}\" - object does not exist.")
+}
+
+/// Which agent an outbound call runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentChoice {
+    Saved(AgentId),
+    Inline(AgentSpec),
+    /// The `outbound_agent` of the number the call is placed from.
+    FromNumber,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub from: E164,
+    pub to: E164,
+    pub agent: AgentChoice,
+    pub max_hold_seconds: Option<u32>,
+}
+
+/// An outbound call the org may place, with everything it runs with resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundPlan {
+    pub from: E164,
+    pub to: E164,
+    pub agent_id: Option<AgentId>,
+    pub agent: AgentSpec,
+    pub max_hold_seconds: u32,
+    pub voip_connection_id: VoipConnectionId,
+    pub provider: Provider,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundRejection {
+    #[error("from_number is not registered to this organization")]
+    NumberNotRegistered,
+    #[error("trial organizations cannot place outbound calls")]
+    Trial,
+    #[error("demo numbers are inbound-only")]
+    DemoNumber,
+    #[error("the VoIP connection is not verified")]
+    UnverifiedConnection(VoipConnectionId),
+    #[error("agent not found")]
+    AgentNotFound,
+    #[error("no agent for the call")]
+    NoAgent,
+}
+
+/// Checks that the org may place this call, in the order a user fixes things: the number,
+/// then the org's standing and the number's kind, then the agent.
+pub fn plan_outbound(state: &OrgState, request: OutboundRequest) -> Result<OutboundPlan, OutboundRejection> {
+    let number = state.number_by_e164(&request.from).ok_or(OutboundRejection::NumberNotRegistered)?;
+    if state.profile.as_ref().is_some_and(|p| p.trial) {
+        return Err(OutboundRejection::Trial);
+    }
+    let connection = match number.backing {
+        NumberBacking::Demo => return Err(OutboundRejection::DemoNumber),
+        NumberBacking::Voip(id) => state.connections.get(&id).ok_or(OutboundRejection::UnverifiedConnection(id))?,
+    };
+    if !connection.verified {
+        return Err(OutboundRejection::UnverifiedConnection(connection.id));
+    }
+    let (agent_id, agent) = match request.agent {
+        AgentChoice::Saved(id) => {
+            (Some(id), state.agents.get(&id).ok_or(OutboundRejection::AgentNotFound)?.spec.clone())
+        }
+        AgentChoice::Inline(spec) => (None, spec),
+        AgentChoice::FromNumber => {
+            let id = number.outbound_agent_id.ok_or(OutboundRejection::NoAgent)?;
+            (Some(id), state.agents.get(&id).ok_or(OutboundRejection::NoAgent)?.spec.clone())
+        }
+    };
+    Ok(OutboundPlan {
+        from: request.from,
+        to: request.to,
+        agent_id,
+        max_hold_seconds: request.max_hold_seconds.unwrap_or(agent.max_hold_seconds),
+        agent,
+        voip_connection_id: connection.id,
+        provider: connection.provider.clone(),
+    })
+}
+
+pub const MAX_TEST_CALL_LIMIT: u32 = 1_000;
+/// Requests per second per API key, as the contract says, unless the admin sets another.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
+pub const MAX_RATE_LIMIT_PER_SECOND: u32 = 100_000;
+
+impl OrgProfile {
+    /// A new org, with every setting at its default.
+    pub fn new(id: OrgId, name: String, at: Timestamp) -> Self {
+        Self {
+            id,
+            name,
+            trial: false,
+            max_concurrent_test_calls: None,
+            rate_limit_per_second: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    pub fn rate_limit(&self) -> u32 {
+        self.rate_limit_per_second.unwrap_or(DEFAULT_RATE_LIMIT_PER_SECOND)
+    }
+
+    pub fn test_call_limit(&self) -> u32 {
+        self.max_concurrent_test_calls.unwrap_or(crate::test_call::DEFAULT_MAX_CONCURRENT_RUNS)
+    }
+}
+
+/// The agent a test-call run puts to the test, and the org's number it goes through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestTarget {
+    pub agent_id: AgentId,
+    pub agent: AgentSpec,
+    /// The org's number on the agent's side: the target itself, or (in `sip` mode) the number
+    /// that routes to the agent.
+    pub number: Option<PhoneNumber>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TestTargetError {
+    #[error("target agent not found")]
+    AgentNotFound,
+    #[error("target phone number not found")]
+    NumberNotFound,
+    #[error("{number} has no {which} agent to test")]
+    NoAgentOnNumber { number: E164, which: &'static str },
+    #[error("no number of the org routes to the agent")]
+    NoNumberForAgent { which: &'static str },
+}
+
+/// Resolves what a run tests: the bot calling the org (`outbound`) tests the number's inbound
+/// agent; the org calling the bot (`inbound`) tests its outbound agent.
+pub fn resolve_test_target(
+    state: &OrgState,
+    request: &crate::test_call::RunRequest,
+) -> Result<TestTarget, TestTargetError> {
+    use crate::test_call::{Mode, RunDirection, TargetType};
+    let (which, agent_of): (&'static str, fn(&PhoneNumber) -> Option<AgentId>) = match request.direction {
+        RunDirection::Outbound => ("inbound", |n| n.inbound_agent_id),
+        RunDirection::Inbound => ("outbound", |n| n.outbound_agent_id),
+    };
+    let (agent_id, number) = match request.target_type {
+        TargetType::Agent => {
+            let agent_id = AgentId(request.target_id);
+            if !state.agents.contains_key(&agent_id) {
+                return Err(TestTargetError::AgentNotFound);
+            }
+            let number = match request.mode {
+                Mode::Bot => None,
+                Mode::Sip => Some(
+                    state
+                        .numbers
+                        .values()
+                        .find(|n| agent_of(n) == Some(agent_id))
+                        .ok_or(TestTargetError::NoNumberForAgent { which })?
+                        .clone(),
+                ),
+            };
+            (agent_id, number)
+        }
+        TargetType::PhoneNumber => {
+            let number = state.numbers.get(&PhoneNumberId(request.target_id)).ok_or(TestTargetError::NumberNotFound)?;
+            let agent_id =
+                agent_of(number).ok_or(TestTargetError::NoAgentOnNumber { number: number.number.clone(), which })?;
+            (agent_id, Some(number.clone()))
+        }
+    };
+    let agent = state.agents.get(&agent_id).ok_or(TestTargetError::AgentNotFound)?.spec.clone();
+    Ok(TestTarget { agent_id, agent, number })
+}

@@ -1,0 +1,399 @@
+//! Test-call runs and batches.
+//!
+//! A run drives one real call (its `call_id`), billed at `charge_multiplier` times the rate,
+//! between a simulated test bot, following `scenario_prompt`, and the agent under test. Its
+//! status follows from its call ([`run_view`]): `queued` until the call is dialed,
+//! `in_progress` while it runs, then `completed` or `failed`. A batch spawns `run_count` runs
+//! `stagger_seconds` apart; its next spawn follows from its state ([`next_spawn_at`]), so a
+//! restart goes on spawning where it stopped.
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{CallState, Phase, Status as CallStatus};
+use crate::fields::check_length;
+use crate::ids::{AgentId, CallId, OrgId};
+use crate::ledger::{DEFAULT_RATE_CENTS_PER_MINUTE, cost_cents};
+use crate::{E164, Timestamp};
+
+pub const DEFAULT_CHARGE_MULTIPLIER: u32 = 2;
+pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 10;
+pub const MAX_SCENARIO_CHARS: usize = 4_000;
+pub const MAX_RUN_COUNT: u32 = 20;
+pub const MAX_STAGGER_SECONDS: u32 = 60;
+/// The test bot's caller id when a run names none: a demo number kept out of the demo pool.
+pub const TEST_BOT_NUMBER: &str = "+15005559999";
+/// The agent's side of a bot-to-bot run that targets an agent rather than a number.
+pub const AGENT_SIDE_NUMBER: &str = "+15005559998";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetType {
+    Agent,
+    PhoneNumber,
+}
+
+impl TargetType {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "agent" => Ok(Self::Agent),
+            "phone_number" => Ok(Self::PhoneNumber),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::PhoneNumber => "phone_number",
+        }
+    }
+}
+
+/// Who places the call: the test bot (`outbound`) or the agent under test (`inbound`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunDirection {
+    Outbound,
+    Inbound,
+}
+
+impl RunDirection {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "outbound" => Ok(Self::Outbound),
+            "inbound" => Ok(Self::Inbound),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Bot to bot, on simulated media.
+    Bot,
+    /// A loopback call through the org's own number, whose inbound leg is a call of its own.
+    Sip,
+}
+
+impl Mode {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "bot" => Ok(Self::Bot),
+            "sip" => Ok(Self::Sip),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bot => "bot",
+            Self::Sip => "sip",
+        }
+    }
+}
+
+pub fn parse_scenario(raw: &str) -> Result<String, String> {
+    check_length(raw, MAX_SCENARIO_CHARS)?;
+    Ok(raw.to_owned())
+}
+
+/// What a run targets and how, as the request gave it (or the batch passed it on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub target_type: TargetType,
+    pub target_id: u64,
+    pub direction: RunDirection,
+    /// `None`: the test bot's own number.
+    pub target_number: Option<E164>,
+    pub scenario_prompt: String,
+    pub mode: Mode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    pub id: u64,
+    pub org: OrgId,
+    pub request: RunRequest,
+    /// The agent under test, resolved from the target.
+    pub agent_id: AgentId,
+    pub charge_multiplier: u32,
+    /// The duration the estimate assumes.
+    pub expected_seconds: u32,
+    pub call_id: CallId,
+    pub sip_call_id: Option<CallId>,
+    pub batch_id: Option<u64>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunEvent {
+    Created { run: Box<RunState> },
+}
+
+impl RunEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "test_run_created",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "queued" => Ok(Self::Queued),
+            "in_progress" => Ok(Self::InProgress),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+
+    pub fn is_over(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// A run as the API shows it: its state joined with its call's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunView {
+    pub status: RunStatus,
+    pub estimated_cost_cents: i64,
+    pub error_message: String,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+pub fn run_view(run: &RunState, call: Option<&CallState>) -> RunView {
+    let rate = call.and_then(|c| c.funds.as_ref()).map_or(DEFAULT_RATE_CENTS_PER_MINUTE, |f| f.rate_cents_per_minute);
+    let estimated_cost_cents = cost_cents(run.expected_seconds.into(), rate, run.charge_multiplier);
+    let mut view = RunView {
+        status: RunStatus::Queued,
+        estimated_cost_cents,
+        error_message: String::new(),
+        started_at: None,
+        completed_at: None,
+        updated_at: run.created_at,
+    };
+    let Some(call) = call else { return view };
+    view.updated_at = call.updated_at.max(run.created_at);
+    view.started_at = call.dialed_at;
+    match call.phase {
+        Phase::Requested | Phase::Initiated => {}
+        Phase::Dialing | Phase::Ringing | Phase::Answered => view.status = RunStatus::InProgress,
+        Phase::Rejected => {
+            view.status = RunStatus::Failed;
+            view.completed_at = Some(call.updated_at);
+            view.error_message = match rejected_code(call) {
+                Some("insufficient_balance") => "Insufficient balance.".to_owned(),
+                Some(code) => format!("The call could not be placed ({code})."),
+                None => "The call could not be placed.".to_owned(),
+            };
+        }
+        Phase::Ended => {
+            let ending = call.ending.as_ref().expect("an ended call has an ending");
+            view.completed_at = call.ended_at;
+            if ending.status == CallStatus::Completed {
+                view.status = RunStatus::Completed;
+            } else {
+                view.status = RunStatus::Failed;
+                view.error_message = format!("The call failed: {}.", ending.reason.as_str());
+            }
+        }
+    }
+    view
+}
+
+fn rejected_code(call: &CallState) -> Option<&str> {
+    call.rejection.as_deref()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSpec {
+    pub name: String,
+    pub target_type: TargetType,
+    pub target_id: u64,
+    pub direction: RunDirection,
+    pub target_number: Option<E164>,
+    /// Rotated through by run index; empty means every run has no scenario.
+    pub scenario_prompts: Vec<String>,
+    pub run_count: u32,
+    pub stagger_seconds: u32,
+    pub mode: Mode,
+}
+
+impl BatchSpec {
+    /// The request of the run at `index`: prompts rotate modulo their count.
+    pub fn run_request(&self, index: usize) -> RunRequest {
+        let scenario_prompt = match self.scenario_prompts.len() {
+            0 => String::new(),
+            n => self.scenario_prompts[index % n].clone(),
+        };
+        RunRequest {
+            target_type: self.target_type,
+            target_id: self.target_id,
+            direction: self.direction,
+            target_number: self.target_number.clone(),
+            scenario_prompt,
+            mode: self.mode,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchState {
+    pub id: u64,
+    pub org: OrgId,
+    pub spec: BatchSpec,
+    pub run_ids: Vec<u64>,
+    pub canceled_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchEvent {
+    Created { id: u64, org: OrgId, spec: BatchSpec, at: Timestamp },
+    RunSpawned { index: u32, run_id: u64, at: Timestamp },
+    Canceled { at: Timestamp },
+}
+
+impl BatchEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "batch_created",
+            Self::RunSpawned { .. } => "run_spawned",
+            Self::Canceled { .. } => "batch_canceled",
+        }
+    }
+}
+
+impl BatchState {
+    pub fn start(event: &BatchEvent) -> Option<Self> {
+        match event {
+            BatchEvent::Created { id, org, spec, at } => Some(Self {
+                id: *id,
+                org: *org,
+                spec: spec.clone(),
+                run_ids: Vec::new(),
+                canceled_at: None,
+                created_at: *at,
+                updated_at: *at,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn apply(&mut self, event: &BatchEvent) {
+        match event {
+            BatchEvent::Created { .. } => {}
+            BatchEvent::RunSpawned { run_id, at, .. } => {
+                self.run_ids.push(*run_id);
+                self.updated_at = *at;
+            }
+            BatchEvent::Canceled { at } => {
+                self.canceled_at = Some(*at);
+                self.updated_at = *at;
+            }
+        }
+    }
+
+    /// Whether every run the batch will have exists.
+    pub fn is_spawned(&self) -> bool {
+        self.canceled_at.is_some() || self.run_ids.len() as u32 >= self.spec.run_count
+    }
+}
+
+/// When the batch's next run is due: run `i` is spawned `i * stagger_seconds` after the start.
+pub fn next_spawn_at(batch: &BatchState) -> Option<Timestamp> {
+    if batch.is_spawned() {
+        return None;
+    }
+    let index = batch.run_ids.len() as i64;
+    Some(Timestamp(batch.created_at.0 + index * i64::from(batch.spec.stagger_seconds) * 1000))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchView {
+    pub status: BatchStatus,
+    pub total_runs: u32,
+    pub completed_runs: u32,
+    pub failed_runs: u32,
+    pub error_message: String,
+    pub completed_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A batch as the API shows it, from its state and its runs' views.
+pub fn batch_view(batch: &BatchState, runs: &[RunView]) -> BatchView {
+    let completed_runs = runs.iter().filter(|r| r.status == RunStatus::Completed).count() as u32;
+    let failed_runs = runs.iter().filter(|r| r.status == RunStatus::Failed).count() as u32;
+    let all_over = batch.is_spawned() && runs.iter().all(|r| r.status.is_over());
+    let updated_at = runs.iter().map(|r| r.updated_at).chain([batch.updated_at]).max().unwrap_or(batch.updated_at);
+    let mut view = BatchView {
+        status: BatchStatus::InProgress,
+        total_runs: if batch.canceled_at.is_some() { batch.run_ids.len() as u32 } else { batch.spec.run_count },
+        completed_runs,
+        failed_runs,
+        error_message: String::new(),
+        completed_at: None,
+        updated_at,
+    };
+    if all_over {
+        view.completed_at = runs.iter().filter_map(|r| r.completed_at).chain(batch.canceled_at).max();
+        if completed_runs == 0 && !runs.is_empty() {
+            view.status = BatchStatus::Failed;
+            view.error_message = "No run completed.".to_owned();
+        } else if runs.is_empty() {
+            view.status = BatchStatus::Failed;
+            view.error_message = "The batch was canceled before any run started.".to_owned();
+        } else {
+            view.status = BatchStatus::Completed;
+        }
+    }
+    view
+}

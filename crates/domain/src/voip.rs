@@ -1,0 +1,88 @@
+//! VoIP connections: the org's own carrier accounts that back its phone numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::fields::{check_length, non_blank};
+
+pub const MAX_HOST_CHARS: usize = 253;
+pub const MAX_CREDENTIAL_CHARS: usize = 256;
+pub const DEFAULT_SIP_PORT: u16 = 5060;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "udp" => Ok(Self::Udp),
+            "tcp" => Ok(Self::Tcp),
+            "tls" => Ok(Self::Tls),
+            _ => Err(format!("\"{raw}\" is not a valid choice.")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
+/// A SIP trunk's address and credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipTrunk {
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    pub username: String,
+    /// Kept to register with the trunk; never returned by the API.
+    pub password: String,
+}
+
+impl SipTrunk {
+    pub fn parse_host(raw: &str) -> Result<String, String> {
+        let host = non_blank(raw, MAX_HOST_CHARS)?;
+        let ok = host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        if ok { Ok(host) } else { Err("Enter a valid host name or IP address.".to_owned()) }
+    }
+
+    pub fn parse_port(raw: i64) -> Result<u16, String> {
+        u16::try_from(raw)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| "Ensure this value is between 1 and 65535.".to_owned())
+    }
+
+    pub fn parse_credential(raw: &str) -> Result<String, String> {
+        non_blank(raw, MAX_CREDENTIAL_CHARS)
+    }
+}
+
+/// Who carries the calls of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Provider {
+    /// The simulated carrier (see the `telephony` crate).
+    Sim,
+    Sip(SipTrunk),
+}
+
+impl Provider {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sim => "sim",
+            Self::Sip(_) => "sip",
+        }
+    }
+}
+
+pub fn parse_connection_name(raw: &str) -> Result<String, String> {
+    check_length(raw, 100)?;
+    Ok(raw.to_owned())
+}

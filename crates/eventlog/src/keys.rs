@@ -1,0 +1,52 @@
+//! The key layout of a partition's tree. Each kind of entry has a one-byte prefix so that a
+//! prefix scan reads exactly one kind.
+//!
+//! - `e` position                -> the event's envelope (global order within the partition)
+//! - `s` stream NUL version      -> the event's position (a stream's events in order)
+//! - `v` stream                  -> the stream's current version
+//! - `p` projection NUL key      -> a projection's value
+//! - `m` name                    -> bookkeeping, such as the next position
+
+pub const EVENT_PREFIX: &[u8] = b"e";
+pub const PROJECTION_PREFIX: &[u8] = b"p";
+pub const NEXT_POSITION: &[u8] = b"mnext_position";
+
+pub fn event(position: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    key.push(b'e');
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub fn stream_entry(stream: &str, version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 10);
+    key.push(b's');
+    key.extend_from_slice(stream.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+pub fn stream_version(stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 1);
+    key.push(b'v');
+    key.extend_from_slice(stream.as_bytes());
+    key
+}
+
+pub fn projection(name: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(name.len() + key.len() + 2);
+    full.push(b'p');
+    full.extend_from_slice(name.as_bytes());
+    full.push(0);
+    full.extend_from_slice(key);
+    full
+}
+
+pub fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().expect("stored counters are 8 bytes"))
+}
+
+pub fn read_u64(tree: &sled::Tree, key: &[u8]) -> sled::Result<Option<u64>> {
+    Ok(tree.get(key)?.map(|v| be_u64(&v)))
+}

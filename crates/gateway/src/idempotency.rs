@@ -1,0 +1,127 @@
+//! `Idempotency-Key` on POSTs: the first response to a key is recorded in the org's partition
+//! and replayed, status and body, to every retry with the same body for 24 hours, marked
+//! `Idempotent-Replayed: true`. The same key with another body answers 409
+//! `idempotency_conflict`; while the first request runs, 409 `idempotency_in_progress`.
+//!
+//! A request with a key runs to its end in a task of its own: a client that disconnects
+//! mid-request cannot cancel it half-way, so its outcome is always recorded and a retry gets it.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use wire::pb::{self, command::Kind, idempotency_decision::Decision, reply::Result as R};
+
+use crate::App;
+use crate::auth::Caller;
+use crate::body::MAX_BODY_BYTES;
+use crate::error::ApiError;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Responses past this size are not recorded for replay; nothing this API answers comes near.
+const MAX_RECORDED_BYTES: usize = 1024 * 1024;
+
+pub async fn middleware(State(app): State<App>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let Some(raw) = request.headers().get(HEADER) else {
+        return next.run(request).await;
+    };
+    let key = match raw.to_str().map_err(|e| e.to_string()).and_then(domain::idempotency::parse_key) {
+        Ok(key) => key,
+        Err(detail) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", detail).into_response();
+        }
+    };
+    let (mut parts, body) = request.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, &app).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+        )
+        .into_response();
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&body);
+    let fingerprint = hasher.finalize().to_vec();
+
+    // From here on the work runs to its end in a task of its own, whether or not the client stays:
+    // a key recorded as started is then always completed.
+    parts.extensions.insert(caller);
+    let context = crate::context::current();
+    let work = run_keyed(app, caller, key, fingerprint, Request::from_parts(parts, Body::from(body)), next);
+    match tokio::spawn(crate::context::within(context, work)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unexpected_reply().into_response(),
+    }
+}
+
+/// Asks the org's partition what to do with the key, and if the request is to run, runs it and
+/// records its response.
+async fn run_keyed(
+    app: App,
+    caller: Caller,
+    key: String,
+    fingerprint: Vec<u8>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let begin = Kind::BeginIdempotent(pb::IdempotentRequest { key: key.clone(), fingerprint: fingerprint.clone() });
+    match app.services.command(caller.org, begin).await {
+        Err(e) => return e.into_response(),
+        Ok(R::Idempotency(pb::IdempotencyDecision { decision: Some(decision) })) => match decision {
+            Decision::Proceed(_) => {}
+            Decision::Replay(r) => return replay(r),
+            Decision::Conflict(_) => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_conflict",
+                    "This Idempotency-Key was used with a different request.",
+                )
+                .into_response();
+            }
+            Decision::InProgress(_) => {
+                return ApiError::in_progress("The first request with this Idempotency-Key is still running.")
+                    .into_response();
+            }
+        },
+        Ok(_) => return ApiError::unexpected_reply().into_response(),
+    }
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let body = to_bytes(body, MAX_RECORDED_BYTES).await.unwrap_or_default();
+    let complete = Kind::CompleteIdempotent(pb::IdempotentResponse {
+        key,
+        fingerprint,
+        status: parts.status.as_u16().into(),
+        body: body.to_vec(),
+    });
+    if let Err(e) = app.services.command(caller.org, complete).await {
+        // The key stays in progress until it is given up on; a retry then runs again.
+        tracing::warn!(status = %e.status(), "could not record an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn replay(recorded: pb::IdempotentResponse) -> Response {
+    let status = StatusCode::from_u16(recorded.status as u16).unwrap_or(StatusCode::OK);
+    let mut response = (status, recorded.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}

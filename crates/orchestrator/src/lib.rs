@@ -1,0 +1,97 @@
+//! The call orchestrator: one single-writer actor per partition it owns. Each actor takes
+//! its partition's commands from the bus in order, decides with the domain, appends to the
+//! partition's event log and answers once the events are durable. Reads are answered from
+//! the partition's projections, beside the actor.
+
+pub mod calls_projection;
+mod partition;
+pub mod projection;
+mod queries;
+pub mod streams;
+pub mod test_calls_projection;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bus::SharedBus;
+use domain::Partitioning;
+use eventlog::{Projection, Store};
+use telephony::Carrier;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use partition::CallLimits;
+use partition::Partition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("event log: {0}")]
+    Log(#[from] eventlog::Error),
+    #[error("bus: {0}")]
+    Bus(#[from] bus::Error),
+}
+
+pub struct Options {
+    pub partitioning: Partitioning,
+    /// The partitions this worker owns. No other worker may own any of them.
+    pub partitions: Vec<u32>,
+    pub store: Store,
+    pub bus: SharedBus,
+    pub carrier: Arc<dyn Carrier>,
+    pub call_limits: CallLimits,
+}
+
+/// The orchestrator's logs in a shared store.
+pub const NAMESPACE: &str = "orchestrator";
+
+/// The projections every orchestrator partition maintains.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(projection::OrgConfigProjection),
+        Arc::new(calls_projection::CallsProjection),
+        Arc::new(test_calls_projection::TestCallsProjection),
+    ]
+}
+
+pub struct Orchestrator {
+    partitions: Vec<(Partition, eventlog::Log, bus::Subscription, bus::Subscription)>,
+}
+
+impl Orchestrator {
+    /// Opens every owned partition and subscribes to its subjects. When this returns, the
+    /// partitions answer requests as soon as [`Orchestrator::run`] is polled.
+    pub async fn build(options: Options) -> Result<Self, Error> {
+        let mut partitions = Vec::with_capacity(options.partitions.len());
+        for &number in &options.partitions {
+            assert!(number < options.partitioning.count(), "partition {number} out of range");
+            let log = options.store.log(NAMESPACE, number, projections())?;
+            let partition = Partition::open(
+                options.partitioning,
+                log.clone(),
+                options.carrier.clone(),
+                options.bus.clone(),
+                options.call_limits,
+            )?;
+            let subject = bus::subjects::orchestrator_commands(number);
+            bus::ensure_unserved(options.bus.as_ref(), &subject).await?;
+            let commands = options.bus.subscribe(&subject).await?;
+            let queries = options.bus.subscribe(&bus::subjects::orchestrator_queries(number)).await?;
+            partitions.push((partition, log, commands, queries));
+        }
+        tracing::info!(partitions = partitions.len(), "orchestrator ready");
+        Ok(Self { partitions })
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for (partition, log, commands, queries) in self.partitions {
+            tasks.spawn(partition.run(commands, stop_rx.clone()));
+            tasks.spawn(queries::serve(log, queries, stop_rx.clone()));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! The actor that owns one partition: it takes the partition's commands one at a time,
+//! decides with the domain, appends, and answers once the events are durable.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use actor::Folded;
+use bus::SharedBus;
+use domain::call::{CallCommand, CallState, CarrierEvent, Timer};
+use domain::directory::{self, DirectoryCommand, DirectoryEvent, DirectoryState};
+use domain::ids::{CallId, IdSequence, OrgId, Partitioning, VoipConnectionId};
+use domain::org::{self, OrgCommand, OrgEvent, OrgState, Resource};
+use domain::{Ctx, Timestamp};
+use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
+use telephony::Carrier;
+use tokio::sync::{mpsc, watch};
+use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
+
+use crate::streams;
+
+mod calls;
+mod idempotency;
+mod test_calls;
+
+pub use calls::CallLimits;
+
+/// Work that finished outside the actor (it waited on the network), on its way back in.
+enum Internal {
+    Verified {
+        org: OrgId,
+        connection: VoipConnectionId,
+        outcome: Result<(), String>,
+        request: bus::Message,
+    },
+    Reserved {
+        placement: Box<calls::Placement>,
+        outcome: Result<pb::Reservation, Failure>,
+    },
+    Dialed {
+        call: CallId,
+        outcome: Result<(), telephony::DialError>,
+        request: Option<bus::Message>,
+    },
+    /// Billing confirmed a settlement or void (`Some`), or the attempts gave out (`None`).
+    Billed {
+        call: CallId,
+        outcome: Option<CallCommand>,
+    },
+}
+
+pub struct Partition {
+    log: Log,
+    ids: IdSequence,
+    /// Org states folded so far. Configurations are small, so they stay in memory once read.
+    orgs: HashMap<OrgId, Folded<OrgState>>,
+    /// Present only in the directory partition.
+    directory: Option<Folded<DirectoryState>>,
+    carrier: Arc<dyn Carrier>,
+    /// For requests to the billing partition of the same number.
+    bus: SharedBus,
+    limits: CallLimits,
+    /// Calls that run or are not yet billed. Ended and billed calls leave memory.
+    calls: HashMap<CallId, Folded<CallState>>,
+    /// Deadlines of the calls' timers, earliest first. Derived from the calls' states.
+    timers: BTreeSet<(Timestamp, CallId, Timer)>,
+    /// Calls whose settlement or void is being sent to billing.
+    billing_in_flight: HashSet<CallId>,
+    /// Test-call batches with runs left to spawn.
+    batches: HashMap<u64, Folded<domain::test_call::BatchState>>,
+    /// When each batch's next run is due. Derived from the batches' states.
+    batch_timers: BTreeSet<(Timestamp, u64)>,
+    internal_tx: mpsc::Sender<Internal>,
+    /// Work done outside the actor comes back here, to be decided in order with the rest.
+    internal_rx: mpsc::Receiver<Internal>,
+    carrier_tx: telephony::CarrierEvents,
+    /// What the carrier reports about this partition's calls.
+    carrier_rx: mpsc::Receiver<(CallId, CarrierEvent)>,
+    /// The id of the request being handled, recorded as the correlation id of its events.
+    request_id: Option<String>,
+    /// Idempotency keys by org, folded on first use.
+    idempotency: HashMap<OrgId, Folded<domain::idempotency::IdempotencyState>>,
+}
+
+/// Bounds the work in flight outside the actor and the carrier events waiting for it; a full
+/// channel makes the sender wait, never grows without bound.
+const INTERNAL_CAPACITY: usize = 1024;
+
+/// Events appended (if any) and the reply to send once they are durable.
+struct Decided {
+    pending: Option<Pending>,
+    reply: Reply,
+}
+
+type Outcome = Result<Decided, Failure>;
+
+impl Partition {
+    pub fn open(
+        partitioning: Partitioning,
+        log: Log,
+        carrier: Arc<dyn Carrier>,
+        bus: SharedBus,
+        limits: CallLimits,
+    ) -> Result<Self, eventlog::Error> {
+        let directory = if log.partition() == partitioning.directory() {
+            Some(actor::fold(&log, streams::DIRECTORY, DirectoryState::apply)?)
+        } else {
+            None
+        };
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
+        let (carrier_tx, carrier_rx) = mpsc::channel(INTERNAL_CAPACITY);
+        Ok(Self {
+            ids: actor::resume_ids(&log, partitioning)?,
+            log,
+            orgs: HashMap::new(),
+            directory,
+            carrier,
+            bus,
+            limits,
+            calls: HashMap::new(),
+            timers: BTreeSet::new(),
+            billing_in_flight: HashSet::new(),
+            batches: HashMap::new(),
+            batch_timers: BTreeSet::new(),
+            internal_tx,
+            internal_rx,
+            carrier_tx,
+            carrier_rx,
+            request_id: None,
+            idempotency: HashMap::new(),
+        })
+    }
+
+    pub async fn run(mut self, mut commands: bus::Subscription, mut shutdown: watch::Receiver<bool>) {
+        if let Err(failure) = self.resume_calls().and_then(|()| self.resume_batches()) {
+            tracing::error!(partition = self.log.partition(), detail = %failure.detail, "could not resume calls");
+        }
+        let mut sweep = tokio::time::interval(calls::SETTLEMENT_SWEEP);
+        loop {
+            let next_timer = self
+                .timers
+                .first()
+                .map(|(at, _, _)| *at)
+                .into_iter()
+                .chain(self.batch_timers.first().map(|(at, _)| *at))
+                .min();
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(request) = commands.next() => self.handle(request),
+                Some(internal) = self.internal_rx.recv() => self.handle_internal(internal),
+                Some((call, event)) = self.carrier_rx.recv() => {
+                    if let Err(f) = self.drive_call(call, CallCommand::Carrier(event)) {
+                        tracing::error!(call = %call, detail = %f.detail, "could not record a carrier event");
+                    }
+                }
+                _ = calls::sleep_until(next_timer) => self.fire_due_timers(),
+                _ = sweep.tick() => self.sweep_settlements(),
+            }
+        }
+    }
+
+    fn handle_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Verified { org, connection, outcome, request } => {
+                let outcome = self.decide_org(org, OrgCommand::RecordVerification { id: connection, outcome });
+                answer(request, outcome);
+            }
+            Internal::Reserved { placement, outcome } => {
+                // The work continues the request that placed the call, under its id.
+                self.request_id = placement.request.as_ref().and_then(|r| r.headers.get("x-request-id").cloned());
+                self.initiate_call(*placement, outcome);
+                self.request_id = None;
+            }
+            Internal::Dialed { call, outcome, request } => {
+                self.request_id = request.as_ref().and_then(|r| r.headers.get("x-request-id").cloned());
+                self.dialed(call, outcome, request);
+                self.request_id = None;
+            }
+            Internal::Billed { call, outcome } => {
+                self.billing_in_flight.remove(&call);
+                if let Some(command) = outcome
+                    && let Err(f) = self.drive_call(call, command)
+                {
+                    tracing::error!(%call, detail = %f.detail, "could not record billing");
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, request: bus::Message) {
+        self.request_id = request.headers.get("x-request-id").cloned();
+        let span =
+            tracing::info_span!("command", partition = self.log.partition(), request_id = self.request_id.as_deref());
+        let _entered = span.enter();
+        self.handle_command(request);
+        self.request_id = None;
+    }
+
+    fn handle_command(&mut self, request: bus::Message) {
+        let (org, kind) = match wire::decode::<pb::Command>(&request.payload) {
+            Ok(pb::Command { org_id, kind: Some(kind) }) => (OrgId(org_id), kind),
+            Ok(_) | Err(_) => {
+                let failure = Failure::new(FailureKind::Invalid, "bad_message", "undecodable command");
+                return answer(request, Err(failure));
+            }
+        };
+        let outcome = match kind {
+            Kind::RegisterOrg(r) => {
+                self.commit_directory(DirectoryCommand::RegisterOrg { name: r.name }).map(|(events, pending)| {
+                    let Some(DirectoryEvent::OrgRegistered { org_id, name, at }) = events.into_iter().next() else {
+                        unreachable!("registering an org always records it")
+                    };
+                    let profile = org::OrgProfile::new(org_id, name, at);
+                    Decided { pending, reply: Reply::with(reply::Result::Org((&profile).into())) }
+                })
+            }
+            Kind::ClaimNumber(c) => wire::parse_number(&c.number).and_then(|number| {
+                let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone() };
+                self.commit_directory(command)
+                    .map(|(events, pending)| Decided { pending, reply: claimed(number.as_str(), !events.is_empty()) })
+            }),
+            Kind::ClaimDemoNumber(_) => {
+                self.commit_directory(DirectoryCommand::ClaimDemoNumber { org_id: org }).map(|(events, pending)| {
+                    let Some(DirectoryEvent::NumberClaimed { number, .. }) = events.first() else {
+                        unreachable!("claiming a demo number always records one")
+                    };
+                    Decided { pending, reply: claimed(number.as_str(), true) }
+                })
+            }
+            Kind::ReleaseNumber(c) => wire::parse_number(&c.number).and_then(|number| {
+                self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number })
+                    .map(|(_, pending)| Decided { pending, reply: done() })
+            }),
+            Kind::VerifyVoipConnection(r) => return self.start_verification(org, VoipConnectionId(r.id), request),
+            Kind::PlaceCall(p) => return self.place_call(org, p, request),
+            Kind::CreateTestRun(r) => {
+                return match wire::run_request(r) {
+                    Ok(run) => self.create_test_run(org, run, request),
+                    Err(failure) => answer(request, Err(failure)),
+                };
+            }
+            Kind::CreateTestBatch(b) => {
+                return match wire::batch_spec(b) {
+                    Ok(spec) => self.create_test_batch(org, spec, request),
+                    Err(failure) => answer(request, Err(failure)),
+                };
+            }
+            Kind::CancelTestBatch(r) => return self.cancel_test_batch(org, r.id, request),
+            Kind::BeginIdempotent(r) => self.begin_idempotent(org, r),
+            Kind::CompleteIdempotent(r) => self.complete_idempotent(org, r),
+            Kind::HangupCall(r) => return self.hang_up(org, CallId(r.id), request),
+            kind => wire::org_command(org, kind).and_then(|command| self.decide_org(org, command)),
+        };
+        answer(request, outcome);
+    }
+
+    /// Decides an org command against the org's state and appends what it decided.
+    fn decide_org(&mut self, org: OrgId, command: OrgCommand) -> Outcome {
+        let folded = load_org(&self.log, &mut self.orgs, org)?;
+        let events = org::decide(&folded.state, command, &mut Ctx { now: actor::now(), ids: &mut self.ids })?;
+        let mut appends = vec![StreamAppend {
+            stream: streams::org(org),
+            expected: ExpectedVersion::Exactly(folded.version),
+            events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
+        }];
+        appends.extend(actor::id_reservation(&mut self.ids));
+        let pending = append(&self.log, self.request_id.as_deref(), appends).map_err(storage_failure)?;
+        folded.advance(&events, OrgState::apply);
+        let reply = reply_for(&folded.state, events.last().expect("every org command records an event"));
+        Ok(Decided { pending: Some(pending), reply })
+    }
+
+    fn commit_directory(
+        &mut self,
+        command: DirectoryCommand,
+    ) -> Result<(Vec<DirectoryEvent>, Option<Pending>), Failure> {
+        let Some(folded) = &mut self.directory else {
+            return Err(Failure::new(FailureKind::Internal, "misrouted", "this partition does not hold the directory"));
+        };
+        let events = directory::decide(&folded.state, command, &Ctx { now: actor::now(), ids: &mut self.ids })?;
+        if events.is_empty() {
+            return Ok((events, None));
+        }
+        let pending = append(
+            &self.log,
+            self.request_id.as_deref(),
+            vec![StreamAppend {
+                stream: streams::DIRECTORY.to_owned(),
+                expected: ExpectedVersion::Exactly(folded.version),
+                events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
+            }],
+        )
+        .map_err(storage_failure)?;
+        folded.advance(&events, DirectoryState::apply);
+        Ok((events, Some(pending)))
+    }
+
+    /// Asks the carrier to check a connection, outside the actor; the outcome comes back
+    /// through `verified_rx` and is recorded like any command.
+    fn start_verification(&mut self, org: OrgId, connection: VoipConnectionId, request: bus::Message) {
+        let provider = match load_org(&self.log, &mut self.orgs, org) {
+            Ok(folded) => match folded.state.connections.get(&connection) {
+                Some(c) => c.provider.clone(),
+                None => return answer(request, Err(wire::not_found(Resource::VoipConnection))),
+            },
+            Err(failure) => return answer(request, Err(failure)),
+        };
+        let carrier = self.carrier.clone();
+        let internal_tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let outcome = carrier.verify(&provider).await;
+            // The actor is gone only at shutdown, when nobody waits for the answer.
+            let _ = internal_tx.send(Internal::Verified { org, connection, outcome, request }).await;
+        });
+    }
+}
+
+/// Answers a request: at once for a failure, after the flush for appended events.
+fn answer(request: bus::Message, outcome: Outcome) {
+    let (reply, pending) = match outcome {
+        Ok(Decided { pending, reply }) => (reply, pending),
+        Err(failure) => (Reply::failure(failure), None),
+    };
+    actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
+        wire::encode(&Reply::failure(storage_failure(e)))
+    });
+}
+
+fn load_org<'a>(
+    log: &Log,
+    orgs: &'a mut HashMap<OrgId, Folded<OrgState>>,
+    org: OrgId,
+) -> Result<&'a mut Folded<OrgState>, Failure> {
+    if let std::collections::hash_map::Entry::Vacant(e) = orgs.entry(org) {
+        let folded = actor::fold(log, &streams::org(org), OrgState::apply).map_err(storage_failure)?;
+        e.insert(folded);
+    }
+    Ok(orgs.get_mut(&org).expect("inserted above"))
+}
+
+/// What a command answers: the resource its last event created or changed, or nothing.
+fn reply_for(state: &OrgState, last: &OrgEvent) -> Reply {
+    use reply::Result as R;
+    let result = match last {
+        OrgEvent::OrgCreated { .. }
+        | OrgEvent::TrialSet { .. }
+        | OrgEvent::TestCallLimitSet { .. }
+        | OrgEvent::RateLimitSet { .. } => {
+            R::Org(state.profile.as_ref().expect("an org event leaves a profile").into())
+        }
+        OrgEvent::ApiKeyCreated { id, .. } => R::ApiKey((&state.keys[id]).into()),
+        OrgEvent::AgentCreated { id, .. } | OrgEvent::AgentUpdated { id, .. } => R::Agent((&state.agents[id]).into()),
+        OrgEvent::VoipConnectionCreated { id, .. } | OrgEvent::VoipConnectionVerified { id, .. } => {
+            R::VoipConnection((&state.connections[id]).into())
+        }
+        OrgEvent::PhoneNumberCreated { id, .. } | OrgEvent::PhoneNumberAgentsChanged { id, .. } => {
+            R::PhoneNumber((&state.numbers[id]).into())
+        }
+        OrgEvent::ApiKeyRevoked { .. }
+        | OrgEvent::AgentDeleted { .. }
+        | OrgEvent::VoipConnectionDeleted { .. }
+        | OrgEvent::PhoneNumberDeleted { .. } => R::Done(pb::Empty {}),
+    };
+    Reply::with(result)
+}
+
+fn claimed(number: &str, new_claim: bool) -> Reply {
+    Reply::with(reply::Result::NumberClaimed(pb::NumberClaimed { number: number.to_owned(), new_claim }))
+}
+
+fn done() -> Reply {
+    Reply::with(reply::Result::Done(pb::Empty {}))
+}
+
+pub(crate) fn storage_failure(error: eventlog::Error) -> Failure {
+    tracing::error!(%error, "event log failure");
+    Failure::new(FailureKind::Unavailable, "storage_unavailable", "The event store is unavailable; retry later.")
+}
+
+/// Appends, tagging the events with the request that caused them, if any.
+fn append(log: &Log, request_id: Option<&str>, mut appends: Vec<StreamAppend>) -> Result<Pending, eventlog::Error> {
+    if let Some(id) = request_id {
+        for event in appends.iter_mut().flat_map(|a| a.events.iter_mut()) {
+            event.correlation_id.get_or_insert_with(|| id.to_owned());
+        }
+    }
+    log.append(appends)
+}

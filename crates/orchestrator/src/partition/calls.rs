@@ -1,0 +1,510 @@
+//! Calls inside the partition actor: placing them, driving their state machines with carrier
+//! events and timers, performing the actions they decide, and resuming them after a restart.
+//!
+//! Placing a call goes: check the org's rules, reserve funds with billing, record the call,
+//! dial once the record is durable, and answer 201 once the carrier took the call. A crash
+//! before the dial was confirmed fails the call on restart rather than risk dialing twice.
+
+use std::time::Duration;
+
+use bus::Headers;
+use domain::Timestamp;
+use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, Funds, Phase};
+use domain::ids::{CallId, OrgId};
+use domain::org;
+use domain::voip::Provider;
+use eventlog::{ExpectedVersion, Pending, StreamAppend};
+use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
+
+use super::{Internal, Partition, answer, load_org, storage_failure};
+use crate::calls_projection;
+
+/// How long a call may ring, and run.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    pub ring_timeout_ms: i64,
+    pub max_duration_seconds: u32,
+    /// The duration a test call's cost estimate assumes.
+    pub expected_test_call_seconds: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self { ring_timeout_ms: 30_000, max_duration_seconds: 3_600, expected_test_call_seconds: 60 }
+    }
+}
+
+/// A reservation outlives its call's maximum duration by this much, so a call that ends on
+/// time is always settled before billing releases its funds by itself.
+pub(super) const RESERVATION_GRACE_SECONDS: u32 = 600;
+/// How often settlements that billing could not take are sent again.
+pub const SETTLEMENT_SWEEP: Duration = Duration::from_secs(30);
+/// Attempts at one settlement before waiting for the next sweep.
+const BILLING_ATTEMPTS: u32 = 8;
+const BILLING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A call being placed, while billing reserves its funds.
+pub struct Placement {
+    pub(super) call: CallId,
+    /// The carrier to dial with; kept out of the log, since a SIP trunk's carries its password.
+    pub(super) provider: Provider,
+    /// Who waits for the answer; nobody for the runs a batch spawns.
+    pub(super) request: Option<bus::Message>,
+    /// The test-call run the call is for, answered with once its funds are reserved.
+    pub(super) run: Option<u64>,
+    /// An unbilled leg dialed with the call: the inbound leg of a SIP loopback.
+    pub(super) companion: Option<CallId>,
+}
+
+/// Resolves at `at`, or never when there is no timer.
+pub async fn sleep_until(at: Option<Timestamp>) {
+    match at {
+        Some(at) => {
+            let wait = (at.0 - actor::now().0).max(0) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Partition {
+    /// Records the call as requested (with its plan and the ids it uses, in one append),
+    /// then, once that is durable, asks billing for the funds.
+    pub(super) fn place_call(&mut self, org: OrgId, request_body: pb::PlaceCall, request: bus::Message) {
+        let planned = wire::outbound_request(request_body).and_then(|outbound| {
+            let folded = load_org(&self.log, &mut self.orgs, org)?;
+            org::plan_outbound(&folded.state, outbound).map_err(Failure::from)
+        });
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(failure) => return answer(request, Err(failure)),
+        };
+        let call = CallId(self.ids.next_id());
+        let setup = CallSetup {
+            id: call,
+            org,
+            direction: Direction::Outbound,
+            from: plan.from,
+            to: plan.to,
+            agent_id: plan.agent_id,
+            voip_connection_id: Some(plan.voip_connection_id),
+            agent: plan.agent,
+            max_hold_seconds: plan.max_hold_seconds,
+            reservation_reference: Some(format!("call/{call}")),
+            test_run_id: None,
+            ring_timeout_ms: self.limits.ring_timeout_ms,
+            max_duration_seconds: self.limits.max_duration_seconds,
+            scenario_prompt: None,
+        };
+        let reserve = pb::Reserve {
+            reference: format!("call/{call}"),
+            limit: Some(pb::reserve::Limit::MaxSeconds(self.limits.max_duration_seconds)),
+            kind: pb::ChargeKind::Call as i32,
+            call_id: Some(call.0),
+            charge_multiplier: 1,
+            expires_in_seconds: self.limits.max_duration_seconds + RESERVATION_GRACE_SECONDS,
+        };
+        let first = CallEvent::Requested { setup: Box::new(setup), at: actor::now() };
+        let mut appends = vec![StreamAppend {
+            stream: calls_projection::stream(call),
+            expected: ExpectedVersion::NoStream,
+            events: vec![actor::encode(first.event_type(), &first)],
+        }];
+        appends.extend(actor::id_reservation(&mut self.ids));
+        let pending = match super::append(&self.log, self.request_id.as_deref(), appends) {
+            Ok(pending) => pending,
+            Err(e) => return answer(request, Err(storage_failure(e))),
+        };
+        let state = CallState::start(&first).expect("a request starts a call");
+        self.calls.insert(call, actor::Folded { state, version: 1 });
+        let billing = self.billing_client();
+        let internal_tx = self.internal_tx.clone();
+        let placement =
+            Box::new(Placement { call, provider: plan.provider, request: Some(request), run: None, companion: None });
+        tokio::spawn(async move {
+            // Billing hears of the call only once the call is on record: a restart then knows
+            // every reservation it may have to release.
+            let outcome = match pending.durable().await {
+                Ok(_) => match billing.send(org, billing_command::Kind::Reserve(reserve)).await {
+                    Ok(billing_reply::Result::Reservation(r)) => Ok(r),
+                    Ok(_) => Err(Failure::internal("unexpected billing reply")),
+                    Err(failure) => Err(failure),
+                },
+                Err(e) => Err(storage_failure(e)),
+            };
+            let _ = internal_tx.send(Internal::Reserved { placement, outcome }).await;
+        });
+    }
+
+    /// Funds are reserved (or refused): the call is placed and dialed once that is durable,
+    /// or the request is rejected.
+    pub(super) fn initiate_call(&mut self, placement: Placement, reserved: Result<pb::Reservation, Failure>) {
+        let Placement { call, provider, request, run, companion } = placement;
+        let (command, failure) = match reserved {
+            Ok(r) => (
+                CallCommand::FundsReserved(Funds {
+                    granted_cents: r.granted_cents,
+                    rate_cents_per_minute: r.rate_cents_per_minute,
+                    charge_multiplier: r.charge_multiplier,
+                }),
+                None,
+            ),
+            Err(failure) => (CallCommand::ReservationRefused { code: failure.code.clone() }, Some(failure)),
+        };
+        let pending = match self.drive_call(call, command) {
+            Ok(pending) => pending,
+            Err(f) => return reply_to(request, Err(f)),
+        };
+        if let Some(failure) = failure {
+            if let Some(leg) = companion {
+                // The loopback's other leg never rings without its call.
+                if let Err(f) = self.drive_call(leg, CallCommand::Hangup) {
+                    tracing::error!(call = %leg, detail = %f.detail, "could not end a companion leg");
+                }
+            }
+            return reply_to(request, Ok(super::Decided { pending, reply: Reply::failure(failure) }));
+        }
+        // A run answers now, queued; a call answers once the carrier took it.
+        let request = match (run, request) {
+            (Some(run), Some(request)) => {
+                let reply = crate::test_calls_projection::read_run(&self.log, run)
+                    .map_err(storage_failure)
+                    .and_then(|r| r.ok_or_else(|| Failure::internal("the run vanished")))
+                    .and_then(|r| crate::queries::run_reply(&self.log, &r))
+                    .map(|r| Reply::with(reply::Result::TestRun(r)));
+                answer(request, reply.map(|reply| super::Decided { pending: None, reply }));
+                None
+            }
+            (_, request) => request,
+        };
+        for (leg, request) in [(Some(call), request), (companion, None)] {
+            let Some(leg) = leg else { continue };
+            let Some(dial) = self.calls.get(&leg).map(|f| dial_of(&f.state.setup, provider.clone())) else { continue };
+            let log = self.log.clone();
+            let carrier = self.carrier.clone();
+            let carrier_tx = self.carrier_tx.clone();
+            let internal_tx = self.internal_tx.clone();
+            tokio::spawn(async move {
+                // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
+                let outcome = match log.durable().await {
+                    Ok(()) => carrier.dial(dial, carrier_tx).await,
+                    Err(e) => Err(telephony::DialError {
+                        reason: domain::call::EndReason::CarrierError,
+                        sip_code: None,
+                        detail: format!("the call could not be recorded: {e}"),
+                    }),
+                };
+                let _ = internal_tx.send(Internal::Dialed { call: leg, outcome, request }).await;
+            });
+        }
+    }
+
+    pub(super) fn dialed(
+        &mut self,
+        call: CallId,
+        outcome: Result<(), telephony::DialError>,
+        request: Option<bus::Message>,
+    ) {
+        let (command, failure) = match outcome {
+            Ok(()) => (CallCommand::DialAccepted, None),
+            Err(e) => {
+                let failure = Failure::new(
+                    FailureKind::Upstream,
+                    "carrier_error",
+                    format!("Upstream carrier failure: {} Safe to retry.", e.detail),
+                );
+                (CallCommand::DialFailed { reason: e.reason, sip_code: e.sip_code }, Some(failure))
+            }
+        };
+        let pending = match self.drive_call(call, command) {
+            Ok(pending) => pending,
+            Err(f) => return reply_to(request, Err(f)),
+        };
+        let Some(request) = request else { return };
+        let (reply, pending) = match failure {
+            Some(failure) => (Reply::failure(failure), pending),
+            // The 201 waits for the request and its funds being durable, which they are by now,
+            // not for this acceptance: should it be lost, the restart fails the call, visibly.
+            None => match self.calls.get(&call) {
+                Some(folded) => (Reply::with(reply::Result::Call((&folded.state).into())), None),
+                None => (Reply::failure(Failure::internal("the call vanished while it was placed")), None),
+            },
+        };
+        actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
+            wire::encode(&Reply::failure(storage_failure(e)))
+        });
+    }
+
+    /// Ends a call at the org's request. Idempotent: an ended call answers as it is.
+    pub(super) fn hang_up(&mut self, org: OrgId, call: CallId, request: bus::Message) {
+        let outcome = self.hang_up_call(org, call);
+        answer(request, outcome);
+    }
+
+    fn hang_up_call(&mut self, org: OrgId, call: CallId) -> super::Outcome {
+        let own = |c: &CallState| c.setup.org == org && c.is_placed();
+        let pending = match self.calls.get(&call) {
+            Some(folded) if own(&folded.state) => self.drive_call(call, CallCommand::Hangup)?,
+            Some(_) => return Err(wire::call_not_found()),
+            None => None,
+        };
+        // The projection holds the call as it is now, this hang-up included.
+        let state = calls_projection::read_call(&self.log, call)
+            .map_err(storage_failure)?
+            .filter(own)
+            .ok_or_else(wire::call_not_found)?;
+        Ok(super::Decided { pending, reply: Reply::with(reply::Result::Call((&state).into())) })
+    }
+
+    /// Decides a command for a call, appends what it decided and performs its actions.
+    pub(super) fn drive_call(&mut self, call: CallId, command: CallCommand) -> Result<Option<Pending>, Failure> {
+        let Some(folded) = self.calls.get_mut(&call) else {
+            return Ok(None);
+        };
+        let decision = call::decide(&folded.state, command, actor::now());
+        if decision.events.is_empty() {
+            return Ok(None);
+        }
+        let pending = super::append(
+            &self.log,
+            self.request_id.as_deref(),
+            vec![StreamAppend {
+                stream: calls_projection::stream(call),
+                expected: ExpectedVersion::Exactly(folded.version),
+                events: decision.events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
+            }],
+        )
+        .map_err(storage_failure)?;
+        folded.advance(&decision.events, CallState::apply);
+        for event in &decision.events {
+            match event {
+                CallEvent::FundsReserved { .. } => metrics::counter!("calls_placed_total").increment(1),
+                CallEvent::Ended { status, reason, .. } => {
+                    metrics::counter!("calls_ended_total", "status" => status.as_str(), "end_reason" => reason.as_str())
+                        .increment(1)
+                }
+                _ => {}
+            }
+        }
+        let active = folded.state.is_active();
+        for action in decision.actions {
+            match action {
+                Action::HangUp => self.carrier.hang_up(call),
+                billing @ (Action::Settle { .. } | Action::Void { .. }) => self.bill(call, billing),
+            }
+        }
+        if active {
+            self.rearm(call);
+        } else {
+            self.calls.remove(&call);
+            self.timers.retain(|(_, c, _)| *c != call);
+        }
+        let in_progress = self.calls.values().filter(|f| f.state.is_placed() && !f.state.is_ended()).count();
+        metrics::gauge!("calls_in_progress", "partition" => self.log.partition().to_string()).set(in_progress as f64);
+        Ok(Some(pending))
+    }
+
+    pub(super) fn rearm(&mut self, call: CallId) {
+        self.timers.retain(|(_, c, _)| *c != call);
+        if let Some(folded) = self.calls.get(&call) {
+            for (timer, at) in call::timers(&folded.state) {
+                self.timers.insert((at, call, timer));
+            }
+        }
+    }
+
+    pub(super) fn fire_due_timers(&mut self) {
+        let now = actor::now();
+        while let Some(&(at, batch)) = self.batch_timers.first() {
+            if at > now {
+                break;
+            }
+            self.batch_timers.pop_first();
+            self.spawn_due_runs(batch);
+        }
+        while let Some(&(at, call, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Err(f) = self.drive_call(call, CallCommand::TimerFired(timer)) {
+                tracing::error!(%call, ?timer, detail = %f.detail, "could not fire a timer");
+            }
+        }
+    }
+
+    /// Sends again the settlements of ended calls that billing has not confirmed.
+    pub(super) fn sweep_settlements(&mut self) {
+        let owed: Vec<(CallId, Action)> = self
+            .calls
+            .iter()
+            .filter(|(id, _)| !self.billing_in_flight.contains(id))
+            .filter_map(|(id, f)| call::pending_settlement(&f.state).map(|a| (*id, a)))
+            .collect();
+        for (call, action) in owed {
+            self.bill(call, action);
+        }
+    }
+
+    /// Settles or voids a call's reservation once the decision that asked for it is durable,
+    /// retrying with backoff; the outcome comes back as a command for the call.
+    fn bill(&mut self, call: CallId, action: Action) {
+        let Some(org) = self.calls.get(&call).map(|f| f.state.setup.org) else { return };
+        if !self.billing_in_flight.insert(call) {
+            return;
+        }
+        let (kind, voiding) = match action {
+            Action::Settle { reference, cents } => {
+                (billing_command::Kind::Settle(pb::Settle { reference, cents }), false)
+            }
+            Action::Void { reference } => (billing_command::Kind::Void(pb::Reference { reference }), true),
+            Action::HangUp => unreachable!("not a billing action"),
+        };
+        let billing = self.billing_client();
+        let log = self.log.clone();
+        let internal_tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let mut outcome = None;
+            let mut backoff = Duration::from_millis(100);
+            if log.durable().await.is_ok() {
+                for _ in 0..BILLING_ATTEMPTS {
+                    match billing.send(org, kind.clone()).await {
+                        Ok(billing_reply::Result::Settlement(s)) => {
+                            outcome = Some(CallCommand::RecordSettlement { charged_cents: s.charged_cents });
+                            break;
+                        }
+                        Ok(_) => {
+                            outcome = Some(CallCommand::RecordVoid);
+                            break;
+                        }
+                        // Billing never reserved (it refused, or never heard of the call): nothing to release.
+                        Err(f) if voiding && f.code == "reservation_not_found" => {
+                            tracing::debug!(%call, "no reservation to release");
+                            outcome = Some(CallCommand::RecordVoid);
+                            break;
+                        }
+                        // Released already (expired, or voided before): nothing was charged.
+                        Err(f) if f.code == "reservation_closed" => {
+                            tracing::warn!(%call, code = %f.code, "the reservation was already released");
+                            outcome = Some(CallCommand::RecordVoid);
+                            break;
+                        }
+                        Err(f) => {
+                            tracing::warn!(%call, code = %f.code, "billing did not take a settlement; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+            let _ = internal_tx.send(Internal::Billed { call, outcome }).await;
+        });
+    }
+
+    /// Takes back the calls that were under way before a restart: re-arms their timers,
+    /// follows them again on their carrier, fails dials that were never confirmed, and sends
+    /// settlements billing never confirmed.
+    pub(super) fn resume_calls(&mut self) -> Result<(), Failure> {
+        let active = calls_projection::active_calls(&self.log).map_err(storage_failure)?;
+        for call in active {
+            let folded =
+                actor::fold(&self.log, &calls_projection::stream(call), |s: &mut Option<CallState>, e| match s {
+                    None => *s = CallState::start(e),
+                    Some(state) => state.apply(e),
+                })
+                .map_err(storage_failure)?;
+            let Some(state) = folded.state else { continue };
+            let phase = state.phase;
+            let (org, connection) = (state.setup.org, state.setup.voip_connection_id);
+            let progress = telephony::Progress {
+                phase,
+                dialed_at: state.dialed_at.unwrap_or(state.created_at),
+                answered_at: state.answered_at,
+                turns_done: state.turns,
+            };
+            let setup = state.setup.clone();
+            self.calls.insert(call, actor::Folded { state, version: folded.version });
+            self.rearm(call);
+            match phase {
+                Phase::Requested | Phase::Initiated => {
+                    self.drive_call(call, CallCommand::Interrupted)?;
+                }
+                Phase::Ended | Phase::Rejected => {
+                    if let Some(action) = self.calls.get(&call).and_then(|f| call::pending_settlement(&f.state)) {
+                        self.bill(call, action);
+                    }
+                }
+                Phase::Dialing | Phase::Ringing | Phase::Answered => {
+                    // Test calls run on the simulated carrier; others on their connection's.
+                    let provider = match setup.test_run_id {
+                        Some(_) => Some(Provider::Sim),
+                        None => load_org(&self.log, &mut self.orgs, org)?
+                            .state
+                            .connections
+                            .get(&connection.unwrap_or(domain::ids::VoipConnectionId(0)))
+                            .map(|c| c.provider.clone()),
+                    };
+                    // A call whose connection is gone cannot be followed; its timers end it.
+                    if let Some(provider) = provider {
+                        self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone());
+                    }
+                }
+            }
+            tracing::info!(%call, ?phase, "resumed a call");
+        }
+        Ok(())
+    }
+
+    pub(super) fn billing_client(&self) -> BillingClient {
+        BillingClient { bus: self.bus.clone(), partition: self.log.partition(), request_id: self.request_id.clone() }
+    }
+}
+
+/// Answers the request, if anyone waits for it.
+fn reply_to(request: Option<bus::Message>, outcome: super::Outcome) {
+    if let Some(request) = request {
+        answer(request, outcome);
+    }
+}
+
+pub(super) fn dial_of(setup: &CallSetup, provider: Provider) -> telephony::Dial {
+    telephony::Dial {
+        call_id: setup.id,
+        from: setup.from.clone(),
+        to: setup.to.clone(),
+        provider,
+        agent: setup.agent.clone(),
+        scenario_prompt: setup.scenario_prompt.clone(),
+    }
+}
+
+/// Requests to the billing partition that owns the same orgs as this one.
+#[derive(Clone)]
+pub(super) struct BillingClient {
+    bus: bus::SharedBus,
+    partition: u32,
+    /// The request the billing work is for, passed on in the message headers.
+    request_id: Option<String>,
+}
+
+impl BillingClient {
+    pub(super) async fn send(&self, org: OrgId, kind: billing_command::Kind) -> Result<billing_reply::Result, Failure> {
+        let subject = bus::subjects::billing_commands(self.partition);
+        let message = pb::BillingCommand { org_id: org.0, kind: Some(kind) };
+        let mut headers = Headers::new();
+        if let Some(id) = &self.request_id {
+            headers.insert("x-request-id".to_owned(), id.clone());
+        }
+        let bytes =
+            self.bus.request(&subject, &headers, wire::encode(&message), BILLING_TIMEOUT).await.map_err(|e| {
+                Failure::new(FailureKind::Unavailable, "billing_unavailable", format!("Billing is unavailable: {e}"))
+            })?;
+        let reply: pb::BillingReply =
+            wire::decode(&bytes).map_err(|_| Failure::internal("undecodable billing reply"))?;
+        match reply.result {
+            Some(billing_reply::Result::Failure(f)) => Err(f),
+            Some(result) => Ok(result),
+            None => Err(Failure::internal("empty billing reply")),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Reads, served from a partition's projections without going through its actor.
+
+use std::collections::HashMap;
+
+use domain::call::{CallState, Direction, Status};
+use domain::ids::{AgentId, ApiKeyId, CallId, OrgId, PhoneNumberId, VoipConnectionId};
+use domain::org::Resource;
+use domain::test_call::{BatchState, RunState, RunStatus, RunView, TargetType, batch_view, run_view};
+use eventlog::Log;
+use wire::pb::{self, Failure, FailureKind, Reply, query::Kind, reply::Result as R};
+
+use crate::partition::storage_failure;
+use crate::{calls_projection, projection, test_calls_projection};
+
+/// Each key's request count in the current one-second window. Kept in memory only: a restart
+/// forgets at most one second of counting.
+#[derive(Default)]
+struct RateWindows {
+    windows: HashMap<ApiKeyId, (i64, u32)>,
+}
+
+impl RateWindows {
+    /// Past this many keys, windows that ended are forgotten.
+    const MAX_KEYS: usize = 100_000;
+
+    fn count(&mut self, key: ApiKeyId, limit: u32, now_ms: i64) -> pb::RateLimit {
+        let second = now_ms.div_euclid(1000);
+        if self.windows.len() > Self::MAX_KEYS {
+            self.windows.retain(|_, (s, _)| *s == second);
+        }
+        let window = self.windows.entry(key).or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 += 1;
+        pb::RateLimit {
+            limit,
+            remaining: limit.saturating_sub(window.1),
+            reset_at_ms: (second + 1) * 1000,
+            exceeded: window.1 > limit,
+        }
+    }
+}
+
+pub async fn serve(log: Log, mut queries: bus::Subscription, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut rates = RateWindows::default();
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.changed() => break,
+            request = queries.next() => match request { Some(r) => r, None => break },
+        };
+        let reply = match answer(&log, &request.payload, &mut rates) {
+            Ok(result) => Reply::with(result),
+            Err(failure) => Reply::failure(failure),
+        };
+        if let Err(e) = request.respond(wire::encode(&reply)).await {
+            tracing::warn!(error = %e, "could not answer a query");
+        }
+    }
+}
+
+fn answer(log: &Log, payload: &[u8], rates: &mut RateWindows) -> Result<R, Failure> {
+    let query: pb::Query =
+        wire::decode(payload).map_err(|_| Failure::new(FailureKind::Invalid, "bad_message", "undecodable query"))?;
+    let org = OrgId(query.org_id);
+    let kind = query.kind.ok_or_else(|| Failure::new(FailureKind::Invalid, "bad_message", "empty query"))?;
+    if let Kind::Authenticate(credentials) = kind {
+        return authenticate(log, credentials, rates);
+    }
+    let state = projection::read_org(log, org)
+        .map_err(storage_failure)?
+        .filter(|s| s.profile.is_some())
+        .ok_or_else(|| wire::not_found(Resource::Org))?;
+    Ok(match kind {
+        Kind::Authenticate(_) => unreachable!("answered above"),
+        Kind::GetOrg(_) => R::Org(state.profile.as_ref().expect("filtered above").into()),
+        Kind::ListApiKeys(_) => R::ApiKeys(pb::ApiKeyList {
+            keys: state.keys.values().filter(|k| k.revoked_at.is_none()).map(Into::into).collect(),
+        }),
+        Kind::GetAgent(r) => R::Agent(found(state.agents.get(&AgentId(r.id)), Resource::Agent)?.into()),
+        Kind::ListAgents(_) => R::Agents(pb::AgentList { agents: state.agents.values().map(Into::into).collect() }),
+        Kind::GetVoipConnection(r) => {
+            R::VoipConnection(found(state.connections.get(&VoipConnectionId(r.id)), Resource::VoipConnection)?.into())
+        }
+        Kind::ListVoipConnections(_) => R::VoipConnections(pb::VoipConnectionList {
+            connections: state.connections.values().map(Into::into).collect(),
+        }),
+        Kind::GetPhoneNumber(r) => {
+            R::PhoneNumber(found(state.numbers.get(&PhoneNumberId(r.id)), Resource::PhoneNumber)?.into())
+        }
+        Kind::ListPhoneNumbers(_) => {
+            R::PhoneNumbers(pb::PhoneNumberList { numbers: state.numbers.values().map(Into::into).collect() })
+        }
+        Kind::GetCall(r) => R::Call((&own_call(log, org, CallId(r.id))?).into()),
+        Kind::ListCalls(filter) => list_calls(log, org, filter)?,
+        Kind::GetTranscript(r) => {
+            let call = own_call(log, org, CallId(r.id))?;
+            let turns = log
+                .projection_scan(calls_projection::NAME, &calls_projection::turns_prefix(call.setup.id))
+                .map(|entry| {
+                    let (_, bytes) = entry.map_err(storage_failure)?;
+                    let turn: calls_projection::Turn =
+                        rmp_serde::from_slice(&bytes).map_err(|e| storage_failure(e.into()))?;
+                    Ok(pb::Turn {
+                        seq: turn.seq,
+                        speaker: turn.speaker.as_str().into(),
+                        text: turn.text,
+                        at_ms: turn.at.as_millis(),
+                    })
+                })
+                .collect::<Result<_, Failure>>()?;
+            R::Transcript(pb::Transcript { call_id: r.id, turns })
+        }
+        Kind::GetCallEvents(r) => {
+            let call = own_call(log, org, CallId(r.id))?;
+            R::Events(history(log, &calls_projection::stream(call.setup.id))?)
+        }
+        Kind::ListTestRuns(filter) => list_runs(log, org, filter)?,
+        Kind::GetTestRun(r) => R::TestRun(run_reply(log, &own_run(log, org, r.id)?)?),
+        Kind::ListTestBatches(page) => {
+            let limit = page.limit.clamp(1, MAX_CALL_PAGE) as usize;
+            let batches = test_calls_projection::ids_newest_first(log, &test_calls_projection::org_batches(org))
+                .skip(page.offset as usize)
+                .take(limit)
+                .map(|id| {
+                    let id = id.map_err(storage_failure)?;
+                    batch_reply(log, &own_batch(log, org, id)?)
+                })
+                .collect::<Result<_, Failure>>()?;
+            R::TestBatches(pb::TestBatchList { batches })
+        }
+        Kind::GetTestBatch(r) => R::TestBatch(batch_reply(log, &own_batch(log, org, r.id)?)?),
+        Kind::GetTestBatchEvents(r) => {
+            own_batch(log, org, r.id)?;
+            R::Events(history(log, &test_calls_projection::batch_stream(r.id))?)
+        }
+    })
+}
+
+fn own_run(log: &Log, org: OrgId, id: u64) -> Result<RunState, Failure> {
+    let run = test_calls_projection::read_run(log, id).map_err(storage_failure)?.filter(|r| r.org == org);
+    match run {
+        Some(run) if is_visible(log, &run)? => Ok(run),
+        _ => Err(Failure::new(FailureKind::NotFound, "test_run_not_found", "Test-call run not found.")),
+    }
+}
+
+/// Whether the API shows a run. A run requested directly and refused its funds was answered
+/// 402, so it never was a run; a batch's run refused its funds is a failed run of the batch.
+fn is_visible(log: &Log, run: &RunState) -> Result<bool, Failure> {
+    if run.batch_id.is_some() {
+        return Ok(true);
+    }
+    let call = calls_projection::read_call(log, run.call_id).map_err(storage_failure)?;
+    Ok(call.is_none_or(|c| c.phase != domain::call::Phase::Rejected))
+}
+
+fn own_batch(log: &Log, org: OrgId, id: u64) -> Result<BatchState, Failure> {
+    test_calls_projection::read_batch(log, id)
+        .map_err(storage_failure)?
+        .filter(|b| b.org == org)
+        .ok_or_else(|| Failure::new(FailureKind::NotFound, "test_batch_not_found", "Test-call batch not found."))
+}
+
+fn view_of(log: &Log, run: &RunState) -> Result<RunView, Failure> {
+    let call = calls_projection::read_call(log, run.call_id).map_err(storage_failure)?;
+    Ok(run_view(run, call.as_ref()))
+}
+
+/// A run as the API shows it, joined with its call.
+pub(crate) fn run_reply(log: &Log, run: &RunState) -> Result<pb::TestRun, Failure> {
+    Ok(wire::test_run(run, &view_of(log, run)?))
+}
+
+/// A batch as the API shows it, with its runs' outcomes counted.
+pub(crate) fn batch_reply(log: &Log, batch: &BatchState) -> Result<pb::TestBatch, Failure> {
+    let mut views = Vec::with_capacity(batch.run_ids.len());
+    for id in &batch.run_ids {
+        if let Some(run) = test_calls_projection::read_run(log, *id).map_err(storage_failure)? {
+            views.push(view_of(log, &run)?);
+        }
+    }
+    Ok(wire::test_batch(batch, &batch_view(batch, &views)))
+}
+
+fn list_runs(log: &Log, org: OrgId, filter: pb::RunFilter) -> Result<R, Failure> {
+    let target_type =
+        filter.target_type.as_deref().map(TargetType::parse).transpose().map_err(|e| invalid("target_type", e))?;
+    let status = filter.status.as_deref().map(RunStatus::parse).transpose().map_err(|e| invalid("status", e))?;
+    let limit = filter.limit.clamp(1, MAX_CALL_PAGE) as usize;
+    let mut skipped = 0;
+    let mut runs = Vec::new();
+    for id in test_calls_projection::ids_newest_first(log, &test_calls_projection::org_runs(org)) {
+        let Some(run) = test_calls_projection::read_run(log, id.map_err(storage_failure)?).map_err(storage_failure)?
+        else {
+            continue;
+        };
+        if !is_visible(log, &run)? {
+            continue;
+        }
+        let view = view_of(log, &run)?;
+        let matches = target_type.is_none_or(|t| run.request.target_type == t)
+            && status.is_none_or(|s| view.status == s)
+            && filter.agent_id.is_none_or(|a| run.agent_id == AgentId(a));
+        if !matches {
+            continue;
+        }
+        if skipped < filter.offset {
+            skipped += 1;
+            continue;
+        }
+        runs.push(wire::test_run(&run, &view));
+        if runs.len() == limit {
+            break;
+        }
+    }
+    Ok(R::TestRuns(pb::TestRunList { runs }))
+}
+
+/// A stream's events as the API shows them, payloads as stored.
+fn history(log: &Log, stream: &str) -> Result<pb::StreamEvents, Failure> {
+    let events = log
+        .read_stream(stream, 1)
+        .map_err(storage_failure)?
+        .into_iter()
+        .map(|e| pb::StreamEvent {
+            r#type: e.event_type,
+            version: e.version,
+            recorded_at_ms: e.recorded_at_ms,
+            payload: e.payload,
+            correlation_id: e.correlation_id,
+        })
+        .collect();
+    Ok(pb::StreamEvents { events })
+}
+
+/// A call of the org; another org's call is not found, exactly as a missing one.
+fn own_call(log: &Log, org: OrgId, id: CallId) -> Result<CallState, Failure> {
+    calls_projection::read_call(log, id)
+        .map_err(storage_failure)?
+        .filter(|c| c.setup.org == org && c.is_placed())
+        .ok_or_else(wire::call_not_found)
+}
+
+/// The most calls one page may hold.
+pub const MAX_CALL_PAGE: u32 = 200;
+
+fn list_calls(log: &Log, org: OrgId, filter: pb::CallFilter) -> Result<R, Failure> {
+    let status = filter.status.as_deref().map(Status::parse).transpose().map_err(|e| invalid("status", e))?;
+    let direction = match filter.direction.as_deref() {
+        None => None,
+        Some("outbound") => Some(Direction::Outbound),
+        Some("inbound") => Some(Direction::Inbound),
+        Some(other) => return Err(invalid("direction", format!("\"{other}\" is not a valid choice."))),
+    };
+    let limit = filter.limit.clamp(1, MAX_CALL_PAGE) as usize;
+    let mut total = 0u64;
+    let mut calls = Vec::new();
+    for entry in log.projection_scan(calls_projection::NAME, &calls_projection::org_prefix(org)).rev() {
+        let (key, _) = entry.map_err(storage_failure)?;
+        let id: [u8; 8] = key[key.len() - 8..].try_into().expect("call ids are 8 bytes");
+        let Some(call) = calls_projection::read_call(log, CallId(u64::from_be_bytes(id))).map_err(storage_failure)?
+        else {
+            continue;
+        };
+        let matches = status.is_none_or(|s| call.status() == s)
+            && direction.is_none_or(|d| call.setup.direction == d)
+            && filter.agent_id.is_none_or(|a| call.setup.agent_id == Some(AgentId(a)));
+        if matches {
+            if total >= u64::from(filter.offset) && calls.len() < limit {
+                calls.push((&call).into());
+            }
+            total += 1;
+        }
+    }
+    Ok(R::Calls(pb::CallPage { calls, total }))
+}
+
+fn invalid(field: &str, message: String) -> Failure {
+    Failure::invalid(domain::FieldErrors::single(field, message))
+}
+
+fn found<T>(value: Option<T>, resource: Resource) -> Result<T, Failure> {
+    value.ok_or_else(|| wire::not_found(resource))
+}
+
+/// Checks an API key: its id finds the org, and the hash of its secret must match.
+fn authenticate(log: &Log, credentials: pb::ApiKeyCredentials, rates: &mut RateWindows) -> Result<R, Failure> {
+    let invalid = || Failure::new(FailureKind::Unauthenticated, "authentication_failed", "Invalid API key.");
+    let key_id = ApiKeyId(credentials.key_id);
+    let projection::KeyRecord { org, key } =
+        projection::read_key(log, key_id).map_err(storage_failure)?.ok_or_else(invalid)?;
+    if !constant_time_eq(&key.secret_hash, &credentials.secret_hash) {
+        return Err(invalid());
+    }
+    if key.revoked_at.is_some() {
+        return Err(Failure::new(
+            FailureKind::Unauthenticated,
+            "authentication_failed",
+            "This API key has been revoked.",
+        ));
+    }
+    let profile = projection::read_profile(log, org).map_err(storage_failure)?;
+    let limit = profile.map_or(domain::org::DEFAULT_RATE_LIMIT_PER_SECOND, |p| p.rate_limit());
+    let rate_limit = rates.count(key_id, limit, actor::now().as_millis());
+    Ok(R::Authenticated(pb::Authenticated { org_id: org.0, key_id: key_id.0, rate_limit: Some(rate_limit) }))
+}
+
+/// Compares without stopping at the first difference, so timing reveals nothing of the hash.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

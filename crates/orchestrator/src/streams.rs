@@ -1,0 +1,17 @@
+//! Stream names. Each names one aggregate; the prefix says which kind.
+
+use domain::ids::OrgId;
+
+/// An org's configuration: profile, keys, agents, connections, numbers.
+pub fn org(org: OrgId) -> String {
+    format!("org/{org}")
+}
+
+pub const ORG_PREFIX: &str = "org/";
+
+/// Orgs and phone numbers, unique across orgs. Only in the directory partition.
+pub const DIRECTORY: &str = "directory";
+
+pub fn org_of(stream: &str) -> Option<OrgId> {
+    stream.strip_prefix(ORG_PREFIX)?.parse().ok().map(OrgId)
+}

@@ -1,0 +1,103 @@
+//! The read model of test-call runs and batches.
+//!
+//! - `run/<id>`: a run; `org_run/<org>/<id>`: an org's runs, newest last.
+//! - `batch/<id>`: a batch; `org_batch/<org>/<id>`: an org's batches.
+//! - `active_batch/<id>`: present while a batch has runs left to spawn; the owner resumes
+//!   exactly these after a restart.
+
+use domain::ids::OrgId;
+use domain::test_call::{BatchEvent, BatchState, RunEvent, RunState};
+use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
+
+pub const NAME: &str = "test_calls";
+pub const RUN_PREFIX: &str = "run/";
+pub const BATCH_PREFIX: &str = "batch/";
+
+pub fn run_stream(id: u64) -> String {
+    format!("{RUN_PREFIX}{id}")
+}
+
+pub fn batch_stream(id: u64) -> String {
+    format!("{BATCH_PREFIX}{id}")
+}
+
+fn key(kind: &str, id: u64) -> Vec<u8> {
+    [kind.as_bytes(), &id.to_be_bytes()].concat()
+}
+
+pub fn org_runs(org: OrgId) -> Vec<u8> {
+    [b"org_run/".as_slice(), &org.0.to_be_bytes(), b"/"].concat()
+}
+
+pub fn org_batches(org: OrgId) -> Vec<u8> {
+    [b"org_batch/".as_slice(), &org.0.to_be_bytes(), b"/"].concat()
+}
+
+pub const ACTIVE_BATCHES: &[u8] = b"active_batch/";
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+pub struct TestCallsProjection;
+
+impl Projection for TestCallsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
+        if event.stream.starts_with(RUN_PREFIX) {
+            let RunEvent::Created { run } = event.decode().map_err(|e| e.to_string())?;
+            writer.put(&[org_runs(run.org), run.id.to_be_bytes().to_vec()].concat(), Vec::new());
+            writer.put(&key("run/", run.id), encode(&*run)?);
+        } else if event.stream.starts_with(BATCH_PREFIX) {
+            let batch_event: BatchEvent = event.decode().map_err(|e| e.to_string())?;
+            let state = match &batch_event {
+                BatchEvent::Created { id, org, .. } => {
+                    writer.put(&[org_batches(*org), id.to_be_bytes().to_vec()].concat(), Vec::new());
+                    BatchState::start(&batch_event).expect("a creation starts a batch")
+                }
+                BatchEvent::RunSpawned { .. } | BatchEvent::Canceled { .. } => {
+                    let id: u64 =
+                        event.stream[BATCH_PREFIX.len()..].parse().map_err(|_| "a batch stream names its id")?;
+                    let mut state: BatchState =
+                        decode(&writer.get(&key("batch/", id))?.ok_or("a batch event before its creation")?)?;
+                    state.apply(&batch_event);
+                    state
+                }
+            };
+            let active = [ACTIVE_BATCHES, &state.id.to_be_bytes()].concat();
+            if state.is_spawned() {
+                writer.remove(&active);
+            } else {
+                writer.put(&active, Vec::new());
+            }
+            writer.put(&key("batch/", state.id), encode(&state)?);
+        }
+        Ok(())
+    }
+}
+
+pub fn read_run(log: &Log, id: u64) -> Result<Option<RunState>, eventlog::Error> {
+    log.projection_get(NAME, &key("run/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+}
+
+pub fn read_batch(log: &Log, id: u64) -> Result<Option<BatchState>, eventlog::Error> {
+    log.projection_get(NAME, &key("batch/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+}
+
+/// Ids under an index prefix, newest first.
+pub fn ids_newest_first<'a>(
+    log: &'a Log,
+    prefix: &[u8],
+) -> impl Iterator<Item = Result<u64, eventlog::Error>> + use<'a> {
+    log.projection_scan(NAME, prefix).rev().map(|entry| {
+        let (key, _) = entry?;
+        Ok(u64::from_be_bytes(key[key.len() - 8..].try_into().expect("ids are 8 bytes")))
+    })
+}

@@ -1,0 +1,170 @@
+//! Single-process mode: gateway, orchestrator and billing in one process over the in-process bus,
+//! with the event log under the data directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bus::InProcessBus;
+use domain::Partitioning;
+use rand::distr::{Alphanumeric, SampleString};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Address the HTTP API listens on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where the event log lives.
+    #[arg(long, default_value = "./switchboard-data")]
+    pub data_dir: PathBuf,
+    /// Partitions for a new data directory; an existing one keeps the count it was made with.
+    #[arg(long, default_value_t = Partitioning::DEFAULT_COUNT)]
+    pub partitions: u32,
+    #[command(flatten)]
+    pub calls: CallArgs,
+}
+
+/// How calls run: the simulated carrier's timings and the engine's limits.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CallArgs {
+    /// Simulated carrier: how long a call rings before it is answered.
+    #[arg(long, default_value_t = 2_000)]
+    pub sim_ring_ms: u64,
+    /// Simulated carrier: how long an answered call talks before the agent hangs up.
+    #[arg(long, default_value_t = 10_000)]
+    pub sim_talk_ms: u64,
+    /// How long a call may ring unanswered before it fails with `no_answer`.
+    #[arg(long, default_value_t = 30_000)]
+    pub ring_timeout_ms: i64,
+    /// The watchdog: no call runs longer than this.
+    #[arg(long, default_value_t = 3_600)]
+    pub max_call_seconds: u32,
+}
+
+impl CallArgs {
+    pub fn telephony(&self) -> telephony::Telephony {
+        telephony::Telephony::new(telephony::Options {
+            sim: telephony::sim::Options { ring_ms: self.sim_ring_ms, talk_ms: self.sim_talk_ms },
+            ..Default::default()
+        })
+    }
+
+    pub fn limits(&self) -> orchestrator::CallLimits {
+        orchestrator::CallLimits {
+            ring_timeout_ms: self.ring_timeout_ms,
+            max_duration_seconds: self.max_call_seconds,
+            // The simulated calls' own length: what a test call's estimate should assume.
+            expected_test_call_seconds: (self.sim_ring_ms + self.sim_talk_ms).div_ceil(1000).max(1) as u32,
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let admin_token = admin_token(&args.data_dir)?;
+    let server = Server::start(&args, admin_token).await?;
+    // Tests and scripts read this line to find the port.
+    println!("switchboard listening on http://{}", server.addr);
+    crate::shutdown_signal().await;
+    server.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Gateway, orchestrator and billing running in this process.
+pub struct Server {
+    pub addr: std::net::SocketAddr,
+    store: eventlog::Store,
+    stop_gateway: tokio::sync::oneshot::Sender<()>,
+    stop_services: tokio::sync::watch::Sender<()>,
+    gateway: tokio::task::JoinHandle<std::io::Result<()>>,
+    services: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(args: &Args, admin_token: String) -> anyhow::Result<Self> {
+        let store = eventlog::Store::open(args.data_dir.join("events"), &eventlog::Options::default())
+            .context("opening the event log")?;
+        let partitioning =
+            Partitioning::new(store.setting_or_init("partitions", &args.partitions.to_string())?.parse()?);
+        let bus: bus::SharedBus = Arc::new(InProcessBus::new());
+
+        let orchestrator = orchestrator::Orchestrator::build(orchestrator::Options {
+            partitioning,
+            partitions: (0..partitioning.count()).collect(),
+            store: store.clone(),
+            bus: bus.clone(),
+            carrier: Arc::new(args.calls.telephony()),
+            call_limits: args.calls.limits(),
+        })
+        .await?;
+        let billing = billing::Billing::build(billing::Options {
+            partitioning,
+            partitions: (0..partitioning.count()).collect(),
+            store: store.clone(),
+            bus: bus.clone(),
+            expiry_check_interval: Duration::from_secs(1),
+        })
+        .await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let gateway = gateway::Gateway::build(
+            gateway::Options {
+                bus,
+                partitioning,
+                admin_token,
+                request_timeout: Duration::from_secs(10),
+                metrics: Some(crate::metrics()),
+            },
+            listener,
+        );
+        let addr = gateway.local_addr()?;
+
+        let (stop_services, stop_rx) = tokio::sync::watch::channel(());
+        let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+            let _ = rx.changed().await;
+        };
+        let orchestrator_stop = stopped(stop_rx.clone());
+        let billing_stop = stopped(stop_rx);
+        let services = vec![
+            tokio::spawn(async move { Ok(orchestrator.run(orchestrator_stop).await?) }),
+            tokio::spawn(async move { Ok(billing.run(billing_stop).await?) }),
+        ];
+        let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway = tokio::spawn(gateway.run(async {
+            let _ = gateway_stopped.await;
+        }));
+        Ok(Self { addr, store, stop_gateway, stop_services, gateway, services })
+    }
+
+    /// Stops the gateway first, so nothing new arrives while the services wind down.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop_gateway.send(());
+        self.gateway.await??;
+        let _ = self.stop_services.send(());
+        for service in self.services {
+            service.await??;
+        }
+        self.store.flush_now()?;
+        Ok(())
+    }
+}
+
+/// The admin token: `SWITCHBOARD_ADMIN_TOKEN` if set, else the one this data directory was
+/// given before, else a new one, printed and written to `<data-dir>/admin-token`.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("SWITCHBOARD_ADMIN_TOKEN") {
+        anyhow::ensure!(!token.trim().is_empty(), "SWITCHBOARD_ADMIN_TOKEN is empty");
+        return Ok(token);
+    }
+    let path = data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = format!("sb_admin_{}", Alphanumeric.sample_string(&mut rand::rng(), 32));
+    std::fs::write(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    println!("admin token (also in {}): {token}", path.display());
+    Ok(token)
+}

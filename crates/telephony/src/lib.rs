@@ -1,0 +1,135 @@
+//! Carrier adapters: how switchboard reaches the telephone network.
+//!
+//! [`Telephony`] serves every provider a VoIP connection may name: the simulated carrier
+//! (`sim`, see [`sim`]), which plays a deterministic script so tests and demos need no network,
+//! and SIP trunks (`sip`), which are verified with a SIP `OPTIONS` request. Placing calls over
+//! SIP is not built yet: a dial on a SIP trunk is refused as a carrier error.
+
+pub mod runtime;
+pub mod sim;
+mod sip;
+
+use std::time::Duration;
+
+use domain::agent::AgentSpec;
+use domain::call::{CarrierEvent, EndReason, Phase};
+use domain::ids::CallId;
+use domain::voip::Provider;
+use domain::{E164, Timestamp};
+use tokio::sync::mpsc;
+
+/// Where a carrier reports what happens to the calls it carries.
+pub type CarrierEvents = mpsc::Sender<(CallId, CarrierEvent)>;
+
+/// A call to place.
+#[derive(Clone, Debug)]
+pub struct Dial {
+    pub call_id: CallId,
+    pub from: E164,
+    pub to: E164,
+    pub provider: Provider,
+    pub agent: AgentSpec,
+    pub scenario_prompt: Option<String>,
+}
+
+/// How far a call had come when its owner restarted.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub phase: Phase,
+    pub dialed_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub turns_done: u32,
+}
+
+/// Why a carrier would not place a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialError {
+    pub reason: EndReason,
+    pub sip_code: Option<u16>,
+    pub detail: String,
+}
+
+/// What the orchestrator asks of the telephone network.
+#[async_trait::async_trait]
+pub trait Carrier: Send + Sync + 'static {
+    /// Checks that a connection's carrier answers. `Err` says why it does not, for the user.
+    async fn verify(&self, provider: &Provider) -> Result<(), String>;
+
+    /// Places a call. `Ok` means the carrier took it; what follows arrives on `events`.
+    async fn dial(&self, dial: Dial, events: CarrierEvents) -> Result<(), DialError>;
+
+    /// Follows again a call that was under way when the owner restarted.
+    fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents);
+
+    /// Ends a call the engine ends (a hang-up, a timer). Ending an ended call does nothing.
+    fn hang_up(&self, call_id: CallId);
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a SIP trunk may take to answer `OPTIONS` before verification fails.
+    pub sip_probe_timeout: Duration,
+    pub sim: sim::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { sip_probe_timeout: Duration::from_secs(3), sim: sim::Options::default() }
+    }
+}
+
+/// The carrier adapter for every provider.
+pub struct Telephony {
+    sip_probe_timeout: Duration,
+    sim: sim::SimulatedCarrier,
+}
+
+impl Telephony {
+    pub fn new(options: Options) -> Self {
+        Self { sip_probe_timeout: options.sip_probe_timeout, sim: sim::SimulatedCarrier::new(options.sim) }
+    }
+}
+
+impl Default for Telephony {
+    fn default() -> Self {
+        Self::new(Options::default())
+    }
+}
+
+fn sip_dialing_unavailable() -> DialError {
+    DialError {
+        reason: EndReason::CarrierError,
+        sip_code: None,
+        detail: "Placing calls over SIP trunks is not available yet; use a sim connection.".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Carrier for Telephony {
+    async fn verify(&self, provider: &Provider) -> Result<(), String> {
+        match provider {
+            // The simulated carrier is always reachable.
+            Provider::Sim => Ok(()),
+            Provider::Sip(trunk) => sip::probe(trunk, self.sip_probe_timeout).await,
+        }
+    }
+
+    async fn dial(&self, dial: Dial, events: CarrierEvents) -> Result<(), DialError> {
+        match dial.provider {
+            Provider::Sim => self.sim.dial(dial, events),
+            Provider::Sip(_) => Err(sip_dialing_unavailable()),
+        }
+    }
+
+    fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents) {
+        match dial.provider {
+            Provider::Sim => self.sim.resume(dial, progress, events),
+            // Nothing was dialed over SIP, so nothing can be under way there.
+            Provider::Sip(_) => {}
+        }
+    }
+
+    fn hang_up(&self, call_id: CallId) {
+        self.sim.hang_up(call_id);
+    }
+}

@@ -1,0 +1,239 @@
+//! Domain types to protobuf and back. Protobuf to domain re-parses every value, so a message
+//! from a foreign or buggy sender cannot put an invalid value inside the engine.
+
+use domain::FieldErrors;
+use domain::agent::{AgentPatch, AgentSpec, Tool, Voice, check_tools};
+use domain::ids::{AgentId, VoipConnectionId};
+use domain::org::{self, NumberBacking};
+use domain::voip::{Provider, SipTrunk, Transport};
+
+use crate::pb;
+
+impl From<&Tool> for pb::Tool {
+    fn from(t: &Tool) -> Self {
+        Self {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            url: t.url.clone(),
+            parameters_json: t.parameters_json.clone(),
+        }
+    }
+}
+
+fn tools_from_pb(tools: Vec<pb::Tool>, field: &str, errors: &mut FieldErrors) -> Vec<Tool> {
+    let mut parsed = Vec::with_capacity(tools.len());
+    for (i, t) in tools.into_iter().enumerate() {
+        let mut ok = true;
+        let mut check = |name: &str, r: Result<String, String>| match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                errors.add(format!("{field}.{i}.{name}"), e);
+                ok = false;
+                None
+            }
+        };
+        let name = check("name", Tool::parse_name(&t.name));
+        let description = check("description", Tool::parse_description(&t.description));
+        let url = t.url.map(|u| check("url", Tool::parse_url(&u)));
+        if ok {
+            parsed.push(Tool {
+                name: name.expect("checked"),
+                description: description.expect("checked"),
+                url: url.flatten(),
+                parameters_json: t.parameters_json,
+            });
+        }
+    }
+    if let Err(e) = check_tools(&parsed) {
+        errors.add(field, e);
+    }
+    parsed
+}
+
+impl From<&AgentSpec> for pb::AgentSpec {
+    fn from(s: &AgentSpec) -> Self {
+        Self {
+            name: s.name.clone(),
+            prompt: s.prompt.clone(),
+            voice: s.voice.as_str().to_owned(),
+            greeting: s.greeting.clone(),
+            max_hold_seconds: s.max_hold_seconds,
+            tools: s.tools.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Records a field's parse error and yields its value if it parsed.
+fn field<T>(errors: &mut FieldErrors, name: &str, parsed: Result<T, String>) -> Option<T> {
+    parsed.map_err(|e| errors.add(name, e)).ok()
+}
+
+impl TryFrom<pb::AgentSpec> for AgentSpec {
+    type Error = FieldErrors;
+    fn try_from(s: pb::AgentSpec) -> Result<Self, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let name = field(&mut e, "name", AgentSpec::parse_name(&s.name));
+        let prompt = field(&mut e, "prompt", AgentSpec::parse_prompt(&s.prompt));
+        let voice = field(&mut e, "voice", Voice::parse(&s.voice));
+        let greeting = field(&mut e, "greeting", AgentSpec::parse_greeting(&s.greeting));
+        let hold = field(&mut e, "max_hold_seconds", AgentSpec::parse_max_hold_seconds(s.max_hold_seconds.into()));
+        let tools = tools_from_pb(s.tools, "tools", &mut e);
+        match (name, prompt, voice, greeting, hold) {
+            (Some(name), Some(prompt), Some(voice), Some(greeting), Some(max_hold_seconds)) if e.is_empty() => {
+                Ok(AgentSpec { name, prompt, voice, greeting, max_hold_seconds, tools })
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+impl From<&AgentPatch> for pb::AgentPatch {
+    fn from(p: &AgentPatch) -> Self {
+        Self {
+            name: p.name.clone(),
+            prompt: p.prompt.clone(),
+            voice: p.voice.as_ref().map(|v| v.as_str().to_owned()),
+            greeting: p.greeting.clone(),
+            max_hold_seconds: p.max_hold_seconds,
+            tools: p.tools.as_ref().map(|t| pb::ToolList { tools: t.iter().map(Into::into).collect() }),
+        }
+    }
+}
+
+impl TryFrom<pb::AgentPatch> for AgentPatch {
+    type Error = FieldErrors;
+    fn try_from(p: pb::AgentPatch) -> Result<Self, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let patch = AgentPatch {
+            name: p.name.and_then(|v| field(&mut e, "name", AgentSpec::parse_name(&v))),
+            prompt: p.prompt.and_then(|v| field(&mut e, "prompt", AgentSpec::parse_prompt(&v))),
+            voice: p.voice.and_then(|v| field(&mut e, "voice", Voice::parse(&v))),
+            greeting: p.greeting.and_then(|v| field(&mut e, "greeting", AgentSpec::parse_greeting(&v))),
+            max_hold_seconds: p
+                .max_hold_seconds
+                .and_then(|v| field(&mut e, "max_hold_seconds", AgentSpec::parse_max_hold_seconds(v.into()))),
+            tools: p.tools.map(|t| tools_from_pb(t.tools, "tools", &mut e)),
+        };
+        e.into_result(patch)
+    }
+}
+
+impl From<&org::Agent> for pb::Agent {
+    fn from(a: &org::Agent) -> Self {
+        Self {
+            id: a.id.0,
+            spec: Some((&a.spec).into()),
+            created_at_ms: a.created_at.as_millis(),
+            updated_at_ms: a.updated_at.as_millis(),
+        }
+    }
+}
+
+impl From<&org::OrgProfile> for pb::Org {
+    fn from(o: &org::OrgProfile) -> Self {
+        Self {
+            id: o.id.0,
+            name: o.name.clone(),
+            trial: o.trial,
+            created_at_ms: o.created_at.as_millis(),
+            updated_at_ms: o.updated_at.as_millis(),
+            max_concurrent_test_calls: o.test_call_limit(),
+            rate_limit_per_second: o.rate_limit(),
+        }
+    }
+}
+
+impl From<&org::ApiKey> for pb::ApiKey {
+    fn from(k: &org::ApiKey) -> Self {
+        Self { id: k.id.0, name: k.name.clone(), created_at_ms: k.created_at.as_millis() }
+    }
+}
+
+/// A connection's provider for the wire. `with_secret` keeps the SIP password: only for
+/// the create command, never for replies.
+pub fn connection_spec(name: &str, provider: &Provider, with_secret: bool) -> pb::VoipConnectionSpec {
+    let provider = match provider {
+        Provider::Sim => pb::voip_connection_spec::Provider::Sim(pb::Empty {}),
+        Provider::Sip(t) => pb::voip_connection_spec::Provider::Sip(pb::SipTrunk {
+            host: t.host.clone(),
+            port: t.port.into(),
+            transport: t.transport.as_str().to_owned(),
+            username: t.username.clone(),
+            password: if with_secret { t.password.clone() } else { String::new() },
+        }),
+    };
+    pb::VoipConnectionSpec { name: name.to_owned(), provider: Some(provider) }
+}
+
+/// Parses a connection spec from the wire into its name and provider.
+pub fn parse_connection_spec(spec: pb::VoipConnectionSpec) -> Result<(String, Provider), FieldErrors> {
+    let mut e = FieldErrors::new();
+    let name = field(&mut e, "name", domain::voip::parse_connection_name(&spec.name));
+    let provider = match spec.provider {
+        None => {
+            e.add("provider", domain::fields::REQUIRED);
+            None
+        }
+        Some(pb::voip_connection_spec::Provider::Sim(_)) => Some(Provider::Sim),
+        Some(pb::voip_connection_spec::Provider::Sip(t)) => {
+            let host = field(&mut e, "host", SipTrunk::parse_host(&t.host));
+            let port = field(&mut e, "port", SipTrunk::parse_port(t.port.into()));
+            let transport = field(&mut e, "transport", Transport::parse(&t.transport));
+            let username = field(&mut e, "username", SipTrunk::parse_credential(&t.username));
+            let password = field(&mut e, "password", SipTrunk::parse_credential(&t.password));
+            match (host, port, transport, username, password) {
+                (Some(host), Some(port), Some(transport), Some(username), Some(password)) => {
+                    Some(Provider::Sip(SipTrunk { host, port, transport, username, password }))
+                }
+                _ => None,
+            }
+        }
+    };
+    match (name, provider) {
+        (Some(name), Some(provider)) if e.is_empty() => Ok((name, provider)),
+        _ => Err(e),
+    }
+}
+
+impl From<&org::VoipConnection> for pb::VoipConnection {
+    fn from(c: &org::VoipConnection) -> Self {
+        Self {
+            id: c.id.0,
+            spec: Some(connection_spec(&c.name, &c.provider, false)),
+            verified: c.verified,
+            verified_at_ms: c.verified_at.map(|t| t.as_millis()),
+            verification_error: c.verification_error.clone(),
+            created_at_ms: c.created_at.as_millis(),
+            updated_at_ms: c.updated_at.as_millis(),
+        }
+    }
+}
+
+impl From<&org::PhoneNumber> for pb::PhoneNumber {
+    fn from(n: &org::PhoneNumber) -> Self {
+        Self {
+            id: n.id.0,
+            number: n.number.as_str().to_owned(),
+            voip_connection_id: match n.backing {
+                NumberBacking::Voip(c) => Some(c.0),
+                NumberBacking::Demo => None,
+            },
+            inbound_agent_id: n.inbound_agent_id.map(|a| a.0),
+            outbound_agent_id: n.outbound_agent_id.map(|a| a.0),
+            created_at_ms: n.created_at.as_millis(),
+            updated_at_ms: n.updated_at.as_millis(),
+        }
+    }
+}
+
+pub fn backing_from_pb(voip_connection_id: Option<u64>) -> NumberBacking {
+    voip_connection_id.map_or(NumberBacking::Demo, |c| NumberBacking::Voip(VoipConnectionId(c)))
+}
+
+pub fn assignment_from_pb(a: Option<pb::AgentAssignment>) -> Option<Option<AgentId>> {
+    a.map(|a| a.agent_id.map(AgentId))
+}
+
+pub fn assignment_to_pb(a: Option<Option<AgentId>>) -> Option<pb::AgentAssignment> {
+    a.map(|a| pb::AgentAssignment { agent_id: a.map(|a| a.0) })
+}
