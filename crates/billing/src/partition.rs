@@ -6,7 +6,7 @@ use std::time::Duration;
 use actor::Folded;
 use domain::Ctx;
 use domain::ids::{IdSequence, OrgId, Partitioning};
-use domain::ledger::{self, Closed, LedgerCommand, LedgerState};
+use domain::ledger::{self, Closed, LedgerCommand, LedgerState, Recorded};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use tokio::sync::watch;
 use wire::pb::{self, BillingReply, Failure, FailureKind, billing_reply::Result as R};
@@ -16,8 +16,8 @@ use crate::projection;
 pub struct Partition {
     log: Log,
     ids: IdSequence,
-    /// Every ledger of the partition, folded at start: the expiry timer must see every open
-    /// reservation, and replies to repeated commands are answered from `closed` and `top_ups`.
+    /// Every ledger of the partition, read from the projection at start: the expiry timer must
+    /// see every open reservation. Small whatever the history: balances, rate, open reservations.
     ledgers: HashMap<OrgId, Folded<LedgerState>>,
     /// The id of the request being handled, recorded as the correlation id of its events.
     request_id: Option<String>,
@@ -26,8 +26,8 @@ pub struct Partition {
 /// What a command answers, named before the command is consumed.
 enum Answer {
     Reservation(String),
-    Settlement(String),
-    Transaction(String),
+    Settlement,
+    Transaction,
     Balance,
     Done,
 }
@@ -35,11 +35,11 @@ enum Answer {
 impl Partition {
     pub fn open(partitioning: Partitioning, log: Log) -> Result<Self, eventlog::Error> {
         let mut ledgers = HashMap::new();
-        for stream in log.streams_with_prefix(projection::STREAM_PREFIX)? {
-            let Some(org) = stream.strip_prefix(projection::STREAM_PREFIX).and_then(|id| id.parse().ok()) else {
-                continue;
-            };
-            ledgers.insert(OrgId(org), actor::fold(&log, &stream, LedgerState::apply)?);
+        for entry in log.projection_scan(projection::NAME, projection::LEDGERS_PREFIX) {
+            let (key, bytes) = entry?;
+            let Some(org) = projection::org_of_ledger_key(&key) else { continue };
+            let view: projection::LedgerView = projection::decode(&bytes)?;
+            ledgers.insert(org, Folded { state: view.state, version: view.version });
         }
         Ok(Self { ids: actor::resume_ids(&log, partitioning)?, log, ledgers, request_id: None })
     }
@@ -90,13 +90,13 @@ impl Partition {
     fn decide(&mut self, org: OrgId, command: LedgerCommand) -> Result<(R, Option<Pending>), Failure> {
         let answer = match &command {
             LedgerCommand::Reserve { reference, .. } => Answer::Reservation(reference.clone()),
-            LedgerCommand::Settle { reference, .. } => Answer::Settlement(reference.clone()),
-            LedgerCommand::TopUp { reference, .. } => Answer::Transaction(reference.clone()),
+            LedgerCommand::Settle { .. } => Answer::Settlement,
+            LedgerCommand::TopUp { .. } => Answer::Transaction,
             LedgerCommand::SetRate { .. } => Answer::Balance,
             LedgerCommand::Void { .. } | LedgerCommand::Expire => Answer::Done,
         };
         let is_reserve = matches!(answer, Answer::Reservation(_));
-        let pending = self.commit(org, command).inspect_err(|f| {
+        let (recorded, pending) = self.commit(org, command).inspect_err(|f| {
             if is_reserve {
                 metrics::counter!("billing_reservations_total", "outcome" => f.code.clone()).increment(1);
             }
@@ -107,15 +107,15 @@ impl Partition {
         let ledger = &self.ledgers[&org].state;
         let result = match answer {
             Answer::Reservation(reference) => R::Reservation((&ledger.open[&reference]).into()),
-            Answer::Settlement(reference) => match &ledger.closed[&reference] {
-                Closed::Settled { charged_cents, released_cents, transaction_id } => R::Settlement(pb::Settlement {
-                    charged_cents: *charged_cents,
-                    released_cents: *released_cents,
-                    transaction_id: *transaction_id,
-                }),
-                Closed::Released { .. } => unreachable!("a settled reference stays settled"),
+            Answer::Settlement => match recorded.closed {
+                Some(Closed::Settled { charged_cents, released_cents, transaction_id }) => {
+                    R::Settlement(pb::Settlement { charged_cents, released_cents, transaction_id })
+                }
+                _ => unreachable!("a settle that succeeds leaves its reference settled"),
             },
-            Answer::Transaction(reference) => R::Transaction((&ledger.top_ups[&reference]).into()),
+            Answer::Transaction => {
+                R::Transaction(recorded.top_up.as_ref().expect("a top-up that succeeds is recorded").into())
+            }
             Answer::Balance => R::Balance(wire::balance(&ledger.balances, ledger.rate())),
             Answer::Done => R::Done(pb::Empty {}),
         };
@@ -123,11 +123,17 @@ impl Partition {
     }
 
     /// Decides a command against the org's ledger and appends what it decided, if anything.
-    fn commit(&mut self, org: OrgId, command: LedgerCommand) -> Result<Option<Pending>, Failure> {
+    /// Returns what is recorded under the command's reference afterwards.
+    fn commit(&mut self, org: OrgId, command: LedgerCommand) -> Result<(Recorded, Option<Pending>), Failure> {
+        let mut recorded = match command.reference() {
+            Some(reference) => self.recorded(org, reference)?,
+            None => Recorded::default(),
+        };
         let folded = self.ledgers.entry(org).or_default();
-        let events = ledger::decide(&folded.state, command, &mut Ctx { now: actor::now(), ids: &mut self.ids })?;
+        let events =
+            ledger::decide(&folded.state, &recorded, command, &mut Ctx { now: actor::now(), ids: &mut self.ids })?;
         if events.is_empty() {
-            return Ok(None);
+            return Ok((recorded, None));
         }
         let mut appends = vec![StreamAppend {
             stream: projection::stream(org),
@@ -143,7 +149,21 @@ impl Partition {
             unavailable()
         })?;
         folded.advance(&events, LedgerState::apply);
-        Ok(Some(pending))
+        for event in &events {
+            recorded.apply(event);
+        }
+        Ok((recorded, Some(pending)))
+    }
+
+    /// What the ledger recorded under `reference`, from the projection (which every append
+    /// updates at once, so it has seen every command decided before this one).
+    fn recorded(&self, org: OrgId, reference: &str) -> Result<Recorded, Failure> {
+        let bytes = self.log.projection_get(projection::NAME, &projection::record_key(org, reference));
+        let decoded = bytes.and_then(|b| b.map(|b| projection::decode(&b)).transpose());
+        decoded.map(Option::unwrap_or_default).map_err(|e| {
+            tracing::error!(error = %e, %org, "ledger record unreadable");
+            unavailable()
+        })
     }
 
     /// Releases every reservation past its expiry.
@@ -157,12 +177,12 @@ impl Partition {
             .collect();
         for org in due {
             match self.commit(org, LedgerCommand::Expire) {
-                Ok(Some(pending)) => {
+                Ok((_, Some(pending))) => {
                     tracing::info!(%org, "released expired reservations");
                     // Nobody waits on an expiry; if it is lost in a crash, the next tick repeats it.
                     drop(pending);
                 }
-                Ok(None) => {}
+                Ok((_, None)) => {}
                 Err(failure) => tracing::error!(%org, detail = %failure.detail, "could not expire reservations"),
             }
         }

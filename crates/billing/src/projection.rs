@@ -1,12 +1,17 @@
-//! Balances and transactions, folded from ledger streams.
+//! What the ledger streams fold into, for the owner and for reads:
 //!
-//! - `balance/<org>`: the account sums, the rate and how many transactions there are.
+//! - `ledger/<org>`: the org's [`LedgerState`] (balances, rate, open reservations), the stream
+//!   version it is folded to, and how many transactions there are. The owner starts from these
+//!   instead of replaying every ledger from its first event.
+//! - `ref/<org>/<reference>`: what was [`Recorded`] under a reference, which the owner reads
+//!   before deciding a command that names it; so memory holds no history.
 //! - `tx/<org>/<transaction id>`: one posted transaction. Ids grow with time within a
 //!   partition, so a reverse scan lists them newest first.
 
 use domain::ids::OrgId;
-use domain::ledger::{Balances, LedgerEvent, Transaction};
+use domain::ledger::{LedgerEvent, LedgerState, Recorded};
 use eventlog::{Projection, ProjectionWriter, RecordedEvent};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "ledger";
@@ -21,14 +26,26 @@ fn org_of(stream: &str) -> Option<OrgId> {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BalanceView {
-    pub balances: Balances,
-    pub rate_cents_per_minute: Option<u32>,
+pub struct LedgerView {
+    pub state: LedgerState,
+    /// The version of the org's ledger stream that `state` is folded to.
+    pub version: u64,
     pub transaction_count: u64,
 }
 
-pub fn balance_key(org: OrgId) -> Vec<u8> {
-    [b"balance/".as_slice(), &org.0.to_be_bytes()].concat()
+pub const LEDGERS_PREFIX: &[u8] = b"ledger/";
+
+pub fn ledger_key(org: OrgId) -> Vec<u8> {
+    [LEDGERS_PREFIX, &org.0.to_be_bytes()].concat()
+}
+
+/// The org of a key under [`LEDGERS_PREFIX`].
+pub fn org_of_ledger_key(key: &[u8]) -> Option<OrgId> {
+    Some(OrgId(u64::from_be_bytes(key.strip_prefix(LEDGERS_PREFIX)?.try_into().ok()?)))
+}
+
+pub fn record_key(org: OrgId, reference: &str) -> Vec<u8> {
+    [b"ref/".as_slice(), &org.0.to_be_bytes(), b"/", reference.as_bytes()].concat()
 }
 
 pub fn transactions_prefix(org: OrgId) -> Vec<u8> {
@@ -42,30 +59,44 @@ impl Projection for LedgerProjection {
         NAME
     }
 
+    /// 2: the view holds the whole decision state and references have records.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
         let Some(org) = org_of(&event.stream) else {
             return Ok(());
         };
         let ledger_event: LedgerEvent = event.decode().map_err(|e| e.to_string())?;
-        let key = balance_key(org);
-        let mut view: BalanceView = match writer.get(&key)? {
-            Some(bytes) => rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?,
-            None => BalanceView::default(),
-        };
-        view.balances.apply(ledger_event.entries());
-        if let LedgerEvent::RateSet { cents_per_minute, .. } = ledger_event {
-            view.rate_cents_per_minute = Some(cents_per_minute);
-        }
+        let key = ledger_key(org);
+        let mut view: LedgerView = read(writer, &key)?.unwrap_or_default();
+        view.state.apply(&ledger_event);
+        view.version = event.version;
         if let Some(transaction) = ledger_event.transaction() {
             view.transaction_count += 1;
             let tx_key = [transactions_prefix(org), transaction.id.to_be_bytes().to_vec()].concat();
-            writer.put(&tx_key, rmp_serde::to_vec_named(transaction).map_err(|e| e.to_string())?);
+            writer.put(&tx_key, encode(transaction)?);
         }
-        writer.put(&key, rmp_serde::to_vec_named(&view).map_err(|e| e.to_string())?);
+        if let Some(reference) = ledger_event.recorded_under() {
+            let key = record_key(org, reference);
+            let mut recorded: Recorded = read(writer, &key)?.unwrap_or_default();
+            recorded.apply(&ledger_event);
+            writer.put(&key, encode(&recorded)?);
+        }
+        writer.put(&key, encode(&view)?);
         Ok(())
     }
 }
 
-pub fn decode_transaction(bytes: &[u8]) -> Result<Transaction, eventlog::Error> {
+fn read<T: DeserializeOwned>(writer: &ProjectionWriter<'_>, key: &[u8]) -> Result<Option<T>, String> {
+    writer.get(key)?.map(|bytes| decode(&bytes).map_err(|e| e.to_string())).transpose()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, eventlog::Error> {
     Ok(rmp_serde::from_slice(bytes)?)
 }

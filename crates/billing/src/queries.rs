@@ -1,11 +1,11 @@
 //! Balance and transaction reads, served from projections beside the actor.
 
 use domain::ids::OrgId;
-use domain::ledger::DEFAULT_RATE_CENTS_PER_MINUTE;
+use domain::ledger::Transaction;
 use eventlog::Log;
 use wire::pb::{self, BillingReply, Failure, FailureKind, billing_query::Kind, billing_reply::Result as R};
 
-use crate::projection::{self, BalanceView};
+use crate::projection::{self, LedgerView};
 
 /// The most transactions one page may hold.
 pub const MAX_PAGE: u32 = 200;
@@ -35,17 +35,14 @@ fn answer(log: &Log, payload: &[u8]) -> Result<R, Failure> {
     let query: pb::BillingQuery =
         wire::decode(payload).map_err(|_| Failure::new(FailureKind::Invalid, "bad_message", "undecodable query"))?;
     let org = OrgId(query.org_id);
-    let view: BalanceView = log
-        .projection_get(projection::NAME, &projection::balance_key(org))
+    let view: LedgerView = log
+        .projection_get(projection::NAME, &projection::ledger_key(org))
         .map_err(unavailable)?
-        .map(|bytes| rmp_serde::from_slice(&bytes).map_err(|e| unavailable(e.into())))
+        .map(|bytes| projection::decode(&bytes).map_err(unavailable))
         .transpose()?
         .unwrap_or_default();
     match query.kind {
-        Some(Kind::Balance(_)) => Ok(R::Balance(wire::balance(
-            &view.balances,
-            view.rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE),
-        ))),
+        Some(Kind::Balance(_)) => Ok(R::Balance(wire::balance(&view.state.balances, view.state.rate()))),
         Some(Kind::Transactions(page)) => {
             let limit = page.limit.clamp(1, MAX_PAGE) as usize;
             let transactions = log
@@ -55,7 +52,7 @@ fn answer(log: &Log, payload: &[u8]) -> Result<R, Failure> {
                 .take(limit)
                 .map(|entry| {
                     let (_, bytes) = entry.map_err(unavailable)?;
-                    let t = projection::decode_transaction(&bytes).map_err(unavailable)?;
+                    let t = projection::decode::<Transaction>(&bytes).map_err(unavailable)?;
                     Ok((&t).into())
                 })
                 .collect::<Result<Vec<pb::Transaction>, Failure>>()?;

@@ -141,9 +141,16 @@ async fn redelivered_settles_and_top_ups_post_once_even_across_a_restart() {
     assert_eq!(billing.command(settle("call-1", 130)).await.unwrap(), R::Settlement(s));
     billing.command(top_up("stripe_ch_1", 500)).await.unwrap();
     assert_eq!(billing.balance().await.balance_cents, 370);
+    // One reservation is still open when the service stops.
+    billing.command(reserve("call-2", 50, 600)).await.unwrap();
     billing.shut_down().await;
 
+    // The restarted service starts from the projected ledgers, and finds each reference's past
+    // on disk: the open reservation is still held, the closed ones stay closed.
     let billing = start(dir.path(), Duration::from_secs(60)).await;
+    assert_eq!(billing.balance().await.reserved_cents, 50);
+    let R::Settlement(s2) = billing.command(settle("call-2", 0)).await.unwrap() else { panic!() };
+    assert_eq!((s2.charged_cents, s2.released_cents), (0, 50));
     assert_eq!(billing.command(settle("call-1", 130)).await.unwrap(), R::Settlement(s));
     let R::Transaction(t) = billing.command(top_up("stripe_ch_1", 500)).await.unwrap() else { panic!() };
     assert_eq!((t.kind.as_str(), t.amount_cents, t.balance_after_cents), ("top_up", 500, 500));

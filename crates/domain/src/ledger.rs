@@ -139,15 +139,15 @@ impl Balances {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What deciding a ledger command needs at hand: the balances, the rate and the open
+/// reservations. It stays small however long the org has been paying. Everything else the
+/// ledger ever recorded (how each reservation closed, each top-up) is history, looked up by
+/// the reference a command names (see [`Recorded`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerState {
     pub balances: Balances,
     pub rate_cents_per_minute: Option<u32>,
     pub open: BTreeMap<String, Reservation>,
-    /// Every reservation reference ever closed, so a redelivered command never acts twice.
-    pub closed: BTreeMap<String, Closed>,
-    /// Every top-up by reference, for the same reason.
-    pub top_ups: BTreeMap<String, Transaction>,
 }
 
 impl LedgerState {
@@ -158,29 +158,44 @@ impl LedgerState {
     pub fn apply(&mut self, event: &LedgerEvent) {
         self.balances.apply(event.entries());
         match event {
-            LedgerEvent::TopUpPosted { transaction, .. } => {
-                self.top_ups.insert(transaction.reference.clone(), transaction.clone());
-            }
             LedgerEvent::FundsReserved { reservation, .. } => {
                 self.open.insert(reservation.reference.clone(), reservation.clone());
             }
-            LedgerEvent::ReservationSettled { reference, charged_cents, released_cents, transaction, .. } => {
+            LedgerEvent::ReservationSettled { reference, .. } | LedgerEvent::ReservationReleased { reference, .. } => {
                 self.open.remove(reference);
-                self.closed.insert(
-                    reference.clone(),
-                    Closed::Settled {
-                        charged_cents: *charged_cents,
-                        released_cents: *released_cents,
-                        transaction_id: transaction.as_ref().map(|t| t.id),
-                    },
-                );
-            }
-            LedgerEvent::ReservationReleased { reference, released_cents, expired, .. } => {
-                self.open.remove(reference);
-                self.closed
-                    .insert(reference.clone(), Closed::Released { released_cents: *released_cents, expired: *expired });
             }
             LedgerEvent::RateSet { cents_per_minute, .. } => self.rate_cents_per_minute = Some(*cents_per_minute),
+            LedgerEvent::TopUpPosted { .. } => {}
+        }
+    }
+}
+
+/// What the ledger recorded under one reference: how the reservation of that reference closed,
+/// and the top-up posted with it (reservations and top-ups name theirs apart, so a reference
+/// may have both). Commands are idempotent by reference, so a decision needs the record of the
+/// reference its command names; the owner keeps records on disk and reads that one first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub closed: Option<Closed>,
+    pub top_up: Option<Transaction>,
+}
+
+impl Recorded {
+    /// Folds an event into the record of [`LedgerEvent::reference`].
+    pub fn apply(&mut self, event: &LedgerEvent) {
+        match event {
+            LedgerEvent::TopUpPosted { transaction, .. } => self.top_up = Some(transaction.clone()),
+            LedgerEvent::ReservationSettled { charged_cents, released_cents, transaction, .. } => {
+                self.closed = Some(Closed::Settled {
+                    charged_cents: *charged_cents,
+                    released_cents: *released_cents,
+                    transaction_id: transaction.as_ref().map(|t| t.id),
+                });
+            }
+            LedgerEvent::ReservationReleased { released_cents, expired, .. } => {
+                self.closed = Some(Closed::Released { released_cents: *released_cents, expired: *expired });
+            }
+            LedgerEvent::FundsReserved { .. } | LedgerEvent::RateSet { .. } => {}
         }
     }
 }
@@ -223,6 +238,19 @@ pub enum LedgerCommand {
     SetRate {
         cents_per_minute: u32,
     },
+}
+
+impl LedgerCommand {
+    /// The reference whose [`Recorded`] history deciding this command needs.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Reserve { reference, .. }
+            | Self::Settle { reference, .. }
+            | Self::Void { reference }
+            | Self::TopUp { reference, .. } => Some(reference),
+            Self::Expire | Self::SetRate { .. } => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +307,15 @@ impl LedgerEvent {
         }
     }
 
+    /// The reference whose [`Recorded`] history this event adds to, if it adds any.
+    pub fn recorded_under(&self) -> Option<&str> {
+        match self {
+            Self::TopUpPosted { transaction, .. } => Some(&transaction.reference),
+            Self::ReservationSettled { reference, .. } | Self::ReservationReleased { reference, .. } => Some(reference),
+            Self::FundsReserved { .. } | Self::RateSet { .. } => None,
+        }
+    }
+
     pub fn transaction(&self) -> Option<&Transaction> {
         match self {
             Self::TopUpPosted { transaction, .. } => Some(transaction),
@@ -320,15 +357,22 @@ fn check_amount(field: &'static str, cents: i64, min: i64) -> Result<(), LedgerE
     Ok(())
 }
 
-/// Decides a ledger command. Commands are idempotent by reference: a repeated top-up, reserve,
-/// settle or void changes nothing (`Ok(vec![])`); the caller answers from the state.
-pub fn decide(state: &LedgerState, command: LedgerCommand, ctx: &mut Ctx<'_>) -> Result<Vec<LedgerEvent>, LedgerError> {
+/// Decides a ledger command, given what was recorded under the reference it names (the
+/// default record for a new reference, or a command that names none). Commands are idempotent
+/// by reference: a repeated top-up, reserve, settle or void changes nothing (`Ok(vec![])`); the
+/// caller answers from the state and the record.
+pub fn decide(
+    state: &LedgerState,
+    recorded: &Recorded,
+    command: LedgerCommand,
+    ctx: &mut Ctx<'_>,
+) -> Result<Vec<LedgerEvent>, LedgerError> {
     let at = ctx.now;
     match command {
         LedgerCommand::TopUp { reference, cents, description } => {
             check_reference(&reference)?;
             check_amount("amount_cents", cents, 1)?;
-            if let Some(existing) = state.top_ups.get(&reference) {
+            if let Some(existing) = &recorded.top_up {
                 return if existing.amount_cents == cents {
                     Ok(vec![])
                 } else {
@@ -374,7 +418,7 @@ pub fn decide(state: &LedgerState, command: LedgerCommand, ctx: &mut Ctx<'_>) ->
             if state.open.contains_key(&reference) {
                 return Ok(vec![]);
             }
-            if state.closed.contains_key(&reference) {
+            if recorded.closed.is_some() {
                 return Err(LedgerError::ReservationClosed(reference));
             }
             let available = state.balances.available_cents();
@@ -397,7 +441,7 @@ pub fn decide(state: &LedgerState, command: LedgerCommand, ctx: &mut Ctx<'_>) ->
         LedgerCommand::Settle { reference, cents } => {
             check_amount("cents", cents, 0)?;
             let Some(reservation) = state.open.get(&reference) else {
-                return match state.closed.get(&reference) {
+                return match &recorded.closed {
                     Some(Closed::Settled { .. }) => Ok(vec![]),
                     Some(Closed::Released { .. }) => Err(LedgerError::ReservationClosed(reference)),
                     None => Err(LedgerError::UnknownReservation(reference)),
@@ -438,7 +482,7 @@ pub fn decide(state: &LedgerState, command: LedgerCommand, ctx: &mut Ctx<'_>) ->
         }
         LedgerCommand::Void { reference } => match state.open.get(&reference) {
             Some(r) => Ok(vec![release(r, false, at)]),
-            None if state.closed.contains_key(&reference) => Ok(vec![]),
+            None if recorded.closed.is_some() => Ok(vec![]),
             None => Err(LedgerError::UnknownReservation(reference)),
         },
         LedgerCommand::Expire => {

@@ -283,32 +283,66 @@ mod properties {
 }
 
 mod ledger {
+    use std::collections::BTreeMap;
+
     use domain::ledger::{
-        self, Account, ChargeKind, Closed, LedgerCommand, LedgerError, LedgerEvent, LedgerState, ReserveLimit,
-        TransactionKind, cost_cents,
+        self, Account, ChargeKind, Closed, LedgerCommand, LedgerError, LedgerEvent, LedgerState, Recorded,
+        ReserveLimit, TransactionKind, cost_cents,
     };
     use domain::{Ctx, IdSequence, Partitioning, Timestamp};
 
     use super::NOW;
 
-    fn given(commands: &[LedgerCommand]) -> (LedgerState, IdSequence) {
-        let mut ids = IdSequence::resume(Partitioning::new(64), 3, 0);
-        let mut state = LedgerState::default();
-        for c in commands {
-            for e in ledger::decide(&state, c.clone(), &mut Ctx { now: NOW, ids: &mut ids }).unwrap() {
-                state.apply(&e);
+    /// An org's ledger as its owner keeps it: the state in memory, and the records by reference.
+    #[derive(Debug, Default, PartialEq)]
+    struct Books {
+        state: LedgerState,
+        records: BTreeMap<String, Recorded>,
+    }
+
+    impl Books {
+        fn record_for(&self, command: &LedgerCommand) -> Recorded {
+            command.reference().and_then(|r| self.records.get(r)).cloned().unwrap_or_default()
+        }
+
+        fn apply(&mut self, event: &LedgerEvent) {
+            self.state.apply(event);
+            if let Some(reference) = event.recorded_under() {
+                self.records.entry(reference.to_owned()).or_default().apply(event);
             }
         }
-        (state, ids)
+
+        fn decide(&self, command: LedgerCommand, ctx: &mut Ctx<'_>) -> Result<Vec<LedgerEvent>, LedgerError> {
+            ledger::decide(&self.state, &self.record_for(&command), command, ctx)
+        }
     }
 
-    fn when_at(state: &LedgerState, now: Timestamp, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
+    impl std::ops::Deref for Books {
+        type Target = LedgerState;
+
+        fn deref(&self) -> &LedgerState {
+            &self.state
+        }
+    }
+
+    fn given(commands: &[LedgerCommand]) -> (Books, IdSequence) {
+        let mut ids = IdSequence::resume(Partitioning::new(64), 3, 0);
+        let mut books = Books::default();
+        for c in commands {
+            for e in books.decide(c.clone(), &mut Ctx { now: NOW, ids: &mut ids }).unwrap() {
+                books.apply(&e);
+            }
+        }
+        (books, ids)
+    }
+
+    fn when_at(books: &Books, now: Timestamp, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
         let mut ids = IdSequence::resume(Partitioning::new(64), 3, 1000);
-        ledger::decide(state, command, &mut Ctx { now, ids: &mut ids })
+        books.decide(command, &mut Ctx { now, ids: &mut ids })
     }
 
-    fn when(state: &LedgerState, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
-        when_at(state, NOW, command)
+    fn when(books: &Books, command: LedgerCommand) -> Result<Vec<LedgerEvent>, LedgerError> {
+        when_at(books, NOW, command)
     }
 
     fn top_up(reference: &str, cents: i64) -> LedgerCommand {
@@ -408,7 +442,7 @@ mod ledger {
     fn a_call_that_never_connected_is_voided_not_charged() {
         let (state, _) = given(&[top_up("t", 100), reserve("c1", 40), LedgerCommand::Void { reference: "c1".into() }]);
         assert_eq!((state.balances.balance_cents(), state.balances.available_cents()), (100, 100));
-        assert!(matches!(state.closed["c1"], Closed::Released { released_cents: 40, expired: false }));
+        assert!(matches!(state.records["c1"].closed, Some(Closed::Released { released_cents: 40, expired: false })));
         assert_eq!(when(&state, LedgerCommand::Void { reference: "c1".into() }), Ok(vec![]));
         assert_eq!(when(&state, settle("c1", 5)), Err(LedgerError::ReservationClosed("c1".into())));
     }
@@ -481,7 +515,7 @@ mod ledger {
             #[test]
             fn the_books_balance_whatever_happens(ops in proptest::collection::vec(op(), 1..80)) {
                 let mut ids = IdSequence::resume(Partitioning::new(64), 3, 0);
-                let mut state = LedgerState::default();
+                let mut state = Books::default();
                 let mut log: Vec<LedgerEvent> = Vec::new();
                 let mut now = NOW;
                 for op in ops {
@@ -492,7 +526,7 @@ mod ledger {
                         Op::Void(r) => LedgerCommand::Void { reference: format!("c{r}") },
                         Op::Advance(s) => { now = Timestamp(now.0 + s * 1000); LedgerCommand::Expire }
                     };
-                    let Ok(events) = ledger::decide(&state, command, &mut Ctx { now, ids: &mut ids }) else { continue };
+                    let Ok(events) = state.decide(command, &mut Ctx { now, ids: &mut ids }) else { continue };
                     for e in &events {
                         prop_assert_eq!(e.entries().iter().map(|x| x.amount_cents).sum::<i64>(), 0, "entries of {:?}", e);
                         if let LedgerEvent::ReservationSettled { reference, charged_cents, .. } = e {
@@ -507,8 +541,8 @@ mod ledger {
                 }
                 let total: i64 = state.balances.0.values().sum();
                 prop_assert_eq!(total, 0);
-                prop_assert_eq!(state.balances.of(Account::Funding), -state.top_ups.values().map(|t| t.amount_cents).sum::<i64>());
-                let mut replayed = LedgerState::default();
+                prop_assert_eq!(state.balances.of(Account::Funding), -state.records.values().filter_map(|r| r.top_up.as_ref()).map(|t| t.amount_cents).sum::<i64>());
+                let mut replayed = Books::default();
                 for e in &log {
                     replayed.apply(e);
                 }

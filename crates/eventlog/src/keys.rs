@@ -5,11 +5,17 @@
 //! - `s` stream NUL version      -> the event's position (a stream's events in order)
 //! - `v` stream                  -> the stream's current version
 //! - `p` projection NUL key      -> a projection's value
-//! - `m` name                    -> bookkeeping, such as the next position
+//! - `m` name                    -> bookkeeping, such as the next position and the version of
+//!                                    each projection's shape
 
 pub const EVENT_PREFIX: &[u8] = b"e";
 pub const PROJECTION_PREFIX: &[u8] = b"p";
 pub const NEXT_POSITION: &[u8] = b"mnext_position";
+
+/// The version of a projection's shape that the projection's keys were built by.
+pub fn projection_version(name: &str) -> Vec<u8> {
+    [b"mprojection_version/".as_slice(), name.as_bytes()].concat()
+}
 
 pub fn event(position: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(9);

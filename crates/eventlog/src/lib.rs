@@ -132,10 +132,11 @@ impl Store {
 
     /// Opens the log of one partition of one service (`namespace`) with the projections it
     /// maintains. Services that own the same partition number in one process keep apart.
+    /// Projections built by another version of their shape are rebuilt from the events first.
     pub fn log(&self, namespace: &str, partition: u32, projections: Vec<Arc<dyn Projection>>) -> Result<Log> {
         let tree = self.db.open_tree(format!("{namespace}/{partition:05}"))?;
         let next_position = keys::read_u64(&tree, keys::NEXT_POSITION)?.unwrap_or(1);
-        Ok(Log {
+        let log = Log {
             inner: Arc::new(LogInner {
                 partition,
                 tree,
@@ -143,7 +144,9 @@ impl Store {
                 projections,
                 write_lock: Mutex::new(WriteState { next_position }),
             }),
-        })
+        };
+        log.rebuild_outdated_projections()?;
+        Ok(log)
     }
 
     /// Flushes everything written so far, now, without waiting for other writers.
@@ -340,6 +343,32 @@ impl Log {
                 Ok((k.to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    /// Rebuilds the projections if any of them was built by another version of its shape (or
+    /// by none: a log that held events before the projection existed), and records the versions.
+    fn rebuild_outdated_projections(&self) -> Result<()> {
+        let tree = &self.inner.tree;
+        let recorded = |p: &Arc<dyn Projection>| -> Result<Option<u64>> {
+            Ok(keys::read_u64(tree, &keys::projection_version(p.name()))?)
+        };
+        let mut outdated = false;
+        for projection in &self.inner.projections {
+            outdated |= recorded(projection)? != Some(u64::from(projection.version()));
+        }
+        if !outdated {
+            return Ok(());
+        }
+        let has_events = tree.scan_prefix(keys::EVENT_PREFIX).next().is_some();
+        if has_events {
+            tracing::info!(partition = self.inner.partition, "rebuilding projections of an older shape");
+            self.rebuild_projections()?;
+        }
+        for projection in &self.inner.projections {
+            tree.insert(keys::projection_version(projection.name()), &u64::from(projection.version()).to_be_bytes())?;
+        }
+        tree.flush()?;
+        Ok(())
     }
 
     /// Replaces every projection with its replay from the log. Used after a projection changes

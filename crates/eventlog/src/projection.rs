@@ -9,6 +9,12 @@ pub trait Projection: Send + Sync {
     /// A short name that namespaces the projection's keys.
     fn name(&self) -> &'static str;
 
+    /// The version of what `apply` writes. Raise it when that changes shape: a log whose
+    /// projections were built by another version rebuilds them from its events when opened.
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// Folds one event. An error here is a bug (an event the projection cannot read) and fails
     /// the append that carried it.
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String>;
