@@ -1,9 +1,8 @@
 //! Idempotency keys: a POST sent again with the same `Idempotency-Key` and the same body gets
 //! the first response back instead of doing the work twice. Keys are scoped to an org and kept
 //! for [`RETENTION_MS`]; a key whose request never finished (its gateway died) is given up on
-//! after [`ABANDONED_AFTER_MS`].
-
-use std::collections::HashMap;
+//! after [`ABANDONED_AFTER_MS`]. Each key is decided on its own state ([`KeyState`]), so the
+//! owner keeps one small stream per key and reads only the key a request names.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,16 +27,18 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// One use of a key: the request it was first sent with, and its response once it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
+struct Use {
     fingerprint: Vec<u8>,
     started_at: Timestamp,
     response: Option<StoredResponse>,
 }
 
+/// What one key of one org stands for now: its latest use, if it has one that was not released.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IdempotencyState {
-    entries: HashMap<String, Entry>,
+pub struct KeyState {
+    latest: Option<Use>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,49 +84,36 @@ pub enum Begin {
     InProgress,
 }
 
-impl IdempotencyState {
+impl KeyState {
     pub fn apply(&mut self, event: &IdempotencyEvent) {
         match event {
-            IdempotencyEvent::Started { key, fingerprint, at } => {
-                self.entries
-                    .insert(key.clone(), Entry { fingerprint: fingerprint.clone(), started_at: *at, response: None });
+            IdempotencyEvent::Started { fingerprint, at, .. } => {
+                self.latest = Some(Use { fingerprint: fingerprint.clone(), started_at: *at, response: None });
             }
-            IdempotencyEvent::Completed { key, response, .. } => {
-                if let Some(entry) = self.entries.get_mut(key) {
-                    entry.response = Some(response.clone());
+            IdempotencyEvent::Completed { response, .. } => {
+                if let Some(latest) = &mut self.latest {
+                    latest.response = Some(response.clone());
                 }
             }
-            IdempotencyEvent::Released { key, .. } => {
-                self.entries.remove(key);
-            }
+            IdempotencyEvent::Released { .. } => self.latest = None,
         }
     }
 
-    /// Forgets keys past their retention, so memory holds a day of keys at most.
-    pub fn forget_expired(&mut self, now: Timestamp) {
-        self.entries.retain(|_, e| now.0 - e.started_at.0 < RETENTION_MS);
-    }
-
-    pub fn is_started(&self, key: &str, fingerprint: &[u8]) -> bool {
-        self.entries.get(key).is_some_and(|e| e.fingerprint == fingerprint && e.response.is_none())
+    fn is_started(&self, fingerprint: &[u8]) -> bool {
+        self.latest.as_ref().is_some_and(|u| u.fingerprint == fingerprint && u.response.is_none())
     }
 }
 
 /// Decides what a request with `key` does, and what to record.
-pub fn begin(
-    state: &IdempotencyState,
-    key: &str,
-    fingerprint: &[u8],
-    now: Timestamp,
-) -> (Begin, Vec<IdempotencyEvent>) {
+pub fn begin(state: &KeyState, key: &str, fingerprint: &[u8], now: Timestamp) -> (Begin, Vec<IdempotencyEvent>) {
     let start = || vec![IdempotencyEvent::Started { key: key.to_owned(), fingerprint: fingerprint.to_vec(), at: now }];
-    match state.entries.get(key) {
-        Some(entry) if now.0 - entry.started_at.0 < RETENTION_MS => {
-            if entry.fingerprint != fingerprint {
+    match &state.latest {
+        Some(latest) if now.0 - latest.started_at.0 < RETENTION_MS => {
+            if latest.fingerprint != fingerprint {
                 (Begin::Conflict, vec![])
-            } else if let Some(response) = &entry.response {
+            } else if let Some(response) = &latest.response {
                 (Begin::Replay(response.clone()), vec![])
-            } else if now.0 - entry.started_at.0 < ABANDONED_AFTER_MS {
+            } else if now.0 - latest.started_at.0 < ABANDONED_AFTER_MS {
                 (Begin::InProgress, vec![])
             } else {
                 (Begin::Proceed, start())
@@ -137,13 +125,13 @@ pub fn begin(
 
 /// Records how a request with `key` ended: kept for replay, or released to be retried.
 pub fn complete(
-    state: &IdempotencyState,
+    state: &KeyState,
     key: &str,
     fingerprint: &[u8],
     response: StoredResponse,
     now: Timestamp,
 ) -> Vec<IdempotencyEvent> {
-    if !state.is_started(key, fingerprint) {
+    if !state.is_started(fingerprint) {
         return vec![];
     }
     if response.status >= 500 || response.status == 429 {
@@ -157,8 +145,8 @@ pub fn complete(
 mod tests {
     use super::*;
 
-    fn after(events: &[IdempotencyEvent]) -> IdempotencyState {
-        let mut state = IdempotencyState::default();
+    fn after(events: &[IdempotencyEvent]) -> KeyState {
+        let mut state = KeyState::default();
         for e in events {
             state.apply(e);
         }
@@ -171,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_key_runs_once_and_then_replays() {
-        let (first, started) = begin(&IdempotencyState::default(), "k", b"f", Timestamp(0));
+        let (first, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0));
         assert_eq!(first, Begin::Proceed);
         let state = after(&started);
         assert_eq!(begin(&state, "k", b"f", Timestamp(10)).0, Begin::InProgress);
@@ -189,7 +177,7 @@ mod tests {
 
     #[test]
     fn failures_worth_retrying_release_the_key_and_abandoned_keys_are_given_up() {
-        let (_, started) = begin(&IdempotencyState::default(), "k", b"f", Timestamp(0));
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0));
         let state = after(&started);
         let released = complete(&state, "k", b"f", StoredResponse { status: 503, body: vec![] }, Timestamp(5));
         assert!(matches!(released.as_slice(), [IdempotencyEvent::Released { .. }]));

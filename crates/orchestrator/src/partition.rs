@@ -77,8 +77,6 @@ pub struct Partition {
     carrier_rx: mpsc::Receiver<(CallId, CarrierEvent)>,
     /// The id of the request being handled, recorded as the correlation id of its events.
     request_id: Option<String>,
-    /// Idempotency keys by org, folded on first use.
-    idempotency: HashMap<OrgId, Folded<domain::idempotency::IdempotencyState>>,
 }
 
 /// Bounds the work in flight outside the actor and the carrier events waiting for it; a full
@@ -126,7 +124,6 @@ impl Partition {
             carrier_tx,
             carrier_rx,
             request_id: None,
-            idempotency: HashMap::new(),
         })
     }
 
