@@ -6,7 +6,7 @@ use std::time::Duration;
 use actor::Folded;
 use domain::Ctx;
 use domain::ids::{IdSequence, OrgId, Partitioning};
-use domain::ledger::{self, Closed, LedgerCommand, LedgerState, Recorded};
+use domain::ledger::{self, Closed, LedgerCommand, LedgerState, Recorded, Reservation};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use tokio::sync::watch;
 use wire::pb::{self, BillingReply, Failure, FailureKind, billing_reply::Result as R};
@@ -39,7 +39,16 @@ impl Partition {
             let (key, bytes) = entry?;
             let Some(org) = projection::org_of_ledger_key(&key) else { continue };
             let view: projection::LedgerView = projection::decode(&bytes)?;
-            ledgers.insert(org, Folded { state: view.state, version: view.version });
+            let open = log
+                .projection_scan(projection::NAME, &projection::open_prefix(org))
+                .map(|entry| {
+                    let reservation: Reservation = projection::decode(&entry?.1)?;
+                    Ok((reservation.reference.clone(), reservation))
+                })
+                .collect::<Result<_, eventlog::Error>>()?;
+            let state =
+                LedgerState { balances: view.balances, rate_cents_per_minute: view.rate_cents_per_minute, open };
+            ledgers.insert(org, Folded { state, version: view.version });
         }
         Ok(Self { ids: actor::resume_ids(&log, partitioning)?, log, ledgers, request_id: None })
     }

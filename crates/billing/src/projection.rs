@@ -1,15 +1,17 @@
 //! What the ledger streams fold into, for the owner and for reads:
 //!
-//! - `ledger/<org>`: the org's [`LedgerState`] (balances, rate, open reservations), the stream
-//!   version it is folded to, and how many transactions there are. The owner starts from these
-//!   instead of replaying every ledger from its first event.
+//! - `ledger/<org>`: the org's balances and rate, the stream version they are folded to, and
+//!   how many transactions there are.
+//! - `open/<org>/<reference>`: an open reservation. With the view above, the whole
+//!   [`LedgerState`](domain::ledger::LedgerState), from which the owner starts instead of replaying every ledger; kept apart
+//!   so that an event writes one reservation, not all of them.
 //! - `ref/<org>/<reference>`: what was [`Recorded`] under a reference, which the owner reads
 //!   before deciding a command that names it; so memory holds no history.
 //! - `tx/<org>/<transaction id>`: one posted transaction. Ids grow with time within a
 //!   partition, so a reverse scan lists them newest first.
 
 use domain::ids::OrgId;
-use domain::ledger::{LedgerEvent, LedgerState, Recorded};
+use domain::ledger::{Balances, DEFAULT_RATE_CENTS_PER_MINUTE, LedgerEvent, Recorded};
 use eventlog::{Projection, ProjectionWriter, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -27,10 +29,17 @@ fn org_of(stream: &str) -> Option<OrgId> {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerView {
-    pub state: LedgerState,
-    /// The version of the org's ledger stream that `state` is folded to.
+    pub balances: Balances,
+    pub rate_cents_per_minute: Option<u32>,
+    /// The version of the org's ledger stream this view is folded to.
     pub version: u64,
     pub transaction_count: u64,
+}
+
+impl LedgerView {
+    pub fn rate(&self) -> u32 {
+        self.rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE)
+    }
 }
 
 pub const LEDGERS_PREFIX: &[u8] = b"ledger/";
@@ -46,6 +55,14 @@ pub fn org_of_ledger_key(key: &[u8]) -> Option<OrgId> {
 
 pub fn record_key(org: OrgId, reference: &str) -> Vec<u8> {
     [b"ref/".as_slice(), &org.0.to_be_bytes(), b"/", reference.as_bytes()].concat()
+}
+
+pub fn open_prefix(org: OrgId) -> Vec<u8> {
+    [b"open/".as_slice(), &org.0.to_be_bytes(), b"/"].concat()
+}
+
+fn open_key(org: OrgId, reference: &str) -> Vec<u8> {
+    [open_prefix(org), reference.as_bytes().to_vec()].concat()
 }
 
 pub fn transactions_prefix(org: OrgId) -> Vec<u8> {
@@ -71,8 +88,18 @@ impl Projection for LedgerProjection {
         let ledger_event: LedgerEvent = event.decode().map_err(|e| e.to_string())?;
         let key = ledger_key(org);
         let mut view: LedgerView = read(writer, &key)?.unwrap_or_default();
-        view.state.apply(&ledger_event);
+        view.balances.apply(ledger_event.entries());
         view.version = event.version;
+        match &ledger_event {
+            LedgerEvent::FundsReserved { reservation, .. } => {
+                writer.put(&open_key(org, &reservation.reference), encode(reservation)?);
+            }
+            LedgerEvent::ReservationSettled { reference, .. } | LedgerEvent::ReservationReleased { reference, .. } => {
+                writer.remove(&open_key(org, reference));
+            }
+            LedgerEvent::RateSet { cents_per_minute, .. } => view.rate_cents_per_minute = Some(*cents_per_minute),
+            LedgerEvent::TopUpPosted { .. } => {}
+        }
         if let Some(transaction) = ledger_event.transaction() {
             view.transaction_count += 1;
             let tx_key = [transactions_prefix(org), transaction.id.to_be_bytes().to_vec()].concat();

@@ -42,7 +42,7 @@ fn answer(log: &Log, payload: &[u8]) -> Result<R, Failure> {
         .transpose()?
         .unwrap_or_default();
     match query.kind {
-        Some(Kind::Balance(_)) => Ok(R::Balance(wire::balance(&view.state.balances, view.state.rate()))),
+        Some(Kind::Balance(_)) => Ok(R::Balance(wire::balance(&view.balances, view.rate()))),
         Some(Kind::Transactions(page)) => {
             let limit = page.limit.clamp(1, MAX_PAGE) as usize;
             let transactions = log

@@ -143,7 +143,7 @@ impl Balances {
 /// reservations. It stays small however long the org has been paying. Everything else the
 /// ledger ever recorded (how each reservation closed, each top-up) is history, looked up by
 /// the reference a command names (see [`Recorded`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerState {
     pub balances: Balances,
     pub rate_cents_per_minute: Option<u32>,
