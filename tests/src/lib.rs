@@ -9,21 +9,55 @@ use serde_json::{Value, json};
 pub const ADMIN_TOKEN: &str = "sb_admin_test_token";
 
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one cargo built beside this test.
-/// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, and
-/// would test a stale binary.
+/// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, so a
+/// binary older than the sources it is built from fails the test at once rather than testing
+/// old code.
 pub fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("SWITCHBOARD_BIN") {
         return path.into();
     }
-    // Test executables live in target/<profile>/deps; binaries one level up.
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join("switchboard");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            // Test executables live in target/<profile>/deps; binaries one level up.
+            let exe = std::env::current_exe().expect("the test executable's path");
+            let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join("switchboard");
+            let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+                panic!("{} is missing: run the tests with `cargo test --workspace`, which builds it", path.display())
+            });
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root");
+            if let Some(newer) = newest_source(&workspace.join("crates")).filter(|(at, _)| *at > built) {
+                panic!(
+                    "{} is older than {}: run `cargo build -p switchboard`, or the tests with `cargo test --workspace`, which rebuilds it",
+                    path.display(),
+                    newer.1.display()
+                );
+            }
+            path
+        })
+        .clone()
+}
+
+/// The most recently changed file under the `src` folders of the crates (what the binary is
+/// built from), and when it changed.
+fn newest_source(crates: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    fn walk(dir: &Path, newest: &mut Option<(std::time::SystemTime, PathBuf)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(at) = entry.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(t, _)| at > *t)
+            {
+                *newest = Some((at, path));
+            }
+        }
+    }
+    let mut newest = None;
+    for krate in std::fs::read_dir(crates).into_iter().flatten().flatten() {
+        walk(&krate.path().join("src"), &mut newest);
+    }
+    newest
 }
 
 /// switchboard under test, reached over HTTP at `url`: a `switchboard dev` child process, or,
