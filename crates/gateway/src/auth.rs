@@ -4,9 +4,11 @@
 //! The id routes the check to the partition that holds the key (ids name their partition);
 //! only the SHA-256 of the secret is stored or sent anywhere.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use domain::ids::OrgId;
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
@@ -113,6 +115,24 @@ impl FromRequestParts<App> for Caller {
             }
         }
         Ok(Self { org })
+    }
+}
+
+/// Authenticates every `/v1/` request that presents credentials before it is routed, so each
+/// request made with a key counts against the key's rate limit and answers with its headers,
+/// whatever it asks for (an unknown path, a wrong method). As in DRF, credentials that are
+/// presented must be valid, even where none are needed. Handlers then find the caller here.
+pub async fn middleware(State(app): State<App>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/v1/") || !request.headers().contains_key(AUTHORIZATION) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match Caller::from_request_parts(&mut parts, &app).await {
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(rejection) => rejection.into_response(),
     }
 }
 

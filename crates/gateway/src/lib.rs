@@ -122,6 +122,7 @@ fn router(app: App) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(app.clone(), idempotency::middleware))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::middleware))
         .layer(axum::middleware::from_fn(context::middleware))
         .with_state(app)
 }

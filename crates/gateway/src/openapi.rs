@@ -166,7 +166,8 @@ fn build() -> Value {
         }
         responses.insert(status.to_string(), ok);
         let mut errors: Vec<u16> = match op.auth {
-            Auth::None => vec![405],
+            // Needing no credentials, but checking those presented (see `auth::middleware`).
+            Auth::None => vec![401, 405, 429, 503],
             Auth::Key | Auth::Admin => vec![400, 401, 404, 405, 413, 429, 503],
         };
         errors.extend_from_slice(op.errors);

@@ -14,6 +14,23 @@ async fn each_key_gets_its_rate_limit_whatever_gateway_serves_it() {
     let first = server.get("/v1/agents", &org.key).await;
     assert_eq!(first.headers["x-ratelimit-limit"], "100");
     assert!(first.headers.contains_key("x-ratelimit-remaining") && first.headers.contains_key("x-ratelimit-reset"));
+    // Every request made with the key counts and carries the headers, whatever it asks for.
+    let bearer = switchboard_tests::bearer(&org.key);
+    let mut remaining = first.headers["x-ratelimit-remaining"].to_str().unwrap().parse::<u32>().unwrap();
+    for (method, path, status) in
+        [("GET", "/v1/no-such-thing", 404), ("DELETE", "/v1/agents", 405), ("GET", "/v1/healthz", 200)]
+    {
+        let r = server.call(method, path, Some(&bearer), None).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        assert_eq!(r.headers["x-ratelimit-limit"], "100", "{method} {path}");
+        let now: u32 = r.headers["x-ratelimit-remaining"].to_str().unwrap().parse().unwrap();
+        // A new one-second window may have begun in between.
+        assert!(now < remaining || now == 99, "{method} {path}: {now} left after {remaining}");
+        remaining = now;
+    }
+    // Credentials that are presented must be valid, even where none are needed.
+    let r = server.call("GET", "/v1/healthz", Some(&switchboard_tests::bearer("sk_live_nope")), None).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (401, Some("authentication_failed")));
 
     server
         .patch(&format!("/admin/v1/orgs/{}", org.id), ADMIN_TOKEN, json!({ "rate_limit_per_second": 5 }))

@@ -477,8 +477,11 @@ async fn legacy_org_paths_are_gone_and_unknown_paths_are_json_404s() {
     }
     let r = server.call("GET", "/v1/nothing-here", None, None).await;
     assert_eq!((r.status, r.body["code"].as_str()), (404, Some("not_found")));
-    let r = server.call("DELETE", "/v1/agents", Some("Bearer x"), None).await;
+    let r = server.call("DELETE", "/v1/agents", None, None).await;
     assert_eq!((r.status, r.body["code"].as_str()), (405, Some("method_not_allowed")));
+    // Credentials that are presented are checked first, wherever the request goes.
+    let r = server.call("DELETE", "/v1/agents", Some("Bearer x"), None).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (401, Some("authentication_failed")));
 }
 
 #[tokio::test]
