@@ -247,6 +247,10 @@ pub struct BatchSpec {
     pub run_count: u32,
     pub stagger_seconds: u32,
     pub mode: Mode,
+    /// The API key that asked for the batch (keys stand where the contract names a user).
+    /// Absent from batches recorded before it was kept.
+    #[serde(default)]
+    pub requested_by_key_id: Option<u64>,
 }
 
 impl BatchSpec {

@@ -87,6 +87,9 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 #[derive(Clone, Copy, Debug)]
 pub struct Caller {
     pub org: OrgId,
+    /// The API key the request was made with: what stands for "who" where the contract names
+    /// a user (`requested_by_id`), since keys are not users.
+    pub key_id: u64,
 }
 
 impl FromRequestParts<App> for Caller {
@@ -114,7 +117,7 @@ impl FromRequestParts<App> for Caller {
                 return Err(ApiError::rate_limited(reset_at_ms));
             }
         }
-        Ok(Self { org })
+        Ok(Self { org, key_id })
     }
 }
 

@@ -178,8 +178,8 @@ pub fn test_batch(b: &pb::TestBatch) -> Value {
         "completed_runs": b.completed_runs,
         "failed_runs": b.failed_runs,
         "error_message": b.error_message,
-        // Batches are started with API keys, and keys are not users.
-        "requested_by_id": Value::Null,
+        // Batches are started with API keys, and keys are not users: the key's id stands in.
+        "requested_by_id": b.requested_by_key_id,
         "started_at": at(b.created_at_ms),
         "completed_at": b.completed_at_ms.map(at),
         "created_at": at(b.created_at_ms),

@@ -73,6 +73,7 @@ pub fn batch_spec(b: pb::CreateTestBatch) -> Result<BatchSpec, Failure> {
                 run_count: b.run_count,
                 stagger_seconds: b.stagger_seconds,
                 mode,
+                requested_by_key_id: b.requested_by_key_id,
             })
         }
         _ => Err(Failure::invalid(e)),
@@ -146,6 +147,7 @@ pub fn test_batch(batch: &BatchState, view: &BatchView) -> pb::TestBatch {
         created_at_ms: batch.created_at.as_millis(),
         updated_at_ms: view.updated_at.as_millis(),
         run_ids: batch.run_ids.clone(),
+        requested_by_key_id: s.requested_by_key_id,
     }
 }
 

@@ -247,6 +247,10 @@ async fn a_batch_spawns_its_runs_rotating_prompts_and_completes() {
     {
         assert!(batch.get(field).is_some(), "{field} missing from {batch}");
     }
+    // Keys are not users: the key that asked for the batch stands in for who requested it.
+    let keys = server.get("/v1/keys", k).await.expect(200);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    assert_eq!(batch["requested_by_id"], keys[0]["id"]);
     let id = batch["id"].as_u64().unwrap();
     let done =
         wait_for(&server, &format!("/v1/test-call-batches/{id}"), k, SETTLE, |b| b["status"] != "in_progress").await;

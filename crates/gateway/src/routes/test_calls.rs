@@ -165,6 +165,7 @@ pub async fn create_batch(State(app): State<App>, caller: Caller, body: JsonObje
             run_count: run_count?,
             stagger_seconds: stagger?,
             mode: t.mode,
+            requested_by_key_id: Some(caller.key_id),
         })
     })?;
     match app.services.command(caller.org, Kind::CreateTestBatch(spec)).await? {
