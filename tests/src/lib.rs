@@ -569,14 +569,17 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// Runs `switchboard audit verify` on every data directory of a stopped server and fails unless
-/// every projection equals its replay.
+/// every stream's hash chain holds and every projection equals its replay.
 pub fn audit(server: &Server) {
     for dir in server.data_dirs() {
         let out =
             Command::new(binary()).args(["audit", "verify", "--data-dir"]).arg(&dir).output().expect("running audit");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "audit of {}: {stdout}{}", dir.display(), String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("every projection equals its replay"), "{stdout}");
+        assert!(
+            stdout.contains("hash chain holds") && stdout.contains("every projection equals its replay"),
+            "{stdout}"
+        );
     }
 }
 

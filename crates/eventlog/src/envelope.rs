@@ -40,6 +40,7 @@ impl NewEvent {
             causation_id: self.causation_id,
             correlation_id: self.correlation_id,
             payload: self.payload,
+            previous_hash: Vec::new(),
         }
     }
 }
@@ -60,6 +61,10 @@ pub struct RecordedEvent {
     /// Stored as a MessagePack binary rather than an array of integers.
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// The SHA-256 of the stream's previous event as stored (empty for a stream's first event),
+    /// so that changing or removing any event breaks the chain after it: see [`crate::chain`].
+    #[serde(default, with = "serde_bytes")]
+    pub previous_hash: Vec<u8>,
 }
 
 impl RecordedEvent {

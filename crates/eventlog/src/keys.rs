@@ -4,6 +4,7 @@
 //! - `e` position                -> the event's envelope (global order within the partition)
 //! - `s` stream NUL version      -> the event's position (a stream's events in order)
 //! - `v` stream                  -> the stream's current version
+//! - `h` stream                  -> the hash of the stream's last event (the head of its chain)
 //! - `p` projection NUL key      -> a projection's value
 //! - `m` name                    -> bookkeeping, such as the next position and the version of
 //!                                    each projection's shape
@@ -38,6 +39,10 @@ pub fn stream_version(stream: &str) -> Vec<u8> {
     key.push(b'v');
     key.extend_from_slice(stream.as_bytes());
     key
+}
+
+pub fn stream_head(stream: &str) -> Vec<u8> {
+    [b"h".as_slice(), stream.as_bytes()].concat()
 }
 
 pub fn projection(name: &str, key: &[u8]) -> Vec<u8> {

@@ -243,3 +243,47 @@ async fn a_projection_of_a_new_shape_is_rebuilt_from_the_events_when_the_log_ope
     assert_eq!(log.projection_get("counts", b"a/alive").unwrap(), None, "keys the new shape never writes are gone");
     assert_eq!(log.replay_projections().unwrap(), log.live_projections().unwrap());
 }
+
+/// Rewrites the stored event at `position` of partition 0 of namespace `test`, as someone with
+/// the data directory could.
+fn tamper(dir: &std::path::Path, position: u64, change: impl FnOnce(&mut RecordedEvent)) {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree("test/00000").unwrap();
+    let key = [b"e".as_slice(), &position.to_be_bytes()].concat();
+    let mut event: RecordedEvent = rmp_serde::from_slice(&tree.get(&key).unwrap().unwrap()).unwrap();
+    change(&mut event);
+    tree.insert(&key, rmp_serde::to_vec_named(&event).unwrap()).unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn every_stream_is_a_hash_chain_and_tampering_breaks_it_where_it_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &options()).unwrap();
+        let log = store.log("test", 0, projections()).unwrap();
+        for n in 0..3 {
+            log.append_durable(vec![
+                append("a", ExpectedVersion::Any, vec![event("x", n), event("x", n + 10)]),
+                append("b", ExpectedVersion::Any, vec![event("y", n)]),
+            ])
+            .await
+            .unwrap();
+        }
+        let a = log.read_stream("a", 1).unwrap();
+        assert!(a[0].previous_hash.is_empty(), "a stream's first event follows nothing");
+        assert_eq!(a[1].previous_hash.len(), 32);
+        let report = log.verify_chains().unwrap();
+        assert_eq!((report.streams, report.events, report.breaks), (2, 9, vec![]));
+    }
+
+    // Stream a holds positions 1, 2, 4, 5, 7, 8; b holds 3, 6, 9.
+    tamper(dir.path(), 2, |e| e.payload = rmp_serde::to_vec_named(&99u32).unwrap());
+    tamper(dir.path(), 9, |e| e.recorded_at_ms += 1);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let log = store.log("test", 0, projections()).unwrap();
+    let breaks = log.verify_chains().unwrap().breaks;
+    assert_eq!(breaks.len(), 2, "{breaks:?}");
+    assert_eq!((breaks[0].stream.as_str(), breaks[0].version), ("a", 3), "the event after the changed one");
+    assert_eq!((breaks[1].stream.as_str(), breaks[1].version), ("b", 4), "b's last event: only its head can tell");
+}
