@@ -234,6 +234,12 @@ impl Server {
 
     /// Readies an existing org to place calls, as [`Server::org_ready_to_call`] does.
     pub async fn ready_to_call(&self, org: Org, cents: i64, number: &str) -> Caller {
+        self.ready_to_call_over(org, cents, number, json!({ "provider": "sim" })).await
+    }
+
+    /// Readies an org to place calls over the VoIP connection `connection` describes (the body
+    /// of its create), which must verify.
+    pub async fn ready_to_call_over(&self, org: Org, cents: i64, number: &str, connection: Value) -> Caller {
         if cents > 0 {
             let path = format!("/admin/v1/orgs/{}/credits", org.id);
             self.post(&path, ADMIN_TOKEN, json!({ "amount_cents": cents, "reference": "funds" })).await.expect(201);
@@ -242,8 +248,10 @@ impl Server {
             .post("/v1/agents", &org.key, json!({ "name": "Support", "prompt": "You handle refunds." }))
             .await
             .expect(201);
-        let conn = self.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
-        self.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &org.key, json!({})).await.expect(200);
+        let conn = self.post("/v1/voip-connections", &org.key, connection).await.expect(201);
+        let verified =
+            self.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &org.key, json!({})).await.expect(200);
+        assert_eq!(verified["verified"], true, "{verified}");
         let body = json!({
             "number": number, "voip_connection_id": conn["id"],
             "inbound_agent_id": agent["id"], "outbound_agent_id": agent["id"]
@@ -594,4 +602,92 @@ fn answers_healthz(port: u16) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+}
+
+/// SIPp playing a SIP trunk's part: a scenario of `tests/sipp/`, or SIPp's built-in `uas`
+/// (answers, then waits for the BYE). It listens on a free loopback UDP port and answers
+/// OPTIONS by itself (`-aa`), so a connection to it verifies. Killed when dropped.
+pub struct Sipp {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    pub fn start(scenario: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a directory for sipp");
+        let log = dir.path().join("messages.log");
+        let port = bus::testing::free_port();
+        let binary = std::env::var("SIPP_BIN").unwrap_or_else(|_| "sipp".to_owned());
+        let mut command = Command::new(&binary);
+        if scenario == "uas" {
+            command.args(["-sn", "uas"]);
+        } else {
+            command.arg("-sf").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(scenario));
+        }
+        command
+            // SIPp binds media ports (audio at -mp, video two above) whether or not it uses them.
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &bus::testing::free_ports(4).to_string()])
+            .args(["-aa", "-nostdin", "-trace_msg", "-message_file"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {binary} (install Debian's package sip-tester, or set SIPP_BIN): {e}")
+        });
+        // Ready once it holds its port.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("sipp ({scenario}) exited at start: {status}");
+            }
+            assert!(std::time::Instant::now() < deadline, "sipp ({scenario}) did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, log, _dir: dir }
+    }
+
+    /// The body of a SIP VoIP connection to this trunk (user alice, password secret).
+    pub fn connection(&self) -> Value {
+        json!({
+            "provider": "sip", "host": "127.0.0.1", "port": self.port, "transport": "udp",
+            "username": "alice", "password": "secret"
+        })
+    }
+
+    /// Waits until SIPp has traced messages starting with each of `lines`, in that order, and
+    /// returns the whole trace.
+    pub async fn wait_for_messages(&self, lines: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let trace = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let mut rest = trace.as_str();
+            let found = lines.iter().all(|line| match rest.find(&format!("\n{line}")) {
+                Some(at) => {
+                    rest = &rest[at + 1..];
+                    true
+                }
+                None => false,
+            });
+            if found {
+                return trace;
+            }
+            assert!(std::time::Instant::now() < deadline, "sipp never traced {lines:?}; it traced:\n{trace}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the trunk, as a trunk that goes away would.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -65,22 +65,35 @@ impl Drop for NatsServer {
 /// is handed out and the moment its server binds it; a port asked of the kernel (`:0`) could be.
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
-/// A loopback TCP port that no other call of this process was given and nothing listened on a
-/// moment ago. Ports go round from an offset taken from the process id, so two test binaries run
+/// A loopback port, free for TCP and UDP alike a moment ago, that no other call of this process
+/// was given. Ports go round from an offset taken from the process id, so two test binaries run
 /// side by side start far apart.
 pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `count` consecutive loopback ports handed out as [`free_port`] hands out one,
+/// for a server that binds several next to each other (SIPp's media ports).
+pub fn free_ports(count: u16) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
     let offset = std::process::id().wrapping_mul(7919) % span;
+    let free = |port: u16| {
+        TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    };
     for _ in 0..span {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = TEST_PORTS.start + u16::try_from((offset + n) % span).expect("the span fits u16");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let n = NEXT.fetch_add(u32::from(count), Ordering::Relaxed);
+        let first = (offset + n) % span;
+        if first + u32::from(count) > span {
+            continue; // the block would wrap round the range's end
+        }
+        let first = TEST_PORTS.start + u16::try_from(first).expect("the span fits u16");
+        if (first..first + count).all(free) {
+            return first;
         }
     }
-    panic!("no free loopback port in {TEST_PORTS:?}")
+    panic!("no {count} free loopback ports in {TEST_PORTS:?}")
 }
 
 /// Starts a process and waits (30 s at most) for the stdout line that starts with `ready`;

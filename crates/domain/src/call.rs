@@ -178,10 +178,10 @@ pub enum CarrierEvent {
         speaker: Speaker,
         text: String,
     },
-    /// The far end or the carrier ended the call; `sip_code` as SIP reported it.
+    /// The far end or the carrier ended the call; `sip_code` as SIP reported it, if it did.
     Ended {
         reason: EndReason,
-        sip_code: u16,
+        sip_code: Option<u16>,
     },
 }
 
@@ -521,6 +521,16 @@ pub fn decide(state: &CallState, command: CallCommand, now: Timestamp) -> Decisi
         CallCommand::Interrupted if state.phase == Phase::Initiated => {
             end(state, EndReason::CarrierError, None, now, false)
         }
+        // A carrier can report on a call before its acceptance of the dial is recorded (a trunk
+        // that answers at once): the report proves the acceptance, which is recorded first.
+        CallCommand::Carrier(event) if state.phase == Phase::Initiated => {
+            let accepted = CallEvent::DialAccepted { at: now };
+            let mut dialing = state.clone();
+            dialing.apply(&accepted);
+            let mut decision = carrier(&dialing, event, now);
+            decision.events.insert(0, accepted);
+            decision
+        }
         CallCommand::Carrier(event) => carrier(state, event, now),
         CallCommand::TimerFired(timer) if is_due(state, timer, now) => match timer {
             Timer::RingTimeout => end(state, EndReason::NoAnswer, None, now, true),
@@ -552,7 +562,7 @@ fn carrier(state: &CallState, event: CarrierEvent, now: Timestamp) -> Decision {
         (CarrierEvent::Turn { speaker, text }, Phase::Answered) => {
             record(CallEvent::TranscriptTurn { seq: state.turns, speaker: *speaker, text: text.clone(), at: now })
         }
-        (CarrierEvent::Ended { reason, sip_code }, _) => end(state, *reason, Some(*sip_code), now, false),
+        (CarrierEvent::Ended { reason, sip_code }, _) => end(state, *reason, *sip_code, now, false),
         _ => record(CallEvent::CarrierEventIgnored { event: event.name().into(), at: now }),
     }
 }

@@ -620,7 +620,7 @@ mod calls {
         assert_eq!((state.phase, state.status()), (Phase::Answered, Status::InProgress));
         let decision = call::decide(
             &state,
-            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::AgentHangup, sip_code: 200 }),
+            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::AgentHangup, sip_code: Some(200) }),
             at(62_500),
         );
         assert_eq!(
@@ -642,7 +642,7 @@ mod calls {
         let mut commands = answered();
         commands.push((
             5_000,
-            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: 200 }),
+            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }),
         ));
         let ended = given(&commands);
         let late = call::decide(&ended, CallCommand::Carrier(CarrierEvent::Answered), at(6_000));
@@ -650,7 +650,7 @@ mod calls {
         assert!(late.actions.is_empty());
         let again = call::decide(
             &ended,
-            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: 486 }),
+            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) }),
             at(6_000),
         );
         assert!(matches!(again.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]));
@@ -667,7 +667,7 @@ mod calls {
         let state = given(&[(10, CallCommand::DialAccepted)]);
         let busy = call::decide(
             &state,
-            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: 486 }),
+            CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) }),
             at(500),
         );
         assert!(matches!(
@@ -793,6 +793,29 @@ mod calls {
         assert!(!rejected.is_placed() && rejected.is_ended());
         assert_eq!(call::pending_settlement(&rejected), Some(Action::Void { reference: "call/69".into() }));
         assert_eq!(call::decide(&rejected, CallCommand::DialAccepted, at(9)), Default::default());
+    }
+
+    #[test]
+    fn a_carrier_report_before_the_dial_is_recorded_as_accepted_proves_the_acceptance() {
+        // Given a placed call whose dial the owner has not yet recorded as accepted,
+        let initiated = given(&[]);
+        // when the carrier already reports the answer,
+        let out = call::decide(&initiated, CallCommand::Carrier(CarrierEvent::Answered), at(3));
+        // then the acceptance is recorded first, and the answer counts.
+        assert_eq!(out.events, vec![CallEvent::DialAccepted { at: at(3) }, CallEvent::Answered { at: at(3) }]);
+        let mut answered = initiated.clone();
+        out.events.iter().for_each(|e| answered.apply(e));
+        assert_eq!(answered.answered_at, Some(at(3)));
+        // The acceptance arriving late changes nothing.
+        assert_eq!(call::decide(&answered, CallCommand::DialAccepted, at(4)), Default::default());
+
+        let busy = CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) };
+        let out = call::decide(&initiated, CallCommand::Carrier(busy), at(2));
+        assert!(matches!(
+            out.events.as_slice(),
+            [CallEvent::DialAccepted { .. }, CallEvent::Ended { reason: EndReason::Busy, .. }]
+        ));
+        assert_eq!(out.actions, vec![Action::Void { reference: "call/69".into() }], "never connected: not charged");
     }
 
     #[test]

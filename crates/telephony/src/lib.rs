@@ -2,8 +2,8 @@
 //!
 //! [`Telephony`] serves every provider a VoIP connection may name: the simulated carrier
 //! (`sim`, see [`sim`]), which plays a deterministic script so tests and demos need no network,
-//! and SIP trunks (`sip`), which are verified with a SIP `OPTIONS` request. Placing calls over
-//! SIP is not built yet: a dial on a SIP trunk is refused as a carrier error.
+//! and SIP trunks (`sip`), which are verified with a SIP `OPTIONS` request and dialed as a SIP
+//! user agent client (signaling; the media is the agent runtime's).
 
 pub mod runtime;
 pub mod sim;
@@ -82,25 +82,22 @@ impl Default for Options {
 pub struct Telephony {
     sip_probe_timeout: Duration,
     sim: sim::SimulatedCarrier,
+    sip: sip::SipCarrier,
 }
 
 impl Telephony {
     pub fn new(options: Options) -> Self {
-        Self { sip_probe_timeout: options.sip_probe_timeout, sim: sim::SimulatedCarrier::new(options.sim) }
+        Self {
+            sip_probe_timeout: options.sip_probe_timeout,
+            sim: sim::SimulatedCarrier::new(options.sim),
+            sip: sip::SipCarrier::default(),
+        }
     }
 }
 
 impl Default for Telephony {
     fn default() -> Self {
         Self::new(Options::default())
-    }
-}
-
-fn sip_dialing_unavailable() -> DialError {
-    DialError {
-        reason: EndReason::CarrierError,
-        sip_code: None,
-        detail: "Placing calls over SIP trunks is not available yet; use a sim connection.".into(),
     }
 }
 
@@ -115,21 +112,25 @@ impl Carrier for Telephony {
     }
 
     async fn dial(&self, dial: Dial, events: CarrierEvents) -> Result<(), DialError> {
-        match dial.provider {
+        match &dial.provider {
             Provider::Sim => self.sim.dial(dial, events),
-            Provider::Sip(_) => Err(sip_dialing_unavailable()),
+            Provider::Sip(trunk) => {
+                let trunk = trunk.clone();
+                self.sip.dial(dial, trunk, events).await
+            }
         }
     }
 
     fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents) {
         match dial.provider {
             Provider::Sim => self.sim.resume(dial, progress, events),
-            // Nothing was dialed over SIP, so nothing can be under way there.
-            Provider::Sip(_) => {}
+            Provider::Sip(_) => self.sip.resume(&dial, events),
         }
     }
 
     fn hang_up(&self, call_id: CallId) {
+        // A call is on one carrier or the other; ending it on the other does nothing.
         self.sim.hang_up(call_id);
+        self.sip.hang_up(call_id);
     }
 }

@@ -121,11 +121,11 @@ async fn play(dial: &Dial, progress: &Progress, options: &Options, events: &Carr
     match dial.to.as_str() {
         BUSY => {
             sleep_until(after(dialed, ring_ms / 2)).await;
-            return send(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: 486 }).await;
+            return send(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) }).await;
         }
         INVALID_NUMBER => {
             sleep_until(after(dialed, ring_ms / 4)).await;
-            return send(CarrierEvent::Ended { reason: EndReason::InvalidNumber, sip_code: 404 }).await;
+            return send(CarrierEvent::Ended { reason: EndReason::InvalidNumber, sip_code: Some(404) }).await;
         }
         _ => {}
     }
@@ -147,7 +147,7 @@ async fn play(dial: &Dial, progress: &Progress, options: &Options, events: &Carr
     };
     if progress.turns_done >= 1 && dial.to.as_str() == CALLEE_HANGS_UP {
         // Resumed after the greeting: the callee has already hung up by the script.
-        return send(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: 200 }).await;
+        return send(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
     }
     let turns = runtime::conversation(&dial.agent, dial.scenario_prompt.as_deref());
     let talk_ms = options.talk_ms;
@@ -158,7 +158,7 @@ async fn play(dial: &Dial, progress: &Progress, options: &Options, events: &Carr
         if i == 0 && speaker == Speaker::Agent {
             match dial.to.as_str() {
                 CALLEE_HANGS_UP => {
-                    return send(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: 200 }).await;
+                    return send(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
                 }
                 LEFT_ON_HOLD => send(CarrierEvent::HoldStarted).await,
                 _ => {}
@@ -166,5 +166,5 @@ async fn play(dial: &Dial, progress: &Progress, options: &Options, events: &Carr
         }
     }
     sleep_until(after(answered_at, talk_ms)).await;
-    send(CarrierEvent::Ended { reason: EndReason::AgentHangup, sip_code: 200 }).await;
+    send(CarrierEvent::Ended { reason: EndReason::AgentHangup, sip_code: Some(200) }).await;
 }

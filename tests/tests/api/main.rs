@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 mod calls;
 mod hardening;
+mod sip;
 mod test_calls;
 
 use switchboard_tests::{ADMIN_TOKEN, Body, Server, bearer};

@@ -1,0 +1,432 @@
+//! One outbound call over a SIP trunk, as a user agent client (RFC 3261): the INVITE
+//! transaction with its retransmissions and digest authentication, then the dialog until
+//! either side ends it (BYE), or CANCEL while it rings. Signaling only: the media (RTP) is the
+//! agent runtime's, outside this engine; the SDP offer names a port held for it.
+//!
+//! Each call has a UDP socket of its own, connected to the trunk, so what arrives on it belongs
+//! to the call; the trunk sends requests within the dialog (a BYE) to the Contact, which is it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use domain::call::{CarrierEvent, EndReason};
+use domain::voip::SipTrunk;
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::digest::Challenge;
+use super::message::{Message, Request};
+use crate::{CarrierEvents, Dial, DialError};
+
+/// RFC 3261's T1: the first retransmission interval over UDP.
+const T1: Duration = Duration::from_millis(500);
+/// The longest retransmission interval (T2).
+const T2: Duration = Duration::from_secs(4);
+/// How long an INVITE waits for any answer before the trunk is called unreachable (64 * T1).
+const INVITE_TIMEOUT: Duration = Duration::from_secs(32);
+/// How long a BYE or CANCEL waits for its answer before the call is let go anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Large enough for any SIP message over UDP (RFC 3261 §18.1.1 keeps them under the MTU).
+const MAX_DATAGRAM_BYTES: usize = 65_535;
+
+/// What becomes of a call the trunk took or refused, told to whoever placed it.
+pub type Accepted = oneshot::Sender<Result<(), DialError>>;
+
+/// The identifiers of the call's INVITE, and of its dialog once the far end answers.
+struct Leg {
+    socket: UdpSocket,
+    /// Keeps the media port reserved for the call's life; nothing is read from it here.
+    _media: UdpSocket,
+    local: SocketAddr,
+    media_port: u16,
+    trunk: SipTrunk,
+    dial: Dial,
+    call_id: String,
+    local_tag: String,
+    cseq: u32,
+    /// The branch of the INVITE in flight, which its ACK for a failure and its CANCEL reuse.
+    invite_branch: String,
+    /// The Authorization header the last INVITE carried, if the trunk asked for one.
+    authorization: Option<(&'static str, String)>,
+    remote_tag: Option<String>,
+    /// Where requests within the dialog go: the far end's Contact.
+    remote_target: Option<String>,
+}
+
+fn token(chars: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), chars)
+}
+
+/// What an INVITE's final failure means for the call.
+fn failure_reason(status: u16) -> Option<EndReason> {
+    match status {
+        486 | 600 | 603 => Some(EndReason::Busy),
+        408 | 480 => Some(EndReason::NoAnswer),
+        404 | 484 | 485 | 604 => Some(EndReason::InvalidNumber),
+        // Everything else is the trunk's failure, not the callee's answer.
+        _ => None,
+    }
+}
+
+fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
+    DialError { reason: EndReason::CarrierError, sip_code, detail }
+}
+
+impl Leg {
+    async fn open(dial: Dial, trunk: SipTrunk) -> Result<Self, DialError> {
+        let target = format!("{}:{}", trunk.host, trunk.port);
+        let unreachable = |e: std::io::Error| carrier_error(format!("Cannot reach the SIP trunk {target}: {e}"), None);
+        let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(unreachable)?;
+        socket.connect(&target).await.map_err(unreachable)?;
+        let local = socket.local_addr().map_err(unreachable)?;
+        let media = UdpSocket::bind((local.ip(), 0)).await.map_err(unreachable)?;
+        let media_port = media.local_addr().map_err(unreachable)?.port();
+        Ok(Self {
+            socket,
+            _media: media,
+            local,
+            media_port,
+            trunk,
+            dial,
+            call_id: format!("{}@switchboard", token(20)),
+            local_tag: token(10),
+            cseq: 0,
+            invite_branch: String::new(),
+            authorization: None,
+            remote_tag: None,
+            remote_target: None,
+        })
+    }
+
+    fn request_uri(&self) -> String {
+        format!("sip:{}@{}:{}", self.dial.to, self.trunk.host, self.trunk.port)
+    }
+
+    fn request(&self, method: &'static str, uri: String, branch: &str, cseq: u32) -> Request {
+        let to_tag = self.remote_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+        Request {
+            method,
+            uri,
+            headers: vec![
+                ("Via", format!("SIP/2.0/UDP {};branch={branch};rport", self.local)),
+                ("Max-Forwards", "70".into()),
+                ("From", format!("<sip:{}@{}>;tag={}", self.dial.from, self.trunk.host, self.local_tag)),
+                ("To", format!("<{}>{to_tag}", self.request_uri())),
+                ("Call-ID", self.call_id.clone()),
+                ("CSeq", format!("{cseq} {method}")),
+                ("Contact", format!("<sip:switchboard@{}>", self.local)),
+                ("User-Agent", "switchboard".into()),
+            ],
+            body: String::new(),
+        }
+    }
+
+    fn invite(&mut self) -> Vec<u8> {
+        self.cseq += 1;
+        self.invite_branch = format!("z9hG4bK{}", token(16));
+        let mut invite = self.request("INVITE", self.request_uri(), &self.invite_branch.clone(), self.cseq);
+        if let Some((name, value)) = &self.authorization {
+            invite.headers.push((name, value.clone()));
+        }
+        invite.headers.push(("Content-Type", "application/sdp".into()));
+        let ip = self.local.ip();
+        let session = self.cseq;
+        invite.body = format!(
+            "v=0\r\no=switchboard {session} {session} IN IP4 {ip}\r\ns=switchboard\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+            self.media_port
+        );
+        invite.to_bytes()
+    }
+
+    /// The ACK of a 2xx is a transaction of its own, sent to the far end's Contact.
+    fn ack_success(&self) -> Vec<u8> {
+        let uri = self.remote_target.clone().unwrap_or_else(|| self.request_uri());
+        self.request("ACK", uri, &format!("z9hG4bK{}", token(16)), self.cseq).to_bytes()
+    }
+
+    /// The ACK of a failure belongs to the INVITE's transaction: same branch, the failure's To tag.
+    fn ack_failure(&self, response: &Message) -> Vec<u8> {
+        let mut ack = self.request("ACK", self.request_uri(), &self.invite_branch, self.cseq);
+        if let (Some(tag), Some(to)) = (response.to_tag(), ack.headers.iter_mut().find(|(n, _)| *n == "To")) {
+            to.1 = format!("<{}>;tag={tag}", self.request_uri());
+        }
+        ack.to_bytes()
+    }
+
+    fn cancel(&self) -> Vec<u8> {
+        // A CANCEL matches the INVITE it cancels: same Request-URI, branch, Call-ID, From, To, CSeq number.
+        let mut cancel = self.request("CANCEL", self.request_uri(), &self.invite_branch, self.cseq);
+        if let Some(to) = cancel.headers.iter_mut().find(|(n, _)| *n == "To") {
+            to.1 = format!("<{}>", self.request_uri());
+        }
+        cancel.to_bytes()
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        if let Err(e) = self.socket.send(bytes).await {
+            tracing::warn!(call = %self.dial.call_id, error = %e, "sip send failed");
+        }
+    }
+
+    /// The next message from the trunk, or `None` at `deadline`. Unreadable datagrams are skipped;
+    /// an unreachable trunk (ICMP) is an error.
+    async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
+        let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
+                Err(_) => return Ok(None),
+                Ok(received) => received?,
+            };
+            if let Some(message) = Message::parse(&buf[..n]) {
+                return Ok(Some(message));
+            }
+        }
+    }
+
+    /// Answers what the far end asks within the dialog; says whether it ended the call.
+    async fn answer_request(&self, request: &Message) -> bool {
+        match request.method() {
+            Some("BYE") => {
+                self.send(&request.response(200, "OK")).await;
+                true
+            }
+            Some("ACK") => false,
+            Some("OPTIONS") => {
+                self.send(&request.response(200, "OK")).await;
+                false
+            }
+            // A CANCEL after the answer is too late (RFC 3261 §9.2).
+            Some("CANCEL") => {
+                self.send(&request.response(481, "Call/Transaction Does Not Exist")).await;
+                false
+            }
+            _ => {
+                self.send(&request.response(501, "Not Implemented")).await;
+                false
+            }
+        }
+    }
+}
+
+/// Places the call and follows it to its end. `accepted` learns first whether the trunk took
+/// the call; `events` then hears how it goes; `hang_up` asks for the end from this side.
+pub async fn run(
+    dial: Dial,
+    trunk: SipTrunk,
+    accepted: Accepted,
+    events: CarrierEvents,
+    mut hang_up: mpsc::Receiver<()>,
+) {
+    let call = dial.call_id;
+    let send_event = |event: CarrierEvent| {
+        let events = events.clone();
+        async move {
+            // The owner is gone only at shutdown; no one is left to tell.
+            let _ = events.send((call, event)).await;
+        }
+    };
+    let mut leg = match Leg::open(dial, trunk).await {
+        Ok(leg) => leg,
+        Err(e) => {
+            let _ = accepted.send(Err(e));
+            return;
+        }
+    };
+    let mut accepted = Some(accepted);
+    let accept = |accepted: &mut Option<Accepted>, outcome: Result<(), DialError>| {
+        if let Some(tx) = accepted.take() {
+            let _ = tx.send(outcome);
+        }
+    };
+
+    // The INVITE transaction: retransmitted until something answers, at most INVITE_TIMEOUT.
+    let mut invite = leg.invite();
+    let mut authenticated = false;
+    let mut provisional = false;
+    let mut rang = false;
+    let mut canceled = false;
+    let mut deadline = Instant::now() + INVITE_TIMEOUT;
+    let mut interval = T1;
+    let mut retransmit_at = Instant::now() + interval;
+    leg.send(&invite).await;
+    let answered = loop {
+        let wake = if provisional || canceled { deadline } else { retransmit_at.min(deadline) };
+        tokio::select! {
+            received = leg.receive(wake) => match received {
+                Err(e) => {
+                    let detail = format!("The SIP trunk {}:{} is unreachable: {e}", leg.trunk.host, leg.trunk.port);
+                    match accepted.take() {
+                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, None))); }
+                        None => send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None }).await,
+                    }
+                    return;
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    if canceled {
+                        return;
+                    }
+                    let detail = format!("No answer from the SIP trunk within {} s.", INVITE_TIMEOUT.as_secs());
+                    match accepted.take() {
+                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, Some(408)))); }
+                        None => send_event(CarrierEvent::Ended { reason: EndReason::NoAnswer, sip_code: Some(408) }).await,
+                    }
+                    return;
+                }
+                Ok(None) => {
+                    leg.send(&invite).await;
+                    interval = (interval * 2).min(T2);
+                    retransmit_at = Instant::now() + interval;
+                }
+                Ok(Some(message)) => {
+                    if message.method().is_some() {
+                        // A request before the answer (an OPTIONS, say): answer it and go on.
+                        leg.answer_request(&message).await;
+                        continue;
+                    }
+                    let status = message.status().expect("not a request, so a response");
+                    match message.cseq() {
+                        Some((n, "INVITE")) if n == leg.cseq => {}
+                        // Answers to a CANCEL, or to an INVITE we replaced, are of no more use.
+                        _ => continue,
+                    }
+                    match status {
+                        100..=199 => {
+                            provisional = true;
+                            accept(&mut accepted, Ok(()));
+                            if (180..=183).contains(&status) && !rang {
+                                rang = true;
+                                send_event(CarrierEvent::Ringing).await;
+                            }
+                        }
+                        200..=299 => {
+                            leg.remote_tag = message.to_tag().map(str::to_owned);
+                            leg.remote_target = message.contact_uri().map(str::to_owned);
+                            leg.send(&leg.ack_success()).await;
+                            break !canceled;
+                        }
+                        401 | 407 if !authenticated => {
+                            leg.send(&leg.ack_failure(&message)).await;
+                            let (challenge_header, answer_header) = if status == 401 {
+                                ("www-authenticate", "Authorization")
+                            } else {
+                                ("proxy-authenticate", "Proxy-Authorization")
+                            };
+                            let Some(challenge) = message.header(challenge_header).and_then(Challenge::parse) else {
+                                let detail = format!("The SIP trunk asked for credentials it did not say how to give ({status}).");
+                                accept(&mut accepted, Err(carrier_error(detail, Some(status))));
+                                return;
+                            };
+                            authenticated = true;
+                            let uri = leg.request_uri();
+                            let value = challenge.answer(&leg.trunk.username, &leg.trunk.password, "INVITE", &uri, &token(12));
+                            leg.authorization = Some((answer_header, value));
+                            invite = leg.invite();
+                            leg.send(&invite).await;
+                            provisional = false;
+                            interval = T1;
+                            retransmit_at = Instant::now() + interval;
+                            deadline = Instant::now() + INVITE_TIMEOUT;
+                        }
+                        _ => {
+                            leg.send(&leg.ack_failure(&message)).await;
+                            if canceled {
+                                return;
+                            }
+                            match failure_reason(status) {
+                                Some(reason) => {
+                                    accept(&mut accepted, Ok(()));
+                                    send_event(CarrierEvent::Ended { reason, sip_code: Some(status) }).await;
+                                }
+                                None => {
+                                    let detail = match status {
+                                        401 | 407 | 403 => format!("The SIP trunk refused the connection's credentials ({status})."),
+                                        _ => format!("The SIP trunk refused the call ({status})."),
+                                    };
+                                    match accepted.take() {
+                                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, Some(status)))); }
+                                        None => send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: Some(status) }).await,
+                                    }
+                                }
+                            }
+                            return;
+                        }
+                    }
+                }
+            },
+            Some(()) = hang_up.recv(), if !canceled => {
+                // The engine ended the call while it rang: cancel the INVITE (only once something
+                // answered it; before that, a CANCEL has nothing to match), then wait for its end.
+                canceled = true;
+                if provisional {
+                    leg.send(&leg.cancel()).await;
+                    deadline = Instant::now() + CLOSE_TIMEOUT;
+                } else {
+                    return;
+                }
+            }
+        }
+    };
+    accept(&mut accepted, Ok(()));
+    if !answered {
+        // Answered just as it was canceled: the call is up, so it is ended with a BYE.
+        bye(&mut leg).await;
+        return;
+    }
+    send_event(CarrierEvent::Answered).await;
+
+    // The dialog, until one side ends it.
+    loop {
+        tokio::select! {
+            received = leg.receive(Instant::now() + Duration::from_secs(3600)) => match received {
+                Ok(Some(message)) => {
+                    if message.method().is_some() {
+                        if leg.answer_request(&message).await {
+                            send_event(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
+                            return;
+                        }
+                    } else if message.status().is_some_and(|s| (200..300).contains(&s))
+                        && message.cseq().is_some_and(|(n, m)| n == leg.cseq && m == "INVITE")
+                    {
+                        // The 200 again: our ACK was lost.
+                        leg.send(&leg.ack_success()).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%call, error = %e, "the sip trunk became unreachable");
+                    send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None }).await;
+                    return;
+                }
+            },
+            hung_up = hang_up.recv() => {
+                if hung_up.is_some() {
+                    bye(&mut leg).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Ends an established dialog from this side and waits (a little) for the far end's answer.
+async fn bye(leg: &mut Leg) {
+    leg.cseq += 1;
+    let uri = leg.remote_target.clone().unwrap_or_else(|| leg.request_uri());
+    let bye = leg.request("BYE", uri, &format!("z9hG4bK{}", token(16)), leg.cseq).to_bytes();
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    let mut interval = T1;
+    loop {
+        leg.send(&bye).await;
+        match leg.receive((Instant::now() + interval).min(deadline)).await {
+            Ok(Some(m)) if m.cseq().is_some_and(|(n, method)| n == leg.cseq && method == "BYE") => return,
+            Ok(Some(m)) if m.method().is_some() => {
+                leg.answer_request(&m).await;
+            }
+            Ok(_) if Instant::now() < deadline => interval = (interval * 2).min(T2),
+            _ => return,
+        }
+    }
+}

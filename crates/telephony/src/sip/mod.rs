@@ -1,0 +1,75 @@
+//! SIP trunks: verified with an `OPTIONS` probe ([`probe`]), and calls placed over them as a
+//! user agent client ([`call`]). UDP only for now; TCP and TLS trunks can be verified (TCP) or
+//! stored, but not dialed.
+
+mod call;
+mod digest;
+mod message;
+mod probe;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use domain::call::{CarrierEvent, EndReason};
+use domain::ids::CallId;
+use domain::voip::{SipTrunk, Transport};
+use tokio::sync::{mpsc, oneshot};
+
+pub use probe::probe;
+
+use crate::{CarrierEvents, Dial, DialError};
+
+/// The calls under way on SIP trunks, so a hang-up reaches the call's task.
+#[derive(Default)]
+pub struct SipCarrier {
+    /// One slot per call: a hang-up is asked once, and the task takes it when it can.
+    sessions: Arc<Mutex<HashMap<CallId, mpsc::Sender<()>>>>,
+}
+
+impl SipCarrier {
+    pub async fn dial(&self, dial: Dial, trunk: SipTrunk, events: CarrierEvents) -> Result<(), DialError> {
+        if trunk.transport != Transport::Udp {
+            return Err(DialError {
+                reason: EndReason::CarrierError,
+                sip_code: None,
+                detail: format!(
+                    "Calls over {} SIP trunks are not supported yet; use a udp connection.",
+                    trunk.transport.as_str()
+                ),
+            });
+        }
+        let call_id = dial.call_id;
+        let (accepted_tx, accepted_rx) = oneshot::channel();
+        let (hang_up_tx, hang_up_rx) = mpsc::channel(1);
+        self.sessions.lock().expect("sessions lock").insert(call_id, hang_up_tx);
+        let sessions = self.sessions.clone();
+        tokio::spawn(async move {
+            call::run(dial, trunk, accepted_tx, events, hang_up_rx).await;
+            sessions.lock().expect("sessions lock").remove(&call_id);
+        });
+        accepted_rx.await.unwrap_or_else(|_| {
+            Err(DialError {
+                reason: EndReason::CarrierError,
+                sip_code: None,
+                detail: "The SIP call task ended.".into(),
+            })
+        })
+    }
+
+    /// A call under way when its owner restarted cannot be followed: its dialog lived in the
+    /// process that died. It is ended as the carrier's failure, and billed up to now.
+    pub fn resume(&self, dial: &Dial, events: CarrierEvents) {
+        let call_id = dial.call_id;
+        tokio::spawn(async move {
+            let _ =
+                events.send((call_id, CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None })).await;
+        });
+    }
+
+    pub fn hang_up(&self, call_id: CallId) {
+        if let Some(session) = self.sessions.lock().expect("sessions lock").remove(&call_id) {
+            // The task may be finishing already; then there is nothing left to end.
+            let _ = session.try_send(());
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Calls over SIP trunks, against SIPp playing the trunk (`tests/sipp/`): digest
+//! authentication, ringing, answer, either side hanging up, busy, a CANCEL while it rings, and
+//! a trunk that went away.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_tests::{Caller, Server, Sipp, wait_for};
+
+/// The engine gives up ringing after 800 ms, so a CANCEL comes quickly.
+const ARGS: &[&str] = &["--ring-timeout-ms", "800"];
+const SETTLE: Duration = Duration::from_secs(15);
+const TO: &str = "+14155550123";
+
+/// An org with `cents` of funds that calls from `from` over a connection to `trunk`.
+async fn caller(server: &Server, trunk: &Sipp, cents: i64, from: &str) -> Caller {
+    let org = server.create_org("Acme").await;
+    server.ready_to_call_over(org, cents, from, trunk.connection()).await
+}
+
+async fn place(server: &Server, c: &Caller) -> u64 {
+    let body = json!({ "from_number": c.number, "to_number": TO });
+    server.post("/v1/call", &c.org.key, body).await.expect(201)["call_id"].as_u64().unwrap()
+}
+
+/// Waits until the call has ended and billing has confirmed its cost.
+async fn finished(server: &Server, key: &str, id: u64) -> Value {
+    wait_for(server, &format!("/v1/calls/{id}"), key, SETTLE, |c| {
+        c["status"] != "in_progress" && !c["cost_cents"].is_null()
+    })
+    .await
+}
+
+fn outcome(call: &Value) -> (&str, &str) {
+    (call["status"].as_str().unwrap(), call["end_reason"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_a_sip_trunk_authenticates_is_answered_and_hung_up_with_a_bye() {
+    let server = Server::start_with(ARGS);
+    let trunk = Sipp::start("auth_then_answer.xml");
+    let c = caller(&server, &trunk, 500, "+14155550100").await;
+    let id = place(&server, &c).await;
+    let path = format!("/v1/calls/{id}");
+    // SIPp answers only an INVITE whose digest proves alice's password.
+    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
+    let call = finished(&server, &c.org.key, id).await;
+    assert_eq!(outcome(&call), ("completed", "agent_hangup"));
+    assert!(call["cost_cents"].as_i64().unwrap() >= 1, "{call}");
+    let trace = trunk
+        .wait_for_messages(&[
+            "INVITE sip:+14155550123@127.0.0.1",
+            "SIP/2.0 401",
+            "ACK sip:",
+            "INVITE sip:",
+            "SIP/2.0 200",
+            "ACK sip:",
+            "BYE sip:",
+            "SIP/2.0 200",
+        ])
+        .await;
+    assert!(trace.contains("Authorization: Digest username=\"alice\""), "{trace}");
+    assert!(trace.contains("From: <sip:+14155550100@127.0.0.1>"), "the caller id is the from number: {trace}");
+    let events = server.get(&format!("{path}/events"), &c.org.key).await.expect(200);
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(&types[..4], ["call_requested", "funds_reserved", "dial_accepted", "answered"], "{types:?}");
+    assert_eq!(&types[types.len() - 2..], ["call_ended", "charge_settled"], "{types:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callee_can_be_busy_or_hang_up_and_a_call_that_rings_too_long_is_canceled() {
+    let server = Server::start_with(ARGS);
+
+    let busy = Sipp::start("busy.xml");
+    let c = caller(&server, &busy, 500, "+14155550101").await;
+    let call = finished(&server, &c.org.key, place(&server, &c).await).await;
+    assert_eq!(outcome(&call), ("failed", "busy"));
+    assert_eq!(call["cost_cents"], 0, "a call that never connected is not charged");
+    busy.wait_for_messages(&["SIP/2.0 486", "ACK sip:"]).await;
+
+    let hangs_up = Sipp::start("callee_hangs_up.xml");
+    let c = caller(&server, &hangs_up, 500, "+14155550102").await;
+    let call = finished(&server, &c.org.key, place(&server, &c).await).await;
+    assert_eq!(outcome(&call), ("completed", "callee_hangup"));
+    assert!(call["duration_seconds"].as_u64().unwrap() >= 1 && call["cost_cents"].as_i64().unwrap() >= 1, "{call}");
+    hangs_up.wait_for_messages(&["BYE ", "SIP/2.0 200"]).await;
+
+    let rings = Sipp::start("rings_until_canceled.xml");
+    let c = caller(&server, &rings, 500, "+14155550103").await;
+    let call = finished(&server, &c.org.key, place(&server, &c).await).await;
+    assert_eq!(outcome(&call), ("failed", "no_answer"));
+    assert_eq!(call["cost_cents"], 0);
+    rings.wait_for_messages(&["SIP/2.0 180", "CANCEL sip:", "SIP/2.0 200", "SIP/2.0 487", "ACK sip:"]).await;
+    let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
+    assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_trunk_that_went_away_answers_502_and_charges_nothing() {
+    let server = Server::start_with(ARGS);
+    let mut trunk = Sipp::start("uas");
+    let c = caller(&server, &trunk, 500, "+14155550100").await;
+    trunk.stop();
+    let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO })).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("unreachable"), "{}", r.body);
+    wait_for(&server, "/v1/billing/balance", &c.org.key, SETTLE, |b| {
+        b["balance_cents"] == 500 && b["reserved_cents"] == 0
+    })
+    .await;
+}
