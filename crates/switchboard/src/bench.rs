@@ -192,6 +192,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             sim_talk_ms: 100,
             ring_timeout_ms: 30_000,
             max_call_seconds: 60,
+            sip_answer_timeout_ms: 8_000,
         },
     };
     let admin = "bench-admin-token";

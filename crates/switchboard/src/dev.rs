@@ -40,12 +40,17 @@ pub struct CallArgs {
     /// The watchdog: no call runs longer than this.
     #[arg(long, default_value_t = 3_600)]
     pub max_call_seconds: u32,
+    /// SIP trunks: how long a call's INVITE waits for the trunk's first answer before
+    /// `POST /v1/call` answers 502.
+    #[arg(long, default_value_t = 8_000)]
+    pub sip_answer_timeout_ms: u64,
 }
 
 impl CallArgs {
     pub fn telephony(&self) -> telephony::Telephony {
         telephony::Telephony::new(telephony::Options {
             sim: telephony::sim::Options { ring_ms: self.sim_ring_ms, talk_ms: self.sim_talk_ms },
+            sip_answer_timeout: Duration::from_millis(self.sip_answer_timeout_ms),
             ..Default::default()
         })
     }

@@ -69,12 +69,20 @@ pub trait Carrier: Send + Sync + 'static {
 pub struct Options {
     /// How long a SIP trunk may take to answer `OPTIONS` before verification fails.
     pub sip_probe_timeout: Duration,
+    /// How long a call's INVITE waits for the trunk's first answer (even a 100 Trying) before
+    /// the dial fails. RFC 3261 waits 32 s; the API client placing the call waits for this one,
+    /// so it is shorter. Once the trunk answered, the call rings as long as the engine lets it.
+    pub sip_answer_timeout: Duration,
     pub sim: sim::Options,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { sip_probe_timeout: Duration::from_secs(3), sim: sim::Options::default() }
+        Self {
+            sip_probe_timeout: Duration::from_secs(3),
+            sip_answer_timeout: Duration::from_secs(8),
+            sim: sim::Options::default(),
+        }
     }
 }
 
@@ -90,7 +98,7 @@ impl Telephony {
         Self {
             sip_probe_timeout: options.sip_probe_timeout,
             sim: sim::SimulatedCarrier::new(options.sim),
-            sip: sip::SipCarrier::default(),
+            sip: sip::SipCarrier::new(options.sip_answer_timeout),
         }
     }
 }

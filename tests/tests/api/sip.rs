@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_tests::{Caller, Server, Sipp, wait_for};
 
-/// The engine gives up ringing after 800 ms, so a CANCEL comes quickly.
-const ARGS: &[&str] = &["--ring-timeout-ms", "800"];
+/// The engine gives up ringing after 800 ms, so a CANCEL comes quickly; a trunk that does not
+/// answer an INVITE at all is given up on after a second.
+const ARGS: &[&str] = &["--ring-timeout-ms", "800", "--sip-answer-timeout-ms", "1000"];
 const SETTLE: Duration = Duration::from_secs(15);
 const TO: &str = "+14155550123";
 
@@ -97,7 +98,7 @@ async fn the_callee_can_be_busy_or_hang_up_and_a_call_that_rings_too_long_is_can
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sip_trunk_that_went_away_answers_502_and_charges_nothing() {
+async fn a_sip_trunk_that_went_away_or_went_silent_answers_502_and_charges_nothing() {
     let server = Server::start_with(ARGS);
     let mut trunk = Sipp::start("uas");
     let c = caller(&server, &trunk, 500, "+14155550100").await;
@@ -105,8 +106,23 @@ async fn a_sip_trunk_that_went_away_answers_502_and_charges_nothing() {
     let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO })).await;
     assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("unreachable"), "{}", r.body);
+
+    // Something holds the trunk's port again, and never answers.
+    let _silent = std::net::UdpSocket::bind(("127.0.0.1", trunk.port)).unwrap();
+    let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO })).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("No answer from the SIP trunk within 1 s"), "{}", r.body);
     wait_for(&server, "/v1/billing/balance", &c.org.key, SETTLE, |b| {
         b["balance_cents"] == 500 && b["reserved_cents"] == 0
     })
     .await;
+    let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
+    assert!(
+        calls["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "failed" && c["end_reason"] == "carrier_error"),
+        "{calls}"
+    );
 }

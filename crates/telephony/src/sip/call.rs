@@ -24,8 +24,8 @@ use crate::{CarrierEvents, Dial, DialError};
 const T1: Duration = Duration::from_millis(500);
 /// The longest retransmission interval (T2).
 const T2: Duration = Duration::from_secs(4);
-/// How long an INVITE waits for any answer before the trunk is called unreachable (64 * T1).
-const INVITE_TIMEOUT: Duration = Duration::from_secs(32);
+/// Stands for "no deadline" while a call rings.
+const A_DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long a BYE or CANCEL waits for its answer before the call is let go anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Large enough for any SIP message over UDP (RFC 3261 §18.1.1 keeps them under the MTU).
@@ -216,6 +216,7 @@ impl Leg {
 pub async fn run(
     dial: Dial,
     trunk: SipTrunk,
+    answer_timeout: Duration,
     accepted: Accepted,
     events: CarrierEvents,
     mut hang_up: mpsc::Receiver<()>,
@@ -242,13 +243,13 @@ pub async fn run(
         }
     };
 
-    // The INVITE transaction: retransmitted until something answers, at most INVITE_TIMEOUT.
+    // The INVITE transaction: retransmitted until something answers, at most `answer_timeout` until the first answer.
     let mut invite = leg.invite();
     let mut authenticated = false;
     let mut provisional = false;
     let mut rang = false;
     let mut canceled = false;
-    let mut deadline = Instant::now() + INVITE_TIMEOUT;
+    let mut deadline = Instant::now() + answer_timeout;
     let mut interval = T1;
     let mut retransmit_at = Instant::now() + interval;
     leg.send(&invite).await;
@@ -268,7 +269,7 @@ pub async fn run(
                     if canceled {
                         return;
                     }
-                    let detail = format!("No answer from the SIP trunk within {} s.", INVITE_TIMEOUT.as_secs());
+                    let detail = format!("No answer from the SIP trunk within {} s.", answer_timeout.as_millis() as f64 / 1000.0);
                     match accepted.take() {
                         Some(tx) => { let _ = tx.send(Err(carrier_error(detail, Some(408)))); }
                         None => send_event(CarrierEvent::Ended { reason: EndReason::NoAnswer, sip_code: Some(408) }).await,
@@ -295,6 +296,9 @@ pub async fn run(
                     match status {
                         100..=199 => {
                             provisional = true;
+                            if !canceled {
+                                deadline = Instant::now() + A_DAY;
+                            }
                             accept(&mut accepted, Ok(()));
                             if (180..=183).contains(&status) && !rang {
                                 rang = true;
@@ -328,7 +332,7 @@ pub async fn run(
                             provisional = false;
                             interval = T1;
                             retransmit_at = Instant::now() + interval;
-                            deadline = Instant::now() + INVITE_TIMEOUT;
+                            deadline = Instant::now() + answer_timeout;
                         }
                         _ => {
                             leg.send(&leg.ack_failure(&message)).await;

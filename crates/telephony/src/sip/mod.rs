@@ -9,6 +9,7 @@ mod probe;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason};
 use domain::ids::CallId;
@@ -19,14 +20,19 @@ pub use probe::probe;
 
 use crate::{CarrierEvents, Dial, DialError};
 
-/// The calls under way on SIP trunks, so a hang-up reaches the call's task.
-#[derive(Default)]
+/// Places calls on SIP trunks, and keeps the calls under way so a hang-up reaches the call's task.
 pub struct SipCarrier {
+    /// See [`crate::Options::sip_answer_timeout`].
+    answer_timeout: Duration,
     /// One slot per call: a hang-up is asked once, and the task takes it when it can.
     sessions: Arc<Mutex<HashMap<CallId, mpsc::Sender<()>>>>,
 }
 
 impl SipCarrier {
+    pub fn new(answer_timeout: Duration) -> Self {
+        Self { answer_timeout, sessions: Arc::default() }
+    }
+
     pub async fn dial(&self, dial: Dial, trunk: SipTrunk, events: CarrierEvents) -> Result<(), DialError> {
         if trunk.transport != Transport::Udp {
             return Err(DialError {
@@ -43,8 +49,9 @@ impl SipCarrier {
         let (hang_up_tx, hang_up_rx) = mpsc::channel(1);
         self.sessions.lock().expect("sessions lock").insert(call_id, hang_up_tx);
         let sessions = self.sessions.clone();
+        let answer_timeout = self.answer_timeout;
         tokio::spawn(async move {
-            call::run(dial, trunk, accepted_tx, events, hang_up_rx).await;
+            call::run(dial, trunk, answer_timeout, accepted_tx, events, hang_up_rx).await;
             sessions.lock().expect("sessions lock").remove(&call_id);
         });
         accepted_rx.await.unwrap_or_else(|_| {
