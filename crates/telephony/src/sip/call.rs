@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason};
 use domain::voip::SipTrunk;
-use rand::distr::{Alphanumeric, SampleString};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::digest::Challenge;
 use super::message::{Message, Request};
+use super::token;
 use crate::{CarrierEvents, Dial, DialError};
 
 /// RFC 3261's T1: the first retransmission interval over UDP.
@@ -53,10 +53,6 @@ struct Leg {
     remote_tag: Option<String>,
     /// Where requests within the dialog go: the far end's Contact.
     remote_target: Option<String>,
-}
-
-fn token(chars: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), chars)
 }
 
 /// What an INVITE's final failure means for the call.
@@ -254,7 +250,7 @@ pub async fn run(
     let mut retransmit_at = Instant::now() + interval;
     leg.send(&invite).await;
     let answered = loop {
-        let wake = if provisional || canceled { deadline } else { retransmit_at.min(deadline) };
+        let wake = if provisional { deadline } else { retransmit_at.min(deadline) };
         tokio::select! {
             received = leg.receive(wake) => match received {
                 Err(e) => {
@@ -295,10 +291,14 @@ pub async fn run(
                     }
                     match status {
                         100..=199 => {
-                            provisional = true;
-                            if !canceled {
+                            if canceled && !provisional {
+                                // Canceled before anything answered: now a CANCEL can match.
+                                leg.send(&leg.cancel()).await;
+                                deadline = Instant::now() + CLOSE_TIMEOUT;
+                            } else if !canceled {
                                 deadline = Instant::now() + A_DAY;
                             }
+                            provisional = true;
                             accept(&mut accepted, Ok(()));
                             if (180..=183).contains(&status) && !rang {
                                 rang = true;
@@ -361,14 +361,13 @@ pub async fn run(
                 }
             },
             Some(()) = hang_up.recv(), if !canceled => {
-                // The engine ended the call while it rang: cancel the INVITE (only once something
-                // answered it; before that, a CANCEL has nothing to match), then wait for its end.
+                // The engine ended the call while it rang: cancel the INVITE, then wait for its
+                // end. Before anything answered it, a CANCEL has nothing to match: it goes with the
+                // first answer.
                 canceled = true;
                 if provisional {
                     leg.send(&leg.cancel()).await;
                     deadline = Instant::now() + CLOSE_TIMEOUT;
-                } else {
-                    return;
                 }
             }
         }

@@ -18,6 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use probe::probe;
 
+/// Random letters and digits, for the branches, tags and Call-IDs that must not repeat.
+fn token(chars: usize) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), chars)
+}
+
 use crate::{CarrierEvents, Dial, DialError};
 
 /// Places calls on SIP trunks, and keeps the calls under way so a hang-up reaches the call's task.

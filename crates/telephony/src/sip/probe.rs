@@ -6,6 +6,9 @@ use domain::voip::{SipTrunk, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::message::{Message, Request};
+use super::token;
+
 pub async fn probe(trunk: &SipTrunk, timeout: Duration) -> Result<(), String> {
     let target = format!("{}:{}", trunk.host, trunk.port);
     let exchange = async {
@@ -26,32 +29,30 @@ pub async fn probe(trunk: &SipTrunk, timeout: Duration) -> Result<(), String> {
     }
 }
 
-fn options_request(trunk: &SipTrunk, local: &str, transport: &str) -> String {
-    let branch = format!("z9hG4bK{:x}", std::process::id() as u64 ^ now_nanos());
-    format!(
-        "OPTIONS sip:{host} SIP/2.0\r\n\
-         Via: SIP/2.0/{transport} {local};branch={branch}\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:{user}@{host}>;tag=sb{tag:x}\r\n\
-         To: <sip:{host}>\r\n\
-         Call-ID: {branch}@switchboard\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         User-Agent: switchboard\r\n\
-         Content-Length: 0\r\n\r\n",
-        host = trunk.host,
-        user = trunk.username,
-        tag = now_nanos() & 0xffff_ffff,
-    )
+fn options_request(trunk: &SipTrunk, local: &str, transport: &str) -> Vec<u8> {
+    let branch = format!("z9hG4bK{}", token(16));
+    Request {
+        method: "OPTIONS",
+        uri: format!("sip:{}", trunk.host),
+        headers: vec![
+            ("Via", format!("SIP/2.0/{transport} {local};branch={branch}")),
+            ("Max-Forwards", "70".into()),
+            ("From", format!("<sip:{}@{}>;tag={}", trunk.username, trunk.host, token(10))),
+            ("To", format!("<sip:{}>", trunk.host)),
+            ("Call-ID", format!("{}@switchboard", token(20))),
+            ("CSeq", "1 OPTIONS".into()),
+            ("User-Agent", "switchboard".into()),
+        ],
+        body: String::new(),
+    }
+    .to_bytes()
 }
 
 async fn probe_udp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
     let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(|e| e.to_string())?;
     socket.connect(target).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?.to_string();
-    socket
-        .send(options_request(trunk, &local, "UDP").as_bytes())
-        .await
-        .map_err(|e| format!("Cannot reach {target}: {e}"))?;
+    socket.send(&options_request(trunk, &local, "UDP")).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let mut buf = vec![0u8; 4096];
     let n = socket.recv(&mut buf).await.map_err(|e| format!("No SIP answer from {target}: {e}"))?;
     status_of(&buf[..n], target)
@@ -60,23 +61,14 @@ async fn probe_udp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
 async fn probe_tcp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
     let mut stream = TcpStream::connect(target).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = stream.local_addr().map_err(|e| e.to_string())?.to_string();
-    stream.write_all(options_request(trunk, &local, "TCP").as_bytes()).await.map_err(|e| e.to_string())?;
+    stream.write_all(&options_request(trunk, &local, "TCP")).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 4096];
     let n = stream.read(&mut buf).await.map_err(|e| format!("No SIP answer from {target}: {e}"))?;
     status_of(&buf[..n], target)
 }
 
 fn status_of(response: &[u8], target: &str) -> Result<u16, String> {
-    let line = response.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    line.strip_prefix("SIP/2.0 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{target} did not answer in SIP."))
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    Message::parse(response).and_then(|m| m.status()).ok_or_else(|| format!("{target} did not answer in SIP."))
 }
 
 #[cfg(test)]
