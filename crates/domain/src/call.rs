@@ -167,11 +167,31 @@ impl Speaker {
     }
 }
 
+/// An established SIP dialog (RFC 3261 §12): what a request within it, such as the BYE that
+/// ends it, must carry. Recorded with the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipDialog {
+    pub call_id: String,
+    /// Our side: the From of our requests.
+    pub local_uri: String,
+    pub local_tag: String,
+    /// The far end: the To of our requests, and its tag.
+    pub remote_uri: String,
+    pub remote_tag: Option<String>,
+    /// Where requests within the dialog go: the far end's Contact.
+    pub remote_target: String,
+    /// The last CSeq we used; the next request takes the one after.
+    pub local_cseq: u32,
+}
+
 /// What the carrier (and the media runtime behind it) reports about a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CarrierEvent {
     Ringing,
-    Answered,
+    /// The far end answered; on a SIP trunk, with the dialog it answered in.
+    Answered {
+        sip_dialog: Option<SipDialog>,
+    },
     HoldStarted,
     HoldEnded,
     Turn {
@@ -189,7 +209,7 @@ impl CarrierEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Ringing => "ringing",
-            Self::Answered => "answered",
+            Self::Answered { .. } => "answered",
             Self::HoldStarted => "hold_started",
             Self::HoldEnded => "hold_ended",
             Self::Turn { .. } => "turn",
@@ -231,6 +251,10 @@ pub enum CallEvent {
         at: Timestamp,
     },
     Answered {
+        /// What ending the call's SIP dialog takes, for a call on a SIP trunk: kept so that an
+        /// owner that restarts can still end the call at the far end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sip_dialog: Option<SipDialog>,
         at: Timestamp,
     },
     HoldStarted {
@@ -321,6 +345,9 @@ pub struct CallState {
     pub turns: u32,
     pub billing: Billing,
     pub updated_at: Timestamp,
+    /// See [`CallEvent::Answered`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_dialog: Option<SipDialog>,
 }
 
 impl CallState {
@@ -360,6 +387,7 @@ impl CallState {
                 turns: 0,
                 billing: Billing::Open,
                 updated_at: *at,
+                sip_dialog: None,
             }),
             _ => None,
         }
@@ -382,9 +410,10 @@ impl CallState {
                 self.dialed_at = Some(*at);
             }
             CallEvent::Ringing { .. } => self.phase = Phase::Ringing,
-            CallEvent::Answered { at } => {
+            CallEvent::Answered { sip_dialog, at } => {
                 self.phase = Phase::Answered;
                 self.answered_at = Some(*at);
+                self.sip_dialog.clone_from(sip_dialog);
             }
             CallEvent::HoldStarted { at } => self.on_hold_since = Some(*at),
             CallEvent::HoldEnded { .. } => self.on_hold_since = None,
@@ -426,7 +455,7 @@ fn event_time(event: &CallEvent) -> Timestamp {
         | CallEvent::Rejected { at, .. }
         | CallEvent::DialAccepted { at }
         | CallEvent::Ringing { at }
-        | CallEvent::Answered { at }
+        | CallEvent::Answered { at, .. }
         | CallEvent::HoldStarted { at }
         | CallEvent::HoldEnded { at, .. }
         | CallEvent::TranscriptTurn { at, .. }
@@ -552,7 +581,9 @@ fn carrier(state: &CallState, event: CarrierEvent, now: Timestamp) -> Decision {
     let record = |e: CallEvent| Decision { events: vec![e], actions: vec![] };
     match (&event, state.phase) {
         (CarrierEvent::Ringing, Phase::Dialing) => record(CallEvent::Ringing { at: now }),
-        (CarrierEvent::Answered, Phase::Dialing | Phase::Ringing) => record(CallEvent::Answered { at: now }),
+        (CarrierEvent::Answered { sip_dialog }, Phase::Dialing | Phase::Ringing) => {
+            record(CallEvent::Answered { sip_dialog: sip_dialog.clone(), at: now })
+        }
         (CarrierEvent::HoldStarted, Phase::Answered) if state.on_hold_since.is_none() => {
             record(CallEvent::HoldStarted { at: now })
         }

@@ -610,7 +610,7 @@ mod calls {
         vec![
             (10, CallCommand::DialAccepted),
             (20, CallCommand::Carrier(CarrierEvent::Ringing)),
-            (1_000, CallCommand::Carrier(CarrierEvent::Answered)),
+            (1_000, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None })),
         ]
     }
 
@@ -645,7 +645,7 @@ mod calls {
             CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }),
         ));
         let ended = given(&commands);
-        let late = call::decide(&ended, CallCommand::Carrier(CarrierEvent::Answered), at(6_000));
+        let late = call::decide(&ended, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }), at(6_000));
         assert_eq!(late.events, vec![CallEvent::CarrierEventIgnored { event: "answered".into(), at: at(6_000) }]);
         assert!(late.actions.is_empty());
         let again = call::decide(
@@ -800,9 +800,12 @@ mod calls {
         // Given a placed call whose dial the owner has not yet recorded as accepted,
         let initiated = given(&[]);
         // when the carrier already reports the answer,
-        let out = call::decide(&initiated, CallCommand::Carrier(CarrierEvent::Answered), at(3));
+        let out = call::decide(&initiated, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }), at(3));
         // then the acceptance is recorded first, and the answer counts.
-        assert_eq!(out.events, vec![CallEvent::DialAccepted { at: at(3) }, CallEvent::Answered { at: at(3) }]);
+        assert_eq!(
+            out.events,
+            vec![CallEvent::DialAccepted { at: at(3) }, CallEvent::Answered { sip_dialog: None, at: at(3) }]
+        );
         let mut answered = initiated.clone();
         out.events.iter().for_each(|e| answered.apply(e));
         assert_eq!(answered.answered_at, Some(at(3)));

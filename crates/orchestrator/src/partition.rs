@@ -145,8 +145,19 @@ impl Partition {
                 Some(request) = commands.next() => self.handle(request),
                 Some(internal) = self.internal_rx.recv() => self.handle_internal(internal),
                 Some((call, event)) = self.carrier_rx.recv() => {
-                    if let Err(f) = self.drive_call(call, CallCommand::Carrier(event)) {
-                        tracing::error!(call = %call, detail = %f.detail, "could not record a carrier event");
+                    match self.drive_call(call, CallCommand::Carrier(event)) {
+                        // Nobody waits on a carrier event, but what it records (an answer, and
+                        // the SIP dialog with it) must outlive a crash soon, not at sled's next
+                        // timed flush: ask for the group flush without holding up the actor.
+                        Ok(Some(pending)) => {
+                            tokio::spawn(async move {
+                                if let Err(e) = pending.durable().await {
+                                    tracing::error!(%call, error = %e, "a carrier event could not be made durable");
+                                }
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(f) => tracing::error!(call = %call, detail = %f.detail, "could not record a carrier event"),
                     }
                 }
                 _ = calls::sleep_until(next_timer) => self.fire_due_timers(),

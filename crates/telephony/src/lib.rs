@@ -12,7 +12,7 @@ mod sip;
 use std::time::Duration;
 
 use domain::agent::AgentSpec;
-use domain::call::{CarrierEvent, EndReason, Phase};
+use domain::call::{CarrierEvent, EndReason, Phase, SipDialog};
 use domain::ids::CallId;
 use domain::voip::Provider;
 use domain::{E164, Timestamp};
@@ -39,6 +39,8 @@ pub struct Progress {
     pub dialed_at: Timestamp,
     pub answered_at: Option<Timestamp>,
     pub turns_done: u32,
+    /// The SIP dialog the call was answered in, for a call on a SIP trunk.
+    pub sip_dialog: Option<SipDialog>,
 }
 
 /// Why a carrier would not place a call.
@@ -132,7 +134,7 @@ impl Carrier for Telephony {
     fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents) {
         match dial.provider {
             Provider::Sim => self.sim.resume(dial, progress, events),
-            Provider::Sip(_) => self.sip.resume(&dial, events),
+            Provider::Sip(trunk) => self.sip.resume(dial.call_id, trunk, progress.sip_dialog, events),
         }
     }
 

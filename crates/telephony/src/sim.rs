@@ -64,7 +64,8 @@ impl SimulatedCarrier {
                 detail: "The simulated carrier refused the call (503).".into(),
             });
         }
-        let progress = Progress { phase: Phase::Dialing, dialed_at: now(), answered_at: None, turns_done: 0 };
+        let progress =
+            Progress { phase: Phase::Dialing, dialed_at: now(), answered_at: None, turns_done: 0, sip_dialog: None };
         self.start(dial, progress, events);
         Ok(())
     }
@@ -141,7 +142,7 @@ async fn play(dial: &Dial, progress: &Progress, options: &Options, events: &Carr
                 return std::future::pending().await;
             }
             sleep_until(after(dialed, ring_ms)).await;
-            send(CarrierEvent::Answered).await;
+            send(CarrierEvent::Answered { sip_dialog: None }).await;
             now()
         }
     };

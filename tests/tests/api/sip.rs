@@ -126,3 +126,34 @@ async fn a_sip_trunk_that_went_away_or_went_silent_answers_502_and_charges_nothi
         "{calls}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_an_answered_sip_call_is_ended_at_the_far_end_with_the_recorded_dialog() {
+    let mut server = Server::start_with(ARGS);
+    // Answers, then waits for a BYE.
+    let trunk = Sipp::start("uas");
+    let c = caller(&server, &trunk, 500, "+14155550100").await;
+    let id = place(&server, &c).await;
+    let path = format!("/v1/calls/{id}");
+    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    // The dialog is on record with the answer.
+    let events = server.get(&format!("{path}/events"), &c.org.key).await.expect(200);
+    let answered = events.as_array().unwrap().iter().find(|e| e["type"] == "answered").unwrap().clone();
+    let sip_call_id = answered["data"]["sip_dialog"]["call_id"].as_str().unwrap().to_owned();
+    assert!(answered["data"]["sip_dialog"]["remote_tag"].is_string(), "{answered}");
+    // A write acknowledged after the answer was recorded is durable, and sled makes durable
+    // everything written before it: so is the answer.
+    server.post("/v1/agents", &c.org.key, json!({ "name": "Sync" })).await.expect(201);
+
+    server.kill();
+    server.restart();
+    let call = finished(&server, &c.org.key, id).await;
+    assert_eq!(outcome(&call), ("completed", "carrier_error"));
+    let trace = trunk.wait_for_messages(&["BYE sip:", "SIP/2.0 200"]).await;
+    let bye = &trace[trace.rfind("\nBYE sip:").unwrap()..];
+    assert!(bye.contains(&format!("Call-ID: {sip_call_id}")), "the BYE ends the recorded dialog: {bye}");
+    switchboard_tests::audit(&{
+        server.stop();
+        server
+    });
+}

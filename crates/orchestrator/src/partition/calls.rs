@@ -421,6 +421,7 @@ impl Partition {
                 dialed_at: state.dialed_at.unwrap_or(state.created_at),
                 answered_at: state.answered_at,
                 turns_done: state.turns,
+                sip_dialog: state.sip_dialog.clone(),
             };
             let setup = state.setup.clone();
             self.calls.insert(call, actor::Folded { state, version: folded.version });

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use domain::call::{CarrierEvent, EndReason};
+use domain::call::{CarrierEvent, EndReason, SipDialog};
 use domain::voip::SipTrunk;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -34,141 +34,30 @@ const MAX_DATAGRAM_BYTES: usize = 65_535;
 /// What becomes of a call the trunk took or refused, told to whoever placed it.
 pub type Accepted = oneshot::Sender<Result<(), DialError>>;
 
-/// The identifiers of the call's INVITE, and of its dialog once the far end answers.
-struct Leg {
+/// A socket of its own, connected to the trunk, and the address the trunk sees it at.
+struct Connection {
     socket: UdpSocket,
-    /// Keeps the media port reserved for the call's life; nothing is read from it here.
-    _media: UdpSocket,
     local: SocketAddr,
-    media_port: u16,
-    trunk: SipTrunk,
-    dial: Dial,
-    call_id: String,
-    local_tag: String,
-    cseq: u32,
-    /// The branch of the INVITE in flight, which its ACK for a failure and its CANCEL reuse.
-    invite_branch: String,
-    /// The Authorization header the last INVITE carried, if the trunk asked for one.
-    authorization: Option<(&'static str, String)>,
-    remote_tag: Option<String>,
-    /// Where requests within the dialog go: the far end's Contact.
-    remote_target: Option<String>,
 }
 
-/// What an INVITE's final failure means for the call.
-fn failure_reason(status: u16) -> Option<EndReason> {
-    match status {
-        486 | 600 | 603 => Some(EndReason::Busy),
-        408 | 480 => Some(EndReason::NoAnswer),
-        404 | 484 | 485 | 604 => Some(EndReason::InvalidNumber),
-        // Everything else is the trunk's failure, not the callee's answer.
-        _ => None,
-    }
-}
-
-fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
-    DialError { reason: EndReason::CarrierError, sip_code, detail }
-}
-
-impl Leg {
-    async fn open(dial: Dial, trunk: SipTrunk) -> Result<Self, DialError> {
+impl Connection {
+    async fn open(trunk: &SipTrunk) -> Result<Self, DialError> {
         let target = format!("{}:{}", trunk.host, trunk.port);
         let unreachable = |e: std::io::Error| carrier_error(format!("Cannot reach the SIP trunk {target}: {e}"), None);
         let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(unreachable)?;
         socket.connect(&target).await.map_err(unreachable)?;
         let local = socket.local_addr().map_err(unreachable)?;
-        let media = UdpSocket::bind((local.ip(), 0)).await.map_err(unreachable)?;
-        let media_port = media.local_addr().map_err(unreachable)?.port();
-        Ok(Self {
-            socket,
-            _media: media,
-            local,
-            media_port,
-            trunk,
-            dial,
-            call_id: format!("{}@switchboard", token(20)),
-            local_tag: token(10),
-            cseq: 0,
-            invite_branch: String::new(),
-            authorization: None,
-            remote_tag: None,
-            remote_target: None,
-        })
-    }
-
-    fn request_uri(&self) -> String {
-        format!("sip:{}@{}:{}", self.dial.to, self.trunk.host, self.trunk.port)
-    }
-
-    fn request(&self, method: &'static str, uri: String, branch: &str, cseq: u32) -> Request {
-        let to_tag = self.remote_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
-        Request {
-            method,
-            uri,
-            headers: vec![
-                ("Via", format!("SIP/2.0/UDP {};branch={branch};rport", self.local)),
-                ("Max-Forwards", "70".into()),
-                ("From", format!("<sip:{}@{}>;tag={}", self.dial.from, self.trunk.host, self.local_tag)),
-                ("To", format!("<{}>{to_tag}", self.request_uri())),
-                ("Call-ID", self.call_id.clone()),
-                ("CSeq", format!("{cseq} {method}")),
-                ("Contact", format!("<sip:switchboard@{}>", self.local)),
-                ("User-Agent", "switchboard".into()),
-            ],
-            body: String::new(),
-        }
-    }
-
-    fn invite(&mut self) -> Vec<u8> {
-        self.cseq += 1;
-        self.invite_branch = format!("z9hG4bK{}", token(16));
-        let mut invite = self.request("INVITE", self.request_uri(), &self.invite_branch.clone(), self.cseq);
-        if let Some((name, value)) = &self.authorization {
-            invite.headers.push((name, value.clone()));
-        }
-        invite.headers.push(("Content-Type", "application/sdp".into()));
-        let ip = self.local.ip();
-        let session = self.cseq;
-        invite.body = format!(
-            "v=0\r\no=switchboard {session} {session} IN IP4 {ip}\r\ns=switchboard\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-            self.media_port
-        );
-        invite.to_bytes()
-    }
-
-    /// The ACK of a 2xx is a transaction of its own, sent to the far end's Contact.
-    fn ack_success(&self) -> Vec<u8> {
-        let uri = self.remote_target.clone().unwrap_or_else(|| self.request_uri());
-        self.request("ACK", uri, &format!("z9hG4bK{}", token(16)), self.cseq).to_bytes()
-    }
-
-    /// The ACK of a failure belongs to the INVITE's transaction: same branch, the failure's To tag.
-    fn ack_failure(&self, response: &Message) -> Vec<u8> {
-        let mut ack = self.request("ACK", self.request_uri(), &self.invite_branch, self.cseq);
-        if let (Some(tag), Some(to)) = (response.to_tag(), ack.headers.iter_mut().find(|(n, _)| *n == "To")) {
-            to.1 = format!("<{}>;tag={tag}", self.request_uri());
-        }
-        ack.to_bytes()
-    }
-
-    fn cancel(&self) -> Vec<u8> {
-        // A CANCEL matches the INVITE it cancels: same Request-URI, branch, Call-ID, From, To, CSeq number.
-        let mut cancel = self.request("CANCEL", self.request_uri(), &self.invite_branch, self.cseq);
-        if let Some(to) = cancel.headers.iter_mut().find(|(n, _)| *n == "To") {
-            to.1 = format!("<{}>", self.request_uri());
-        }
-        cancel.to_bytes()
+        Ok(Self { socket, local })
     }
 
     async fn send(&self, bytes: &[u8]) {
         if let Err(e) = self.socket.send(bytes).await {
-            tracing::warn!(call = %self.dial.call_id, error = %e, "sip send failed");
+            tracing::warn!(error = %e, "sip send failed");
         }
     }
 
-    /// The next message from the trunk, or `None` at `deadline`. Unreadable datagrams are skipped;
-    /// an unreachable trunk (ICMP) is an error.
+    /// The next message from the trunk, or `None` at `deadline`. Unreadable datagrams are
+    /// skipped; an unreachable trunk (ICMP) is an error.
     async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
         let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
         loop {
@@ -179,6 +68,26 @@ impl Leg {
             if let Some(message) = Message::parse(&buf[..n]) {
                 return Ok(Some(message));
             }
+        }
+    }
+
+    /// A request within `dialog` (or, before the answer, within the INVITE's would-be dialog).
+    fn request(&self, dialog: &SipDialog, method: &'static str, uri: String, branch: &str, cseq: u32) -> Request {
+        let to_tag = dialog.remote_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+        Request {
+            method,
+            uri,
+            headers: vec![
+                ("Via", format!("SIP/2.0/UDP {};branch={branch};rport", self.local)),
+                ("Max-Forwards", "70".into()),
+                ("From", format!("<{}>;tag={}", dialog.local_uri, dialog.local_tag)),
+                ("To", format!("<{}>{to_tag}", dialog.remote_uri)),
+                ("Call-ID", dialog.call_id.clone()),
+                ("CSeq", format!("{cseq} {method}")),
+                ("Contact", format!("<sip:switchboard@{}>", self.local)),
+                ("User-Agent", "switchboard".into()),
+            ],
+            body: String::new(),
         }
     }
 
@@ -205,6 +114,156 @@ impl Leg {
             }
         }
     }
+
+    /// Ends an established dialog from this side and waits (a little) for the far end's answer.
+    async fn bye(&self, dialog: &mut SipDialog) {
+        dialog.local_cseq += 1;
+        let cseq = dialog.local_cseq;
+        let bye = self.request(dialog, "BYE", dialog.remote_target.clone(), &branch(), cseq).to_bytes();
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut interval = T1;
+        loop {
+            self.send(&bye).await;
+            match self.receive((Instant::now() + interval).min(deadline)).await {
+                Ok(Some(m)) if m.cseq().is_some_and(|(n, method)| n == cseq && method == "BYE") => return,
+                Ok(Some(m)) if m.method().is_some() => {
+                    self.answer_request(&m).await;
+                }
+                Ok(_) if Instant::now() < deadline => interval = (interval * 2).min(T2),
+                _ => return,
+            }
+        }
+    }
+}
+
+fn branch() -> String {
+    format!("z9hG4bK{}", token(16))
+}
+
+/// Ends the dialog of a call this process did not place (its owner restarted): a BYE from a
+/// new socket, which the trunk matches by Call-ID and tags.
+pub async fn end_dialog(trunk: &SipTrunk, mut dialog: SipDialog) {
+    match Connection::open(trunk).await {
+        Ok(connection) => connection.bye(&mut dialog).await,
+        Err(e) => tracing::warn!(call_id = %dialog.call_id, detail = %e.detail, "could not end a sip dialog"),
+    }
+}
+
+/// The call's INVITE transaction, and its dialog once the far end answers.
+struct Leg {
+    connection: Connection,
+    /// Keeps the media port reserved for the call's life; nothing is read from it here.
+    _media: UdpSocket,
+    media_port: u16,
+    trunk: SipTrunk,
+    /// Before the answer, the dialog the INVITE proposes (no remote tag, the trunk as target).
+    dialog: SipDialog,
+    /// The branch of the INVITE in flight, which its ACK for a failure and its CANCEL reuse.
+    invite_branch: String,
+    /// The Authorization header the last INVITE carried, if the trunk asked for one.
+    authorization: Option<(&'static str, String)>,
+}
+
+/// What an INVITE's final failure means for the call.
+fn failure_reason(status: u16) -> Option<EndReason> {
+    match status {
+        486 | 600 | 603 => Some(EndReason::Busy),
+        408 | 480 => Some(EndReason::NoAnswer),
+        404 | 484 | 485 | 604 => Some(EndReason::InvalidNumber),
+        // Everything else is the trunk's failure, not the callee's answer.
+        _ => None,
+    }
+}
+
+fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
+    DialError { reason: EndReason::CarrierError, sip_code, detail }
+}
+
+impl Leg {
+    async fn open(dial: &Dial, trunk: SipTrunk) -> Result<Self, DialError> {
+        let connection = Connection::open(&trunk).await?;
+        let unreachable = |e: std::io::Error| carrier_error(format!("Cannot hold a media port: {e}"), None);
+        let media = UdpSocket::bind((connection.local.ip(), 0)).await.map_err(unreachable)?;
+        let media_port = media.local_addr().map_err(unreachable)?.port();
+        let request_uri = format!("sip:{}@{}:{}", dial.to, trunk.host, trunk.port);
+        let dialog = SipDialog {
+            call_id: format!("{}@switchboard", token(20)),
+            local_uri: format!("sip:{}@{}", dial.from, trunk.host),
+            local_tag: token(10),
+            remote_uri: request_uri.clone(),
+            remote_tag: None,
+            remote_target: request_uri,
+            local_cseq: 0,
+        };
+        Ok(Self {
+            connection,
+            _media: media,
+            media_port,
+            trunk,
+            dialog,
+            invite_branch: String::new(),
+            authorization: None,
+        })
+    }
+
+    fn request(&self, method: &'static str, branch: &str) -> Request {
+        let uri = if method == "ACK" && self.dialog.remote_tag.is_some() {
+            self.dialog.remote_target.clone()
+        } else {
+            self.dialog.remote_uri.clone()
+        };
+        self.connection.request(&self.dialog, method, uri, branch, self.dialog.local_cseq)
+    }
+
+    fn invite(&mut self) -> Vec<u8> {
+        self.dialog.local_cseq += 1;
+        self.invite_branch = branch();
+        let mut invite = self.request("INVITE", &self.invite_branch);
+        if let Some((name, value)) = &self.authorization {
+            invite.headers.push((name, value.clone()));
+        }
+        invite.headers.push(("Content-Type", "application/sdp".into()));
+        let ip = self.connection.local.ip();
+        let session = self.dialog.local_cseq;
+        invite.body = format!(
+            "v=0\r\no=switchboard {session} {session} IN IP4 {ip}\r\ns=switchboard\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+            self.media_port
+        );
+        invite.to_bytes()
+    }
+
+    /// The ACK of a 2xx is a transaction of its own, sent to the far end's Contact.
+    fn ack_success(&self) -> Vec<u8> {
+        self.request("ACK", &branch()).to_bytes()
+    }
+
+    /// The ACK of a failure belongs to the INVITE's transaction: same branch, the failure's To tag.
+    fn ack_failure(&self, response: &Message) -> Vec<u8> {
+        let mut ack = self.request("ACK", &self.invite_branch);
+        if let (Some(tag), Some(to)) = (response.to_tag(), ack.headers.iter_mut().find(|(n, _)| *n == "To")) {
+            to.1 = format!("<{}>;tag={tag}", self.dialog.remote_uri);
+        }
+        ack.to_bytes()
+    }
+
+    /// A CANCEL matches the INVITE it cancels: same Request-URI, branch, Call-ID, From, To (no
+    /// tag) and CSeq number.
+    fn cancel(&self) -> Vec<u8> {
+        self.request("CANCEL", &self.invite_branch).to_bytes()
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        self.connection.send(bytes).await;
+    }
+
+    async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
+        self.connection.receive(deadline).await
+    }
+
+    async fn answer_request(&self, request: &Message) -> bool {
+        self.connection.answer_request(request).await
+    }
 }
 
 /// Places the call and follows it to its end. `accepted` learns first whether the trunk took
@@ -225,7 +284,7 @@ pub async fn run(
             let _ = events.send((call, event)).await;
         }
     };
-    let mut leg = match Leg::open(dial, trunk).await {
+    let mut leg = match Leg::open(&dial, trunk).await {
         Ok(leg) => leg,
         Err(e) => {
             let _ = accepted.send(Err(e));
@@ -285,7 +344,7 @@ pub async fn run(
                     }
                     let status = message.status().expect("not a request, so a response");
                     match message.cseq() {
-                        Some((n, "INVITE")) if n == leg.cseq => {}
+                        Some((n, "INVITE")) if n == leg.dialog.local_cseq => {}
                         // Answers to a CANCEL, or to an INVITE we replaced, are of no more use.
                         _ => continue,
                     }
@@ -306,8 +365,10 @@ pub async fn run(
                             }
                         }
                         200..=299 => {
-                            leg.remote_tag = message.to_tag().map(str::to_owned);
-                            leg.remote_target = message.contact_uri().map(str::to_owned);
+                            leg.dialog.remote_tag = message.to_tag().map(str::to_owned);
+                            if let Some(contact) = message.contact_uri() {
+                                leg.dialog.remote_target = contact.to_owned();
+                            }
                             leg.send(&leg.ack_success()).await;
                             break !canceled;
                         }
@@ -324,7 +385,7 @@ pub async fn run(
                                 return;
                             };
                             authenticated = true;
-                            let uri = leg.request_uri();
+                            let uri = leg.dialog.remote_uri.clone();
                             let value = challenge.answer(&leg.trunk.username, &leg.trunk.password, "INVITE", &uri, &token(12));
                             leg.authorization = Some((answer_header, value));
                             invite = leg.invite();
@@ -375,10 +436,10 @@ pub async fn run(
     accept(&mut accepted, Ok(()));
     if !answered {
         // Answered just as it was canceled: the call is up, so it is ended with a BYE.
-        bye(&mut leg).await;
+        leg.connection.bye(&mut leg.dialog).await;
         return;
     }
-    send_event(CarrierEvent::Answered).await;
+    send_event(CarrierEvent::Answered { sip_dialog: Some(leg.dialog.clone()) }).await;
 
     // The dialog, until one side ends it.
     loop {
@@ -391,7 +452,7 @@ pub async fn run(
                             return;
                         }
                     } else if message.status().is_some_and(|s| (200..300).contains(&s))
-                        && message.cseq().is_some_and(|(n, m)| n == leg.cseq && m == "INVITE")
+                        && message.cseq().is_some_and(|(n, m)| n == leg.dialog.local_cseq && m == "INVITE")
                     {
                         // The 200 again: our ACK was lost.
                         leg.send(&leg.ack_success()).await;
@@ -406,30 +467,10 @@ pub async fn run(
             },
             hung_up = hang_up.recv() => {
                 if hung_up.is_some() {
-                    bye(&mut leg).await;
+                    leg.connection.bye(&mut leg.dialog).await;
                 }
                 return;
             }
-        }
-    }
-}
-
-/// Ends an established dialog from this side and waits (a little) for the far end's answer.
-async fn bye(leg: &mut Leg) {
-    leg.cseq += 1;
-    let uri = leg.remote_target.clone().unwrap_or_else(|| leg.request_uri());
-    let bye = leg.request("BYE", uri, &format!("z9hG4bK{}", token(16)), leg.cseq).to_bytes();
-    let deadline = Instant::now() + CLOSE_TIMEOUT;
-    let mut interval = T1;
-    loop {
-        leg.send(&bye).await;
-        match leg.receive((Instant::now() + interval).min(deadline)).await {
-            Ok(Some(m)) if m.cseq().is_some_and(|(n, method)| n == leg.cseq && method == "BYE") => return,
-            Ok(Some(m)) if m.method().is_some() => {
-                leg.answer_request(&m).await;
-            }
-            Ok(_) if Instant::now() < deadline => interval = (interval * 2).min(T2),
-            _ => return,
         }
     }
 }

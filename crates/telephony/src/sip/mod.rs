@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::call::{CarrierEvent, EndReason};
+use domain::call::{CarrierEvent, EndReason, SipDialog};
 use domain::ids::CallId;
 use domain::voip::{SipTrunk, Transport};
 use tokio::sync::{mpsc, oneshot};
@@ -69,13 +69,18 @@ impl SipCarrier {
         })
     }
 
-    /// A call under way when its owner restarted cannot be followed: its dialog lived in the
-    /// process that died. It is ended as the carrier's failure, and billed up to now.
-    pub fn resume(&self, dial: &Dial, events: CarrierEvents) {
-        let call_id = dial.call_id;
+    /// A call under way when its owner restarted cannot be followed: its transaction and the
+    /// agent's media lived in the process that died. An answered call's dialog was recorded with
+    /// the answer, so the far end is sent its BYE; either way the call ends as the carrier's
+    /// failure, billed up to now. (A call still ringing is left to the trunk's timers: the
+    /// INVITE's identifiers are not recorded.)
+    pub fn resume(&self, call_id: CallId, trunk: SipTrunk, dialog: Option<SipDialog>, events: CarrierEvents) {
         tokio::spawn(async move {
-            let _ =
-                events.send((call_id, CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None })).await;
+            if let Some(dialog) = dialog {
+                call::end_dialog(&trunk, dialog).await;
+            }
+            let ended = CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None };
+            let _ = events.send((call_id, ended)).await;
         });
     }
 
