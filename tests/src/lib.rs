@@ -610,12 +610,20 @@ fn answers_healthz(port: u16) -> bool {
 pub struct Sipp {
     child: Child,
     pub port: u16,
+    /// `udp` or `tcp`.
+    transport: &'static str,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Sipp {
+    /// Starts SIPp on UDP.
     pub fn start(scenario: &str) -> Self {
+        Self::start_over(scenario, "udp")
+    }
+
+    /// Starts SIPp on `transport`: `udp`, or `tcp`.
+    pub fn start_over(scenario: &str, transport: &'static str) -> Self {
         let dir = tempfile::tempdir().expect("a directory for sipp");
         let log = dir.path().join("messages.log");
         let port = bus::testing::free_port();
@@ -629,6 +637,7 @@ impl Sipp {
         command
             // SIPp binds media ports (audio at -mp, video two above) whether or not it uses them.
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &bus::testing::free_ports(4).to_string()])
+            .args(["-t", if transport == "tcp" { "t1" } else { "u1" }])
             .args(["-aa", "-nostdin", "-trace_msg", "-message_file"])
             .arg(&log)
             .stdin(Stdio::null())
@@ -639,20 +648,24 @@ impl Sipp {
         });
         // Ready once it holds its port.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let free = |port| match transport {
+            "tcp" => std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            _ => std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+        };
+        while free(port) {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("sipp ({scenario}) exited at start: {status}");
             }
             assert!(std::time::Instant::now() < deadline, "sipp ({scenario}) did not listen within 10 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, port, log, _dir: dir }
+        Self { child, port, transport, log, _dir: dir }
     }
 
     /// The body of a SIP VoIP connection to this trunk (user alice, password secret).
     pub fn connection(&self) -> Value {
         json!({
-            "provider": "sip", "host": "127.0.0.1", "port": self.port, "transport": "udp",
+            "provider": "sip", "host": "127.0.0.1", "port": self.port, "transport": self.transport,
             "username": "alice", "password": "secret"
         })
     }

@@ -157,3 +157,24 @@ async fn after_a_crash_an_answered_sip_call_is_ended_at_the_far_end_with_the_rec
         server
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_a_tcp_trunk_authenticates_and_the_callee_hangs_up() {
+    let server = Server::start_with(ARGS);
+    let trunk = Sipp::start_over("auth_then_answer.xml", "tcp");
+    let c = caller(&server, &trunk, 500, "+14155550100").await;
+    let id = place(&server, &c).await;
+    let path = format!("/v1/calls/{id}");
+    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
+    let call = finished(&server, &c.org.key, id).await;
+    assert_eq!(outcome(&call), ("completed", "agent_hangup"));
+    let trace =
+        trunk.wait_for_messages(&["SIP/2.0 401", "INVITE sip:", "SIP/2.0 200", "BYE sip:", "SIP/2.0 200"]).await;
+    assert!(trace.contains("Via: SIP/2.0/TCP 127.0.0.1:"), "{trace}");
+
+    let hangs_up = Sipp::start_over("callee_hangs_up.xml", "tcp");
+    let c = caller(&server, &hangs_up, 500, "+14155550101").await;
+    let call = finished(&server, &c.org.key, place(&server, &c).await).await;
+    assert_eq!(outcome(&call), ("completed", "callee_hangup"));
+}

@@ -3,15 +3,17 @@
 //! either side ends it (BYE), or CANCEL while it rings. Signaling only: the media (RTP) is the
 //! agent runtime's, outside this engine; the SDP offer names a port held for it.
 //!
-//! Each call has a UDP socket of its own, connected to the trunk, so what arrives on it belongs
-//! to the call; the trunk sends requests within the dialog (a BYE) to the Contact, which is it.
+//! Each call has a connection of its own to the trunk (a connected UDP socket, or a TCP
+//! stream), so what arrives on it belongs to the call; the trunk sends requests within the dialog
+//! (a BYE) to the Contact, which is it. Over TCP nothing is retransmitted: the stream is reliable.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason, SipDialog};
-use domain::voip::SipTrunk;
-use tokio::net::UdpSocket;
+use domain::voip::{SipTrunk, Transport};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -28,45 +30,93 @@ const T2: Duration = Duration::from_secs(4);
 const A_DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long a BYE or CANCEL waits for its answer before the call is let go anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Large enough for any SIP message over UDP (RFC 3261 §18.1.1 keeps them under the MTU).
-const MAX_DATAGRAM_BYTES: usize = 65_535;
+/// Large enough for any SIP message over UDP (RFC 3261 §18.1.1 keeps them under the MTU), and
+/// the most a message over TCP may hold before the stream is called broken.
+const MAX_MESSAGE_BYTES: usize = 65_535;
 
 /// What becomes of a call the trunk took or refused, told to whoever placed it.
 pub type Accepted = oneshot::Sender<Result<(), DialError>>;
 
-/// A socket of its own, connected to the trunk, and the address the trunk sees it at.
+/// A connection of its own to the trunk, and the address the trunk sees it at.
 struct Connection {
-    socket: UdpSocket,
+    socket: Socket,
     local: SocketAddr,
+}
+
+enum Socket {
+    Udp(UdpSocket),
+    /// A stream, and what has arrived on it beyond the last whole message.
+    Tcp(TcpStream, Mutex<Vec<u8>>),
 }
 
 impl Connection {
     async fn open(trunk: &SipTrunk) -> Result<Self, DialError> {
         let target = format!("{}:{}", trunk.host, trunk.port);
         let unreachable = |e: std::io::Error| carrier_error(format!("Cannot reach the SIP trunk {target}: {e}"), None);
-        let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(unreachable)?;
-        socket.connect(&target).await.map_err(unreachable)?;
-        let local = socket.local_addr().map_err(unreachable)?;
+        let socket = match trunk.transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(unreachable)?;
+                socket.connect(&target).await.map_err(unreachable)?;
+                Socket::Udp(socket)
+            }
+            Transport::Tcp => Socket::Tcp(TcpStream::connect(&target).await.map_err(unreachable)?, Mutex::default()),
+            Transport::Tls => {
+                let detail = "Calls over tls SIP trunks are not supported yet; use udp or tcp.".to_owned();
+                return Err(carrier_error(detail, None));
+            }
+        };
+        let local = match &socket {
+            Socket::Udp(s) => s.local_addr(),
+            Socket::Tcp(s, _) => s.local_addr(),
+        }
+        .map_err(unreachable)?;
         Ok(Self { socket, local })
     }
 
+    /// Whether the transport delivers by itself, so that nothing is retransmitted.
+    fn reliable(&self) -> bool {
+        matches!(self.socket, Socket::Tcp(..))
+    }
+
+    fn transport(&self) -> &'static str {
+        if self.reliable() { "TCP" } else { "UDP" }
+    }
+
     async fn send(&self, bytes: &[u8]) {
-        if let Err(e) = self.socket.send(bytes).await {
+        let sent = match &self.socket {
+            Socket::Udp(socket) => socket.send(bytes).await.map(drop),
+            Socket::Tcp(stream, _) => write_all(stream, bytes).await,
+        };
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "sip send failed");
         }
     }
 
     /// The next message from the trunk, or `None` at `deadline`. Unreadable datagrams are
-    /// skipped; an unreachable trunk (ICMP) is an error.
+    /// skipped; an unreachable trunk (ICMP), or a stream that closed or broke, is an error.
     async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
-        let mut buf = vec![0u8; MAX_DATAGRAM_BYTES];
+        let mut buf = vec![0u8; MAX_MESSAGE_BYTES];
         loop {
-            let n = match tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
-                Err(_) => return Ok(None),
-                Ok(received) => received?,
+            let received = match &self.socket {
+                Socket::Udp(socket) => tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await,
+                Socket::Tcp(stream, pending) => {
+                    if let Some(message) = take_message(&mut pending.lock().expect("sip stream buffer"))? {
+                        return Ok(Some(message));
+                    }
+                    tokio::time::timeout_at(deadline, read_some(stream, &mut buf)).await
+                }
             };
-            if let Some(message) = Message::parse(&buf[..n]) {
-                return Ok(Some(message));
+            let n = match received {
+                Err(_) => return Ok(None),
+                Ok(n) => n?,
+            };
+            match &self.socket {
+                Socket::Udp(_) => {
+                    if let Some(message) = Message::parse(&buf[..n]) {
+                        return Ok(Some(message));
+                    }
+                }
+                Socket::Tcp(_, pending) => pending.lock().expect("sip stream buffer").extend_from_slice(&buf[..n]),
             }
         }
     }
@@ -78,13 +128,13 @@ impl Connection {
             method,
             uri,
             headers: vec![
-                ("Via", format!("SIP/2.0/UDP {};branch={branch};rport", self.local)),
+                ("Via", format!("SIP/2.0/{} {};branch={branch};rport", self.transport(), self.local)),
                 ("Max-Forwards", "70".into()),
                 ("From", format!("<{}>;tag={}", dialog.local_uri, dialog.local_tag)),
                 ("To", format!("<{}>{to_tag}", dialog.remote_uri)),
                 ("Call-ID", dialog.call_id.clone()),
                 ("CSeq", format!("{cseq} {method}")),
-                ("Contact", format!("<sip:switchboard@{}>", self.local)),
+                ("Contact", format!("<sip:switchboard@{};transport={}>", self.local, self.transport().to_lowercase())),
                 ("User-Agent", "switchboard".into()),
             ],
             body: String::new(),
@@ -121,7 +171,7 @@ impl Connection {
         let cseq = dialog.local_cseq;
         let bye = self.request(dialog, "BYE", dialog.remote_target.clone(), &branch(), cseq).to_bytes();
         let deadline = Instant::now() + CLOSE_TIMEOUT;
-        let mut interval = T1;
+        let mut interval = if self.reliable() { CLOSE_TIMEOUT } else { T1 };
         loop {
             self.send(&bye).await;
             match self.receive((Instant::now() + interval).min(deadline)).await {
@@ -309,7 +359,7 @@ pub async fn run(
     let mut retransmit_at = Instant::now() + interval;
     leg.send(&invite).await;
     let answered = loop {
-        let wake = if provisional { deadline } else { retransmit_at.min(deadline) };
+        let wake = if provisional || leg.connection.reliable() { deadline } else { retransmit_at.min(deadline) };
         tokio::select! {
             received = leg.receive(wake) => match received {
                 Err(e) => {
@@ -472,5 +522,78 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// Reads what the stream has; a closed stream is an error (the trunk hung up the connection).
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Takes the first whole message off a stream's buffer (RFC 3261 §18.3: its head ends with an
+/// empty line, and `Content-Length` says how much body follows).
+fn take_message(pending: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+    // Keep-alives (empty lines) between messages are skipped.
+    let skip = pending.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    pending.drain(..skip);
+    let Some(head_end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if pending.len() > MAX_MESSAGE_BYTES {
+            Err(std::io::Error::other("a SIP message over TCP without an end to its head"))
+        } else {
+            Ok(None)
+        };
+    };
+    let head = Message::parse(&pending[..head_end + 4])
+        .ok_or_else(|| std::io::Error::other("an unreadable SIP message over TCP"))?;
+    let body: usize = head.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let total = head_end + 4 + body;
+    if body > MAX_MESSAGE_BYTES {
+        return Err(std::io::Error::other("a SIP message over TCP larger than allowed"));
+    }
+    if pending.len() < total {
+        return Ok(None);
+    }
+    pending.drain(..total);
+    Ok(Some(head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_yields_whole_messages_whatever_the_reads_cut() {
+        let two =
+            b"\r\nSIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\nSIP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nv=0\n";
+        let mut pending = Vec::new();
+        let mut seen = Vec::new();
+        for chunk in two.chunks(7) {
+            pending.extend_from_slice(chunk);
+            while let Some(m) = take_message(&mut pending).unwrap() {
+                seen.push(m.status().unwrap());
+            }
+        }
+        assert_eq!(seen, vec![100, 200]);
+        assert!(pending.is_empty());
     }
 }

@@ -1,6 +1,5 @@
 //! SIP trunks: verified with an `OPTIONS` probe ([`probe`]), and calls placed over them as a
-//! user agent client ([`call`]). UDP only for now; TCP and TLS trunks can be verified (TCP) or
-//! stored, but not dialed.
+//! user agent client ([`call`]), over UDP or TCP. TLS trunks can be stored, not yet used.
 
 mod call;
 mod digest;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason, SipDialog};
 use domain::ids::CallId;
-use domain::voip::{SipTrunk, Transport};
+use domain::voip::SipTrunk;
 use tokio::sync::{mpsc, oneshot};
 
 pub use probe::probe;
@@ -40,16 +39,6 @@ impl SipCarrier {
     }
 
     pub async fn dial(&self, dial: Dial, trunk: SipTrunk, events: CarrierEvents) -> Result<(), DialError> {
-        if trunk.transport != Transport::Udp {
-            return Err(DialError {
-                reason: EndReason::CarrierError,
-                sip_code: None,
-                detail: format!(
-                    "Calls over {} SIP trunks are not supported yet; use a udp connection.",
-                    trunk.transport.as_str()
-                ),
-            });
-        }
         let call_id = dial.call_id;
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let (hang_up_tx, hang_up_rx) = mpsc::channel(1);
