@@ -32,6 +32,17 @@ async fn finished(server: &Server, key: &str, id: u64) -> Value {
     .await
 }
 
+/// Places a call, waits for the answer, hangs up, and returns the call once it is billed.
+async fn answered_then_hung_up(server: &Server, c: &Caller) -> Value {
+    let id = place(server, c).await;
+    let path = format!("/v1/calls/{id}");
+    wait_for(server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
+    let call = finished(server, &c.org.key, id).await;
+    assert_eq!(outcome(&call), ("completed", "agent_hangup"));
+    call
+}
+
 fn outcome(call: &Value) -> (&str, &str) {
     (call["status"].as_str().unwrap(), call["end_reason"].as_str().unwrap())
 }
@@ -41,14 +52,10 @@ async fn a_call_over_a_sip_trunk_authenticates_is_answered_and_hung_up_with_a_by
     let server = Server::start_with(ARGS);
     let trunk = Sipp::start("auth_then_answer.xml");
     let c = caller(&server, &trunk, 500, "+14155550100").await;
-    let id = place(&server, &c).await;
-    let path = format!("/v1/calls/{id}");
     // SIPp answers only an INVITE whose digest proves alice's password.
-    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
-    server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
-    let call = finished(&server, &c.org.key, id).await;
-    assert_eq!(outcome(&call), ("completed", "agent_hangup"));
+    let call = answered_then_hung_up(&server, &c).await;
     assert!(call["cost_cents"].as_i64().unwrap() >= 1, "{call}");
+    let path = format!("/v1/calls/{}", call["id"]);
     let trace = trunk
         .wait_for_messages(&[
             "INVITE sip:+14155550123@127.0.0.1",
@@ -163,12 +170,7 @@ async fn a_call_over_a_tcp_trunk_authenticates_and_the_callee_hangs_up() {
     let server = Server::start_with(ARGS);
     let trunk = Sipp::start_over("auth_then_answer.xml", "tcp");
     let c = caller(&server, &trunk, 500, "+14155550100").await;
-    let id = place(&server, &c).await;
-    let path = format!("/v1/calls/{id}");
-    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
-    server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
-    let call = finished(&server, &c.org.key, id).await;
-    assert_eq!(outcome(&call), ("completed", "agent_hangup"));
+    answered_then_hung_up(&server, &c).await;
     let trace =
         trunk.wait_for_messages(&["SIP/2.0 401", "INVITE sip:", "SIP/2.0 200", "BYE sip:", "SIP/2.0 200"]).await;
     assert!(trace.contains("Via: SIP/2.0/TCP 127.0.0.1:"), "{trace}");

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason, SipDialog};
+use domain::ids::CallId;
 use domain::voip::{SipTrunk, Transport};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -324,202 +325,241 @@ pub async fn run(
     answer_timeout: Duration,
     accepted: Accepted,
     events: CarrierEvents,
-    mut hang_up: mpsc::Receiver<()>,
+    hang_up: mpsc::Receiver<()>,
 ) {
-    let call = dial.call_id;
-    let send_event = |event: CarrierEvent| {
-        let events = events.clone();
-        async move {
-            // The owner is gone only at shutdown; no one is left to tell.
-            let _ = events.send((call, event)).await;
-        }
-    };
-    let mut leg = match Leg::open(&dial, trunk).await {
+    let leg = match Leg::open(&dial, trunk).await {
         Ok(leg) => leg,
         Err(e) => {
             let _ = accepted.send(Err(e));
             return;
         }
     };
-    let mut accepted = Some(accepted);
-    let accept = |accepted: &mut Option<Accepted>, outcome: Result<(), DialError>| {
-        if let Some(tx) = accepted.take() {
-            let _ = tx.send(outcome);
+    let mut call = Call { id: dial.call_id, leg, accepted: Some(accepted), events, hang_up };
+    match call.invite(answer_timeout).await {
+        Invited::Answered => {
+            call.report(CarrierEvent::Answered { sip_dialog: Some(call.leg.dialog.clone()) }).await;
+            call.talk().await;
         }
-    };
+        // Answered just as it was canceled: the call is up, so it is ended with a BYE.
+        Invited::AnsweredWhenCanceled => call.leg.connection.bye(&mut call.leg.dialog).await,
+        Invited::Over => {}
+    }
+}
 
-    // The INVITE transaction: retransmitted until something answers, at most `answer_timeout` until the first answer.
-    let mut invite = leg.invite();
-    let mut authenticated = false;
-    let mut provisional = false;
-    let mut rang = false;
-    let mut canceled = false;
-    let mut deadline = Instant::now() + answer_timeout;
-    let mut interval = T1;
-    let mut retransmit_at = Instant::now() + interval;
-    leg.send(&invite).await;
-    let answered = loop {
-        let wake = if provisional || leg.connection.reliable() { deadline } else { retransmit_at.min(deadline) };
-        tokio::select! {
-            received = leg.receive(wake) => match received {
-                Err(e) => {
-                    let detail = format!("The SIP trunk {}:{} is unreachable: {e}", leg.trunk.host, leg.trunk.port);
-                    match accepted.take() {
-                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, None))); }
-                        None => send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None }).await,
+/// How an INVITE transaction ended.
+enum Invited {
+    Answered,
+    AnsweredWhenCanceled,
+    /// Refused, canceled, or given up on; whoever needed to know was told.
+    Over,
+}
+
+/// A call under way, and who hears of it.
+struct Call {
+    id: CallId,
+    leg: Leg,
+    /// Whoever placed the call, until they know whether the trunk took it.
+    accepted: Option<Accepted>,
+    events: CarrierEvents,
+    hang_up: mpsc::Receiver<()>,
+}
+
+impl Call {
+    async fn report(&self, event: CarrierEvent) {
+        // The owner is gone only at shutdown; no one is left to tell.
+        let _ = self.events.send((self.id, event)).await;
+    }
+
+    /// Tells whoever placed the call that the trunk took it (once).
+    fn accept(&mut self) {
+        if let Some(tx) = self.accepted.take() {
+            let _ = tx.send(Ok(()));
+        }
+    }
+
+    /// The carrier's failure: the placement fails (a 502) if the trunk never took the call;
+    /// otherwise the call ends for `reason`.
+    async fn fail(&mut self, reason: EndReason, sip_code: Option<u16>, detail: String) {
+        match self.accepted.take() {
+            Some(tx) => {
+                let _ = tx.send(Err(carrier_error(detail, sip_code)));
+            }
+            None => self.report(CarrierEvent::Ended { reason, sip_code }).await,
+        }
+    }
+
+    /// The INVITE transaction: retransmitted (over UDP) until something answers, for at most
+    /// `answer_timeout` until the first answer; a challenge answered once; ringing reported;
+    /// a hang-up meanwhile turned into a CANCEL.
+    async fn invite(&mut self, answer_timeout: Duration) -> Invited {
+        let mut invite = self.leg.invite();
+        let mut authenticated = false;
+        let mut provisional = false;
+        let mut rang = false;
+        let mut canceled = false;
+        let mut deadline = Instant::now() + answer_timeout;
+        let mut interval = T1;
+        let mut retransmit_at = Instant::now() + interval;
+        self.leg.send(&invite).await;
+        loop {
+            let wake =
+                if provisional || self.leg.connection.reliable() { deadline } else { retransmit_at.min(deadline) };
+            let message = tokio::select! {
+                received = self.leg.receive(wake) => received,
+                Some(()) = self.hang_up.recv(), if !canceled => {
+                    // The engine ended the call while it rang: cancel the INVITE, then wait for
+                    // its end. Before anything answered it, a CANCEL has nothing to match: it
+                    // goes with the first answer.
+                    canceled = true;
+                    if provisional {
+                        self.leg.send(&self.leg.cancel()).await;
+                        deadline = Instant::now() + CLOSE_TIMEOUT;
                     }
-                    return;
+                    continue;
+                }
+            };
+            let message = match message {
+                Err(e) => {
+                    let trunk = &self.leg.trunk;
+                    let detail = format!("The SIP trunk {}:{} is unreachable: {e}", trunk.host, trunk.port);
+                    self.fail(EndReason::CarrierError, None, detail).await;
+                    return Invited::Over;
                 }
                 Ok(None) if Instant::now() >= deadline => {
-                    if canceled {
-                        return;
+                    if !canceled {
+                        let seconds = answer_timeout.as_secs_f64();
+                        let detail = format!("No answer from the SIP trunk within {seconds} s.");
+                        self.fail(EndReason::NoAnswer, Some(408), detail).await;
                     }
-                    let detail = format!("No answer from the SIP trunk within {} s.", answer_timeout.as_millis() as f64 / 1000.0);
-                    match accepted.take() {
-                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, Some(408)))); }
-                        None => send_event(CarrierEvent::Ended { reason: EndReason::NoAnswer, sip_code: Some(408) }).await,
-                    }
-                    return;
+                    return Invited::Over;
                 }
                 Ok(None) => {
-                    leg.send(&invite).await;
+                    self.leg.send(&invite).await;
                     interval = (interval * 2).min(T2);
                     retransmit_at = Instant::now() + interval;
+                    continue;
                 }
-                Ok(Some(message)) => {
-                    if message.method().is_some() {
-                        // A request before the answer (an OPTIONS, say): answer it and go on.
-                        leg.answer_request(&message).await;
-                        continue;
+                Ok(Some(message)) => message,
+            };
+            let Some(status) = message.status() else {
+                // A request before the answer (an OPTIONS, say): answer it and go on.
+                self.leg.answer_request(&message).await;
+                continue;
+            };
+            match message.cseq() {
+                Some((n, "INVITE")) if n == self.leg.dialog.local_cseq => {}
+                // Answers to a CANCEL, or to an INVITE we replaced, are of no more use.
+                _ => continue,
+            }
+            match status {
+                100..=199 => {
+                    if canceled && !provisional {
+                        // Canceled before anything answered: now a CANCEL can match.
+                        self.leg.send(&self.leg.cancel()).await;
+                        deadline = Instant::now() + CLOSE_TIMEOUT;
+                    } else if !canceled {
+                        deadline = Instant::now() + A_DAY;
                     }
-                    let status = message.status().expect("not a request, so a response");
-                    match message.cseq() {
-                        Some((n, "INVITE")) if n == leg.dialog.local_cseq => {}
-                        // Answers to a CANCEL, or to an INVITE we replaced, are of no more use.
-                        _ => continue,
-                    }
-                    match status {
-                        100..=199 => {
-                            if canceled && !provisional {
-                                // Canceled before anything answered: now a CANCEL can match.
-                                leg.send(&leg.cancel()).await;
-                                deadline = Instant::now() + CLOSE_TIMEOUT;
-                            } else if !canceled {
-                                deadline = Instant::now() + A_DAY;
-                            }
-                            provisional = true;
-                            accept(&mut accepted, Ok(()));
-                            if (180..=183).contains(&status) && !rang {
-                                rang = true;
-                                send_event(CarrierEvent::Ringing).await;
-                            }
-                        }
-                        200..=299 => {
-                            leg.dialog.remote_tag = message.to_tag().map(str::to_owned);
-                            if let Some(contact) = message.contact_uri() {
-                                leg.dialog.remote_target = contact.to_owned();
-                            }
-                            leg.send(&leg.ack_success()).await;
-                            break !canceled;
-                        }
-                        401 | 407 if !authenticated => {
-                            leg.send(&leg.ack_failure(&message)).await;
-                            let (challenge_header, answer_header) = if status == 401 {
-                                ("www-authenticate", "Authorization")
-                            } else {
-                                ("proxy-authenticate", "Proxy-Authorization")
-                            };
-                            let Some(challenge) = message.header(challenge_header).and_then(Challenge::parse) else {
-                                let detail = format!("The SIP trunk asked for credentials it did not say how to give ({status}).");
-                                accept(&mut accepted, Err(carrier_error(detail, Some(status))));
-                                return;
-                            };
-                            authenticated = true;
-                            let uri = leg.dialog.remote_uri.clone();
-                            let value = challenge.answer(&leg.trunk.username, &leg.trunk.password, "INVITE", &uri, &token(12));
-                            leg.authorization = Some((answer_header, value));
-                            invite = leg.invite();
-                            leg.send(&invite).await;
-                            provisional = false;
-                            interval = T1;
-                            retransmit_at = Instant::now() + interval;
-                            deadline = Instant::now() + answer_timeout;
-                        }
-                        _ => {
-                            leg.send(&leg.ack_failure(&message)).await;
-                            if canceled {
-                                return;
-                            }
-                            match failure_reason(status) {
-                                Some(reason) => {
-                                    accept(&mut accepted, Ok(()));
-                                    send_event(CarrierEvent::Ended { reason, sip_code: Some(status) }).await;
-                                }
-                                None => {
-                                    let detail = match status {
-                                        401 | 407 | 403 => format!("The SIP trunk refused the connection's credentials ({status})."),
-                                        _ => format!("The SIP trunk refused the call ({status})."),
-                                    };
-                                    match accepted.take() {
-                                        Some(tx) => { let _ = tx.send(Err(carrier_error(detail, Some(status)))); }
-                                        None => send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: Some(status) }).await,
-                                    }
-                                }
-                            }
-                            return;
-                        }
+                    provisional = true;
+                    self.accept();
+                    if (180..=183).contains(&status) && !rang {
+                        rang = true;
+                        self.report(CarrierEvent::Ringing).await;
                     }
                 }
-            },
-            Some(()) = hang_up.recv(), if !canceled => {
-                // The engine ended the call while it rang: cancel the INVITE, then wait for its
-                // end. Before anything answered it, a CANCEL has nothing to match: it goes with the
-                // first answer.
-                canceled = true;
-                if provisional {
-                    leg.send(&leg.cancel()).await;
-                    deadline = Instant::now() + CLOSE_TIMEOUT;
+                200..=299 => {
+                    self.leg.dialog.remote_tag = message.to_tag().map(str::to_owned);
+                    if let Some(contact) = message.contact_uri() {
+                        self.leg.dialog.remote_target = contact.to_owned();
+                    }
+                    self.leg.send(&self.leg.ack_success()).await;
+                    self.accept();
+                    return if canceled { Invited::AnsweredWhenCanceled } else { Invited::Answered };
+                }
+                401 | 407 if !authenticated => {
+                    self.leg.send(&self.leg.ack_failure(&message)).await;
+                    let (challenge, answer) = if status == 401 {
+                        ("www-authenticate", "Authorization")
+                    } else {
+                        ("proxy-authenticate", "Proxy-Authorization")
+                    };
+                    let Some(challenge) = message.header(challenge).and_then(Challenge::parse) else {
+                        let detail =
+                            format!("The SIP trunk asked for credentials it did not say how to give ({status}).");
+                        self.fail(EndReason::CarrierError, Some(status), detail).await;
+                        return Invited::Over;
+                    };
+                    authenticated = true;
+                    let (trunk, uri) = (&self.leg.trunk, &self.leg.dialog.remote_uri);
+                    let value = challenge.answer(&trunk.username, &trunk.password, "INVITE", uri, &token(12));
+                    self.leg.authorization = Some((answer, value));
+                    invite = self.leg.invite();
+                    self.leg.send(&invite).await;
+                    provisional = false;
+                    interval = T1;
+                    retransmit_at = Instant::now() + interval;
+                    deadline = Instant::now() + answer_timeout;
+                }
+                _ => {
+                    self.leg.send(&self.leg.ack_failure(&message)).await;
+                    if canceled {
+                        return Invited::Over;
+                    }
+                    match failure_reason(status) {
+                        // The callee's answer: the call was placed, and ends.
+                        Some(reason) => {
+                            self.accept();
+                            self.report(CarrierEvent::Ended { reason, sip_code: Some(status) }).await;
+                        }
+                        None => {
+                            let detail = match status {
+                                401 | 403 | 407 => {
+                                    format!("The SIP trunk refused the connection's credentials ({status}).")
+                                }
+                                _ => format!("The SIP trunk refused the call ({status})."),
+                            };
+                            self.fail(EndReason::CarrierError, Some(status), detail).await;
+                        }
+                    }
+                    return Invited::Over;
                 }
             }
         }
-    };
-    accept(&mut accepted, Ok(()));
-    if !answered {
-        // Answered just as it was canceled: the call is up, so it is ended with a BYE.
-        leg.connection.bye(&mut leg.dialog).await;
-        return;
     }
-    send_event(CarrierEvent::Answered { sip_dialog: Some(leg.dialog.clone()) }).await;
 
-    // The dialog, until one side ends it.
-    loop {
-        tokio::select! {
-            received = leg.receive(Instant::now() + Duration::from_secs(3600)) => match received {
+    /// The dialog, until one side ends it.
+    async fn talk(&mut self) {
+        loop {
+            let received = tokio::select! {
+                received = self.leg.receive(Instant::now() + A_DAY) => received,
+                hung_up = self.hang_up.recv() => {
+                    if hung_up.is_some() {
+                        self.leg.connection.bye(&mut self.leg.dialog).await;
+                    }
+                    return;
+                }
+            };
+            match received {
+                Ok(Some(message)) if message.method().is_some() => {
+                    if self.leg.answer_request(&message).await {
+                        self.report(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
+                        return;
+                    }
+                }
                 Ok(Some(message)) => {
-                    if message.method().is_some() {
-                        if leg.answer_request(&message).await {
-                            send_event(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
-                            return;
-                        }
-                    } else if message.status().is_some_and(|s| (200..300).contains(&s))
-                        && message.cseq().is_some_and(|(n, m)| n == leg.dialog.local_cseq && m == "INVITE")
-                    {
+                    let invite_ok = message.status().is_some_and(|s| (200..300).contains(&s))
+                        && message.cseq().is_some_and(|(n, m)| n == self.leg.dialog.local_cseq && m == "INVITE");
+                    if invite_ok {
                         // The 200 again: our ACK was lost.
-                        leg.send(&leg.ack_success()).await;
+                        self.leg.send(&self.leg.ack_success()).await;
                     }
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(%call, error = %e, "the sip trunk became unreachable");
-                    send_event(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None }).await;
+                    tracing::warn!(call = %self.id, error = %e, "the sip trunk became unreachable");
+                    self.report(CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None }).await;
                     return;
                 }
-            },
-            hung_up = hang_up.recv() => {
-                if hung_up.is_some() {
-                    leg.connection.bye(&mut leg.dialog).await;
-                }
-                return;
             }
         }
     }
