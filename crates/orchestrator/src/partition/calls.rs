@@ -289,7 +289,7 @@ impl Partition {
         let active = folded.state.is_active();
         for action in decision.actions {
             match action {
-                Action::HangUp => self.carrier.hang_up(call),
+                Action::HangUp => self.hang_up_when_durable(call),
                 billing @ (Action::Settle { .. } | Action::Void { .. }) => self.bill(call, billing),
             }
         }
@@ -348,6 +348,20 @@ impl Partition {
 
     /// Settles or voids a call's reservation once the decision that asked for it is durable,
     /// retrying with backoff; the outcome comes back as a command for the call.
+    /// Ends the call at the carrier once the end is on disk, like every side effect: a crash
+    /// before then must not leave a call ended at the far end that the log still has talking
+    /// (and bills as talking until the restart).
+    fn hang_up_when_durable(&self, call: CallId) {
+        let log = self.log.clone();
+        let carrier = self.carrier.clone();
+        tokio::spawn(async move {
+            match log.durable().await {
+                Ok(()) => carrier.hang_up(call),
+                Err(e) => tracing::error!(%call, error = %e, "the end of a call could not be made durable"),
+            }
+        });
+    }
+
     fn bill(&mut self, call: CallId, action: Action) {
         let Some(org) = self.calls.get(&call).map(|f| f.state.setup.org) else { return };
         if !self.billing_in_flight.insert(call) {
