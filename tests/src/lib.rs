@@ -500,8 +500,24 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
-        kill(&mut self.nginx);
+        stop_nginx(&mut self.nginx);
     }
+}
+
+/// Stops nginx with SIGTERM, which its master passes on to its workers: a SIGKILLed master
+/// leaves its workers running, orphaned, one per cluster test.
+fn stop_nginx(child: &mut Option<Child>) {
+    let Some(mut nginx) = child.take() else { return };
+    let _ = Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = nginx.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
 }
 
 pub enum Body {
@@ -635,8 +651,10 @@ impl Sipp {
             command.arg("-sf").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(scenario));
         }
         command
-            // SIPp binds media ports (audio at -mp, video two above) whether or not it uses them.
+            // SIPp binds media ports (audio at -mp, video two above) whether or not it uses them,
+            // and a control port (-cp, else 8888 and up): all of them free ports of our own.
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &bus::testing::free_ports(4).to_string()])
+            .args(["-cp", &bus::testing::free_port().to_string()])
             .args(["-t", if transport == "tcp" { "t1" } else { "u1" }])
             .args(["-aa", "-nostdin", "-trace_msg", "-message_file"])
             .arg(&log)
