@@ -333,6 +333,11 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.nginx_port)
     }
 
+    /// One gateway, reached directly rather than through nginx.
+    pub fn gateway_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_ports[i])
+    }
+
     pub fn nats_url(&self) -> String {
         self.nats.url()
     }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_tests::{ADMIN_TOKEN, Org, Server, wait_for};
+use switchboard_tests::{ADMIN_TOKEN, Org, Server, Sipp, wait_for};
 
 const ARGS: &[&str] =
     &["--sim-ring-ms", "100", "--sim-talk-ms", "1500", "--ring-timeout-ms", "1000", "--max-call-seconds", "30"];
@@ -163,4 +163,70 @@ async fn a_worker_given_partitions_another_owns_refuses_to_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already served by another worker"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once() {
+    // A key whose first run has gone quiet for half a second is taken for abandoned.
+    let mut server = Server::start_cluster(&["--idempotency-abandoned-after-ms", "500"]);
+    // The trunk says nothing for two seconds: the first request is still in its gateway, its
+    // call recorded, when that gateway dies.
+    let trunk = Sipp::start_over("slow_to_answer.xml", "tcp");
+    let org = server.create_org("Acme").await;
+    let c = server.ready_to_call_over(org, 500, "+14155550100", trunk.connection()).await;
+    let body = json!({ "from_number": c.number, "to_number": "+14155550123" });
+    let first = {
+        let (url, key, body) = (server.cluster().unwrap().gateway_url(0), c.org.key.clone(), body.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/call"))
+                .bearer_auth(key)
+                .header("Idempotency-Key", "call-once")
+                .json(&body)
+                .send()
+                .await
+        })
+    };
+    let listed = wait_for(&server, "/v1/calls", &c.org.key, SETTLE, |p| p["total"] == 1).await;
+    let call_id = listed["results"][0]["id"].as_u64().unwrap();
+    server.cluster().unwrap().kill_gateway(0);
+    assert!(first.await.unwrap().is_err(), "the first request died with its gateway");
+
+    // The client retries through nginx with the same key until it gets an answer: 409 while the
+    // first run may still be alive, then the request runs again and finds its call.
+    let deadline = Instant::now() + SETTLE;
+    let answer = loop {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/call", server.url))
+            .bearer_auth(&c.org.key)
+            .header("Idempotency-Key", "call-once")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        if status != 409 {
+            break (status, answer);
+        }
+        assert_eq!(answer["code"], "idempotency_in_progress");
+        assert!(Instant::now() < deadline, "the key stayed in progress");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(answer, (201, json!({ "call_id": call_id, "status": "initiated" })));
+    let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
+    assert_eq!(calls["total"], 1, "exactly one call: {calls}");
+    // And from now on the key replays that answer.
+    let replay = reqwest::Client::new()
+        .post(format!("{}/v1/call", server.url))
+        .bearer_auth(&c.org.key)
+        .header("Idempotency-Key", "call-once")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap()["call_id"], call_id);
+    let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
+    assert_eq!(calls["total"], 1, "still one call: {calls}");
 }

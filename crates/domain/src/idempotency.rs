@@ -1,8 +1,11 @@
 //! Idempotency keys: a POST sent again with the same `Idempotency-Key` and the same body gets
 //! the first response back instead of doing the work twice. Keys are scoped to an org and kept
 //! for [`RETENTION_MS`]; a key whose request never finished (its gateway died) is given up on
-//! after [`ABANDONED_AFTER_MS`]. Each key is decided on its own state ([`KeyState`]), so the
-//! owner keeps one small stream per key and reads only the key a request names.
+//! after a while ([`ABANDONED_AFTER_MS`] by default), and a retry runs it again. What that
+//! request created is recorded with the key in the same append ([`IdempotencyEvent::Effected`]),
+//! so the run again finds it instead of creating it twice. Each key is decided on its own state
+//! ([`KeyState`]), so the owner keeps one small stream per key and reads only the key a request
+//! names.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,11 +30,13 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
-/// One use of a key: the request it was first sent with, and its response once it ended.
+/// One use of a key: the request it was first sent with, what it created, and its response once
+/// it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Use {
     fingerprint: Vec<u8>,
     started_at: Timestamp,
+    effect: Option<u64>,
     response: Option<StoredResponse>,
 }
 
@@ -59,6 +64,12 @@ pub enum IdempotencyEvent {
         key: String,
         at: Timestamp,
     },
+    /// The request created `resource` (a call): recorded in the append that creates it.
+    Effected {
+        key: String,
+        resource: u64,
+        at: Timestamp,
+    },
 }
 
 impl IdempotencyEvent {
@@ -67,6 +78,7 @@ impl IdempotencyEvent {
             Self::Started { .. } => "idempotency_key_started",
             Self::Completed { .. } => "idempotency_key_completed",
             Self::Released { .. } => "idempotency_key_released",
+            Self::Effected { .. } => "idempotency_key_effected",
         }
     }
 }
@@ -88,7 +100,19 @@ impl KeyState {
     pub fn apply(&mut self, event: &IdempotencyEvent) {
         match event {
             IdempotencyEvent::Started { fingerprint, at, .. } => {
-                self.latest = Some(Use { fingerprint: fingerprint.clone(), started_at: *at, response: None });
+                // Run again after its first run was abandoned, the request still created what it
+                // created.
+                let effect = self
+                    .latest
+                    .as_ref()
+                    .filter(|u| u.fingerprint == *fingerprint && u.response.is_none())
+                    .and_then(|u| u.effect);
+                self.latest = Some(Use { fingerprint: fingerprint.clone(), started_at: *at, effect, response: None });
+            }
+            IdempotencyEvent::Effected { resource, .. } => {
+                if let Some(latest) = &mut self.latest {
+                    latest.effect = Some(*resource);
+                }
             }
             IdempotencyEvent::Completed { response, .. } => {
                 if let Some(latest) = &mut self.latest {
@@ -99,13 +123,31 @@ impl KeyState {
         }
     }
 
+    /// What the key's running request created already, if anything: a run again answers with
+    /// it rather than creating another.
+    pub fn effect(&self) -> Option<u64> {
+        self.latest.as_ref().filter(|u| u.response.is_none()).and_then(|u| u.effect)
+    }
+
+    /// Whether the key's request is running: started, not ended.
+    pub fn is_running(&self) -> bool {
+        self.latest.as_ref().is_some_and(|u| u.response.is_none())
+    }
+
     fn is_started(&self, fingerprint: &[u8]) -> bool {
         self.latest.as_ref().is_some_and(|u| u.fingerprint == fingerprint && u.response.is_none())
     }
 }
 
-/// Decides what a request with `key` does, and what to record.
-pub fn begin(state: &KeyState, key: &str, fingerprint: &[u8], now: Timestamp) -> (Begin, Vec<IdempotencyEvent>) {
+/// Decides what a request with `key` does, and what to record. A first run older than
+/// `abandoned_after_ms` is taken for dead (its gateway died), and the request runs again.
+pub fn begin(
+    state: &KeyState,
+    key: &str,
+    fingerprint: &[u8],
+    now: Timestamp,
+    abandoned_after_ms: i64,
+) -> (Begin, Vec<IdempotencyEvent>) {
     let start = || vec![IdempotencyEvent::Started { key: key.to_owned(), fingerprint: fingerprint.to_vec(), at: now }];
     match &state.latest {
         Some(latest) if now.0 - latest.started_at.0 < RETENTION_MS => {
@@ -113,7 +155,7 @@ pub fn begin(state: &KeyState, key: &str, fingerprint: &[u8], now: Timestamp) ->
                 (Begin::Conflict, vec![])
             } else if let Some(response) = &latest.response {
                 (Begin::Replay(response.clone()), vec![])
-            } else if now.0 - latest.started_at.0 < ABANDONED_AFTER_MS {
+            } else if now.0 - latest.started_at.0 < abandoned_after_ms {
                 (Begin::InProgress, vec![])
             } else {
                 (Begin::Proceed, start())
@@ -159,17 +201,17 @@ mod tests {
 
     #[test]
     fn a_key_runs_once_and_then_replays() {
-        let (first, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0));
+        let (first, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), ABANDONED_AFTER_MS);
         assert_eq!(first, Begin::Proceed);
         let state = after(&started);
-        assert_eq!(begin(&state, "k", b"f", Timestamp(10)).0, Begin::InProgress);
-        assert_eq!(begin(&state, "k", b"other", Timestamp(10)).0, Begin::Conflict);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(10), ABANDONED_AFTER_MS).0, Begin::InProgress);
+        assert_eq!(begin(&state, "k", b"other", Timestamp(10), ABANDONED_AFTER_MS).0, Begin::Conflict);
         let done = complete(&state, "k", b"f", ok(), Timestamp(20));
         let state = after(&[started, done].concat());
-        assert_eq!(begin(&state, "k", b"f", Timestamp(30)).0, Begin::Replay(ok()));
-        assert_eq!(begin(&state, "k", b"other", Timestamp(30)).0, Begin::Conflict);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(30), ABANDONED_AFTER_MS).0, Begin::Replay(ok()));
+        assert_eq!(begin(&state, "k", b"other", Timestamp(30), ABANDONED_AFTER_MS).0, Begin::Conflict);
         assert_eq!(
-            begin(&state, "k", b"f", Timestamp(RETENTION_MS + 1)).0,
+            begin(&state, "k", b"f", Timestamp(RETENTION_MS + 1), ABANDONED_AFTER_MS).0,
             Begin::Proceed,
             "a day later the key is new"
         );
@@ -177,13 +219,33 @@ mod tests {
 
     #[test]
     fn failures_worth_retrying_release_the_key_and_abandoned_keys_are_given_up() {
-        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0));
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), ABANDONED_AFTER_MS);
         let state = after(&started);
         let released = complete(&state, "k", b"f", StoredResponse { status: 503, body: vec![] }, Timestamp(5));
         assert!(matches!(released.as_slice(), [IdempotencyEvent::Released { .. }]));
-        assert_eq!(begin(&after(&[started.clone(), released].concat()), "k", b"f", Timestamp(6)).0, Begin::Proceed);
-        assert_eq!(begin(&state, "k", b"f", Timestamp(ABANDONED_AFTER_MS)).0, Begin::Proceed);
+        assert_eq!(
+            begin(&after(&[started.clone(), released].concat()), "k", b"f", Timestamp(6), ABANDONED_AFTER_MS).0,
+            Begin::Proceed
+        );
+        assert_eq!(begin(&state, "k", b"f", Timestamp(ABANDONED_AFTER_MS), ABANDONED_AFTER_MS).0, Begin::Proceed);
         assert_eq!(parse_key("ok-1").as_deref(), Ok("ok-1"));
         assert!(parse_key("").is_err() && parse_key("has space").is_err());
+    }
+
+    #[test]
+    fn a_request_run_again_after_it_was_abandoned_finds_what_it_created() {
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), 500);
+        let effected = vec![IdempotencyEvent::Effected { key: "k".into(), resource: 77, at: Timestamp(1) }];
+        let state = after(&[started.clone(), effected.clone()].concat());
+        assert_eq!(state.effect(), Some(77));
+        // Its gateway died: after the abandonment the request runs again, and still knows call 77.
+        let (again, restarted) = begin(&state, "k", b"f", Timestamp(600), 500);
+        assert_eq!(again, Begin::Proceed);
+        let state = after(&[started.clone(), effected.clone(), restarted].concat());
+        assert_eq!(state.effect(), Some(77));
+        // A failure worth retrying releases the key, and what it created with it.
+        let released = complete(&state, "k", b"f", StoredResponse { status: 502, body: vec![] }, Timestamp(700));
+        let state = after(&[started, effected, released].concat());
+        assert_eq!(state.effect(), None);
     }
 }

@@ -193,6 +193,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             ring_timeout_ms: 30_000,
             max_call_seconds: 60,
             sip_answer_timeout_ms: 8_000,
+            idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
         },
     };
     let admin = "bench-admin-token";

@@ -44,6 +44,10 @@ pub struct CallArgs {
     /// `POST /v1/call` answers 502.
     #[arg(long, default_value_t = 8_000)]
     pub sip_answer_timeout_ms: u64,
+    /// Idempotency keys: how long the first run of a keyed request may take before a retry
+    /// runs it again (its gateway is taken for dead). What it created is found, not redone.
+    #[arg(long, default_value_t = domain::idempotency::ABANDONED_AFTER_MS)]
+    pub idempotency_abandoned_after_ms: i64,
 }
 
 impl CallArgs {
@@ -61,6 +65,7 @@ impl CallArgs {
             max_duration_seconds: self.max_call_seconds,
             // The simulated calls' own length: what a test call's estimate should assume.
             expected_test_call_seconds: (self.sim_ring_ms + self.sim_talk_ms).div_ceil(1000).max(1) as u32,
+            idempotency_abandoned_after_ms: self.idempotency_abandoned_after_ms,
         }
     }
 }

@@ -55,12 +55,25 @@ fn parse_place_call(body: JsonObject) -> Result<pb::PlaceCall, ApiError> {
             (None, Some(spec)) => Some(place_call::Agent::Config((&spec).into())),
             (None, None) => None,
         };
-        Some(pb::PlaceCall { from_number: from?.to_string(), to_number: to?.to_string(), agent, max_hold_seconds })
+        Some(pb::PlaceCall {
+            from_number: from?.to_string(),
+            to_number: to?.to_string(),
+            agent,
+            max_hold_seconds,
+            idempotency_key: None,
+        })
     })
 }
 
-pub async fn place(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<Created, ApiError> {
-    let place = parse_place_call(body)?;
+pub async fn place(
+    State(app): State<App>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: JsonObject,
+) -> Result<Created, ApiError> {
+    let mut place = parse_place_call(body)?;
+    // The idempotency middleware has checked the key's shape.
+    place.idempotency_key = headers.get(crate::idempotency::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match app.services.command(caller.org, Kind::PlaceCall(place)).await? {
         R::Call(call) => Ok(created(json!({ "call_id": call.id, "status": "initiated" }))),
         _ => Err(ApiError::unexpected_reply()),

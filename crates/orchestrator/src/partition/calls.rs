@@ -26,11 +26,19 @@ pub struct CallLimits {
     pub max_duration_seconds: u32,
     /// The duration a test call's cost estimate assumes.
     pub expected_test_call_seconds: u32,
+    /// How long the first run of a request with an idempotency key may take before a retry
+    /// runs it again (its gateway is taken for dead).
+    pub idempotency_abandoned_after_ms: i64,
 }
 
 impl Default for CallLimits {
     fn default() -> Self {
-        Self { ring_timeout_ms: 30_000, max_duration_seconds: 3_600, expected_test_call_seconds: 60 }
+        Self {
+            ring_timeout_ms: 30_000,
+            max_duration_seconds: 3_600,
+            expected_test_call_seconds: 60,
+            idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
+        }
     }
 }
 
@@ -71,6 +79,14 @@ impl Partition {
     /// Records the call as requested (with its plan and the ids it uses, in one append),
     /// then, once that is durable, asks billing for the funds.
     pub(super) fn place_call(&mut self, org: OrgId, request_body: pb::PlaceCall, request: bus::Message) {
+        // A request run again after its gateway died: the call it placed is its answer.
+        let key = match request_body.idempotency_key.as_deref().map(|k| self.running_key(org, k)).transpose() {
+            Ok(key) => key.flatten(),
+            Err(failure) => return answer(request, Err(failure)),
+        };
+        if let Some(call) = key.as_ref().and_then(|k| k.1.state.effect()) {
+            return answer(request, self.placement_outcome(org, CallId(call)));
+        }
         let planned = wire::outbound_request(request_body).and_then(|outbound| {
             let folded = load_org(&self.log, &mut self.orgs, org)?;
             org::plan_outbound(&folded.state, outbound).map_err(Failure::from)
@@ -111,6 +127,9 @@ impl Partition {
             events: vec![actor::encode(first.event_type(), &first)],
         }];
         appends.extend(actor::id_reservation(&mut self.ids));
+        if let Some((key, folded)) = &key {
+            appends.push(Self::effected(org, key, folded, call.0));
+        }
         let pending = match super::append(&self.log, self.request_id.as_deref(), appends) {
             Ok(pending) => pending,
             Err(e) => return answer(request, Err(storage_failure(e))),
@@ -233,6 +252,37 @@ impl Partition {
         actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
             wire::encode(&Reply::failure(storage_failure(e)))
         });
+    }
+
+    /// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it
+    /// was never placed.
+    fn placement_outcome(&self, org: OrgId, call: CallId) -> super::Outcome {
+        let state = match self.calls.get(&call) {
+            Some(folded) => folded.state.clone(),
+            None => calls_projection::read_call(&self.log, call)
+                .map_err(storage_failure)?
+                .filter(|c| c.setup.org == org)
+                .ok_or_else(wire::call_not_found)?,
+        };
+        let failure = match state.rejection.as_deref() {
+            Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
+            Some(code) => Some(Failure::new(
+                FailureKind::Unavailable,
+                "service_unavailable",
+                format!("The call could not be placed ({code}); retry."),
+            )),
+            None if state.is_ended() && state.dialed_at.is_none() => Some(Failure::new(
+                FailureKind::Upstream,
+                "carrier_error",
+                "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
+            )),
+            None => None,
+        };
+        let reply = match failure {
+            Some(failure) => Reply::failure(failure),
+            None => Reply::with(reply::Result::Call((&state).into())),
+        };
+        Ok(super::Decided { pending: None, reply })
     }
 
     /// Ends a call at the org's request. Idempotent: an ended call answers as it is.

@@ -2,10 +2,10 @@
 //! (`idempotency/<org>/<key>`), folded when a request names the key. Nothing is kept in memory
 //! between requests, and no request reads another key's history.
 
-use domain::idempotency::{self, Begin, KeyState, StoredResponse};
+use domain::idempotency::{self, Begin, IdempotencyEvent, KeyState, StoredResponse};
 use domain::ids::OrgId;
 use eventlog::{ExpectedVersion, StreamAppend};
-use wire::pb::{self, Failure, Reply, idempotency_decision::Decision, reply};
+use wire::pb::{self, Failure, FailureKind, Reply, idempotency_decision::Decision, reply};
 
 use super::{Decided, Outcome, Partition, storage_failure};
 
@@ -16,6 +16,29 @@ fn stream(org: OrgId, key: &str) -> String {
 impl Partition {
     fn load_key(&self, org: OrgId, key: &str) -> Result<actor::Folded<KeyState>, Failure> {
         actor::fold(&self.log, &stream(org, key), KeyState::apply).map_err(storage_failure)
+    }
+
+    /// The key a command was sent under, if its request is running (begun, not completed):
+    /// only then is what the command creates recorded with it.
+    pub(super) fn running_key(
+        &self,
+        org: OrgId,
+        raw: &str,
+    ) -> Result<Option<(String, actor::Folded<KeyState>)>, Failure> {
+        let key =
+            idempotency::parse_key(raw).map_err(|detail| Failure::new(FailureKind::Invalid, "bad_message", detail))?;
+        let folded = self.load_key(org, &key)?;
+        Ok(folded.state.is_running().then_some((key, folded)))
+    }
+
+    /// The append that records, with the key, what its request created.
+    pub(super) fn effected(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, resource: u64) -> StreamAppend {
+        let event = IdempotencyEvent::Effected { key: key.to_owned(), resource, at: actor::now() };
+        StreamAppend {
+            stream: stream(org, key),
+            expected: ExpectedVersion::Exactly(folded.version),
+            events: vec![actor::encode(event.event_type(), &event)],
+        }
     }
 
     fn record_key(
@@ -43,7 +66,9 @@ impl Partition {
 
     pub(super) fn begin_idempotent(&mut self, org: OrgId, request: pb::IdempotentRequest) -> Outcome {
         let folded = self.load_key(org, &request.key)?;
-        let (decision, events) = idempotency::begin(&folded.state, &request.key, &request.fingerprint, actor::now());
+        let abandoned_after_ms = self.limits.idempotency_abandoned_after_ms;
+        let (decision, events) =
+            idempotency::begin(&folded.state, &request.key, &request.fingerprint, actor::now(), abandoned_after_ms);
         let pending = self.record_key(org, &request.key, &folded, events)?;
         let decision = match decision {
             Begin::Proceed => Decision::Proceed(pb::Empty {}),
