@@ -13,6 +13,15 @@ fn stream(org: OrgId, key: &str) -> String {
     format!("idempotency/{org}/{key}")
 }
 
+/// Events for a key's stream, at the version the key was folded to.
+fn key_append(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, events: &[IdempotencyEvent]) -> StreamAppend {
+    StreamAppend {
+        stream: stream(org, key),
+        expected: ExpectedVersion::Exactly(folded.version),
+        events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
+    }
+}
+
 impl Partition {
     fn load_key(&self, org: OrgId, key: &str) -> Result<actor::Folded<KeyState>, Failure> {
         actor::fold(&self.log, &stream(org, key), KeyState::apply).map_err(storage_failure)
@@ -33,12 +42,7 @@ impl Partition {
 
     /// The append that records, with the key, what its request created.
     pub(super) fn effected(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, resource: u64) -> StreamAppend {
-        let event = IdempotencyEvent::Effected { key: key.to_owned(), resource, at: actor::now() };
-        StreamAppend {
-            stream: stream(org, key),
-            expected: ExpectedVersion::Exactly(folded.version),
-            events: vec![actor::encode(event.event_type(), &event)],
-        }
+        key_append(org, key, folded, &[IdempotencyEvent::Effected { key: key.to_owned(), resource, at: actor::now() }])
     }
 
     fn record_key(
@@ -46,21 +50,13 @@ impl Partition {
         org: OrgId,
         key: &str,
         folded: &actor::Folded<KeyState>,
-        events: Vec<idempotency::IdempotencyEvent>,
+        events: Vec<IdempotencyEvent>,
     ) -> Result<Option<eventlog::Pending>, Failure> {
         if events.is_empty() {
             return Ok(None);
         }
-        let pending = super::append(
-            &self.log,
-            self.request_id.as_deref(),
-            vec![StreamAppend {
-                stream: stream(org, key),
-                expected: ExpectedVersion::Exactly(folded.version),
-                events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
-            }],
-        )
-        .map_err(storage_failure)?;
+        let pending = super::append(&self.log, self.request_id.as_deref(), vec![key_append(org, key, folded, &events)])
+            .map_err(storage_failure)?;
         Ok(Some(pending))
     }
 
