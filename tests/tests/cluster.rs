@@ -165,6 +165,12 @@ async fn a_worker_given_partitions_another_owns_refuses_to_start() {
     assert!(stderr.contains("already served by another worker"), "{stderr}");
 }
 
+/// `POST {url}/v1/call` with the key "call-once".
+async fn post_keyed_call(url: &str, key: &str, body: &Value) -> reqwest::Result<reqwest::Response> {
+    let request = reqwest::Client::new().post(format!("{url}/v1/call")).bearer_auth(key);
+    request.header("Idempotency-Key", "call-once").json(body).send().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once() {
     // A key whose first run has gone quiet for half a second is taken for abandoned.
@@ -177,15 +183,7 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
     let body = json!({ "from_number": c.number, "to_number": "+14155550123" });
     let first = {
         let (url, key, body) = (server.cluster().unwrap().gateway_url(0), c.org.key.clone(), body.clone());
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(format!("{url}/v1/call"))
-                .bearer_auth(key)
-                .header("Idempotency-Key", "call-once")
-                .json(&body)
-                .send()
-                .await
-        })
+        tokio::spawn(async move { post_keyed_call(&url, &key, &body).await })
     };
     let listed = wait_for(&server, "/v1/calls", &c.org.key, SETTLE, |p| p["total"] == 1).await;
     let call_id = listed["results"][0]["id"].as_u64().unwrap();
@@ -196,14 +194,7 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
     // first run may still be alive, then the request runs again and finds its call.
     let deadline = Instant::now() + SETTLE;
     let answer = loop {
-        let r = reqwest::Client::new()
-            .post(format!("{}/v1/call", server.url))
-            .bearer_auth(&c.org.key)
-            .header("Idempotency-Key", "call-once")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_keyed_call(&server.url, &c.org.key, &body).await.unwrap();
         let status = r.status().as_u16();
         let answer: Value = r.json().await.unwrap();
         if status != 409 {
@@ -217,14 +208,7 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
     assert_eq!(calls["total"], 1, "exactly one call: {calls}");
     // And from now on the key replays that answer.
-    let replay = reqwest::Client::new()
-        .post(format!("{}/v1/call", server.url))
-        .bearer_auth(&c.org.key)
-        .header("Idempotency-Key", "call-once")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let replay = post_keyed_call(&server.url, &c.org.key, &body).await.unwrap();
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.json::<Value>().await.unwrap()["call_id"], call_id);
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
