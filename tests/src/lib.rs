@@ -490,15 +490,10 @@ impl Cluster {
                 panic!("cannot start {binary} (install Debian's package nginx-light, or set NGINX_BIN): {e}")
             });
         self.nginx = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.nginx_port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not listen within 10 s; see {}/error.log",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = self.nginx_port;
+        let nginx = self.nginx.as_mut().expect("started above");
+        let what = format!("nginx (see {}/error.log)", dir.display());
+        bus::testing::wait_until_ready(nginx, &what, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 }
 
@@ -670,18 +665,11 @@ impl Sipp {
             panic!("cannot start {binary} (install Debian's package sip-tester, or set SIPP_BIN): {e}")
         });
         // Ready once it holds its port.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let free = |port| match transport {
-            "tcp" => std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            _ => std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+        let holds_port = || match transport {
+            "tcp" => std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+            _ => std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
         };
-        while free(port) {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("sipp ({scenario}) exited at start: {status}");
-            }
-            assert!(std::time::Instant::now() < deadline, "sipp ({scenario}) did not listen within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        bus::testing::wait_until_ready(&mut child, &format!("sipp ({scenario})"), holds_port);
         Self { child, port, transport, log, _dir: dir }
     }
 

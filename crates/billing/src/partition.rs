@@ -6,7 +6,7 @@ use std::time::Duration;
 use actor::Folded;
 use domain::Ctx;
 use domain::ids::{IdSequence, OrgId, Partitioning};
-use domain::ledger::{self, Closed, LedgerCommand, LedgerState, Recorded, Reservation};
+use domain::ledger::{self, Closed, LedgerCommand, LedgerState, Recorded};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use tokio::sync::watch;
 use wire::pb::{self, BillingReply, Failure, FailureKind, billing_reply::Result as R};
@@ -34,22 +34,7 @@ enum Answer {
 
 impl Partition {
     pub fn open(partitioning: Partitioning, log: Log) -> Result<Self, eventlog::Error> {
-        let mut ledgers = HashMap::new();
-        for entry in log.projection_scan(projection::NAME, projection::LEDGERS_PREFIX) {
-            let (key, bytes) = entry?;
-            let Some(org) = projection::org_of_ledger_key(&key) else { continue };
-            let view: projection::LedgerView = projection::decode(&bytes)?;
-            let open = log
-                .projection_scan(projection::NAME, &projection::open_prefix(org))
-                .map(|entry| {
-                    let reservation: Reservation = projection::decode(&entry?.1)?;
-                    Ok((reservation.reference.clone(), reservation))
-                })
-                .collect::<Result<_, eventlog::Error>>()?;
-            let state =
-                LedgerState { balances: view.balances, rate_cents_per_minute: view.rate_cents_per_minute, open };
-            ledgers.insert(org, Folded { state, version: view.version });
-        }
+        let ledgers = projection::read_ledgers(&log)?;
         Ok(Self { ids: actor::resume_ids(&log, partitioning)?, log, ledgers, request_id: None })
     }
 
@@ -167,9 +152,7 @@ impl Partition {
     /// What the ledger recorded under `reference`, from the projection (which every append
     /// updates at once, so it has seen every command decided before this one).
     fn recorded(&self, org: OrgId, reference: &str) -> Result<Recorded, Failure> {
-        let bytes = self.log.projection_get(projection::NAME, &projection::record_key(org, reference));
-        let decoded = bytes.and_then(|b| b.map(|b| projection::decode(&b)).transpose());
-        decoded.map(Option::unwrap_or_default).map_err(|e| {
+        projection::read_recorded(&self.log, org, reference).map_err(|e| {
             tracing::error!(error = %e, %org, "ledger record unreadable");
             unavailable()
         })

@@ -3,16 +3,19 @@
 //! - `ledger/<org>`: the org's balances and rate, the stream version they are folded to, and
 //!   how many transactions there are.
 //! - `open/<org>/<reference>`: an open reservation. With the view above, the whole
-//!   [`LedgerState`](domain::ledger::LedgerState), from which the owner starts instead of replaying every ledger; kept apart
+//!   [`LedgerState`], from which the owner starts instead of replaying every ledger; kept apart
 //!   so that an event writes one reservation, not all of them.
 //! - `ref/<org>/<reference>`: what was [`Recorded`] under a reference, which the owner reads
 //!   before deciding a command that names it; so memory holds no history.
 //! - `tx/<org>/<transaction id>`: one posted transaction. Ids grow with time within a
 //!   partition, so a reverse scan lists them newest first.
 
+use std::collections::HashMap;
+
+use actor::Folded;
 use domain::ids::OrgId;
-use domain::ledger::{Balances, DEFAULT_RATE_CENTS_PER_MINUTE, LedgerEvent, Recorded};
-use eventlog::{Projection, ProjectionWriter, RecordedEvent};
+use domain::ledger::{Balances, LedgerEvent, LedgerState, Recorded, Reservation};
+use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -38,26 +41,26 @@ pub struct LedgerView {
 
 impl LedgerView {
     pub fn rate(&self) -> u32 {
-        self.rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE)
+        domain::ledger::rate_or_default(self.rate_cents_per_minute)
     }
 }
 
-pub const LEDGERS_PREFIX: &[u8] = b"ledger/";
+const LEDGERS_PREFIX: &[u8] = b"ledger/";
 
 pub fn ledger_key(org: OrgId) -> Vec<u8> {
     [LEDGERS_PREFIX, &org.0.to_be_bytes()].concat()
 }
 
 /// The org of a key under [`LEDGERS_PREFIX`].
-pub fn org_of_ledger_key(key: &[u8]) -> Option<OrgId> {
+fn org_of_ledger_key(key: &[u8]) -> Option<OrgId> {
     Some(OrgId(u64::from_be_bytes(key.strip_prefix(LEDGERS_PREFIX)?.try_into().ok()?)))
 }
 
-pub fn record_key(org: OrgId, reference: &str) -> Vec<u8> {
+fn record_key(org: OrgId, reference: &str) -> Vec<u8> {
     [b"ref/".as_slice(), &org.0.to_be_bytes(), b"/", reference.as_bytes()].concat()
 }
 
-pub fn open_prefix(org: OrgId) -> Vec<u8> {
+fn open_prefix(org: OrgId) -> Vec<u8> {
     [b"open/".as_slice(), &org.0.to_be_bytes(), b"/"].concat()
 }
 
@@ -126,4 +129,30 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, eventlog::Error> {
     Ok(rmp_serde::from_slice(bytes)?)
+}
+
+/// Every ledger of the partition as its owner decides with it: the view and the open
+/// reservations, at the stream version they are folded to.
+pub fn read_ledgers(log: &Log) -> Result<HashMap<OrgId, Folded<LedgerState>>, eventlog::Error> {
+    let mut ledgers = HashMap::new();
+    for entry in log.projection_scan(NAME, LEDGERS_PREFIX) {
+        let (key, bytes) = entry?;
+        let Some(org) = org_of_ledger_key(&key) else { continue };
+        let view: LedgerView = decode(&bytes)?;
+        let open = log
+            .projection_scan(NAME, &open_prefix(org))
+            .map(|entry| {
+                let reservation: Reservation = decode(&entry?.1)?;
+                Ok((reservation.reference.clone(), reservation))
+            })
+            .collect::<Result<_, eventlog::Error>>()?;
+        let state = LedgerState { balances: view.balances, rate_cents_per_minute: view.rate_cents_per_minute, open };
+        ledgers.insert(org, Folded { state, version: view.version });
+    }
+    Ok(ledgers)
+}
+
+/// What the ledger recorded under `reference` (the default record if nothing yet).
+pub fn read_recorded(log: &Log, org: OrgId, reference: &str) -> Result<Recorded, eventlog::Error> {
+    Ok(log.projection_get(NAME, &record_key(org, reference))?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
 }

@@ -28,14 +28,9 @@ impl NatsServer {
                 panic!("cannot start {binary} (install Debian's package nats-server, or set NATS_SERVER_BIN): {e}")
             });
         let mut server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("nats-server on port {port} exited at start: {status}");
-            }
-            assert!(Instant::now() < deadline, "nats-server on port {port} did not listen within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_ready(&mut server.child, &format!("nats-server on port {port}"), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         server
     }
 
@@ -64,6 +59,19 @@ impl Drop for NatsServer {
 /// outgoing connection (a client of another test) can never take a port between the moment it
 /// is handed out and the moment its server binds it; a port asked of the kernel (`:0`) could be.
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Waits (10 s at most) until `ready` holds for a server just started, and fails loudly if it
+/// exits first or never gets there: a test that needs the server must never run without it.
+pub fn wait_until_ready(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} was not ready within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// A loopback port, free for TCP and UDP alike a moment ago, that no other call of this process
 /// was given. Ports go round from an offset taken from the process id, so two test binaries run

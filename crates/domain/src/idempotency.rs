@@ -102,11 +102,7 @@ impl KeyState {
             IdempotencyEvent::Started { fingerprint, at, .. } => {
                 // Run again after its first run was abandoned, the request still created what it
                 // created.
-                let effect = self
-                    .latest
-                    .as_ref()
-                    .filter(|u| u.fingerprint == *fingerprint && u.response.is_none())
-                    .and_then(|u| u.effect);
+                let effect = self.running().filter(|u| u.fingerprint == *fingerprint).and_then(|u| u.effect);
                 self.latest = Some(Use { fingerprint: fingerprint.clone(), started_at: *at, effect, response: None });
             }
             IdempotencyEvent::Effected { resource, .. } => {
@@ -123,19 +119,23 @@ impl KeyState {
         }
     }
 
+    /// The key's use whose request is running: started, not ended.
+    fn running(&self) -> Option<&Use> {
+        self.latest.as_ref().filter(|u| u.response.is_none())
+    }
+
     /// What the key's running request created already, if anything: a run again answers with
     /// it rather than creating another.
     pub fn effect(&self) -> Option<u64> {
-        self.latest.as_ref().filter(|u| u.response.is_none()).and_then(|u| u.effect)
+        self.running().and_then(|u| u.effect)
     }
 
-    /// Whether the key's request is running: started, not ended.
     pub fn is_running(&self) -> bool {
-        self.latest.as_ref().is_some_and(|u| u.response.is_none())
+        self.running().is_some()
     }
 
     fn is_started(&self, fingerprint: &[u8]) -> bool {
-        self.latest.as_ref().is_some_and(|u| u.fingerprint == fingerprint && u.response.is_none())
+        self.running().is_some_and(|u| u.fingerprint == fingerprint)
     }
 }
 

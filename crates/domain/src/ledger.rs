@@ -150,9 +150,14 @@ pub struct LedgerState {
     pub open: BTreeMap<String, Reservation>,
 }
 
+/// The rate an org pays: the one the admin set, or the default.
+pub fn rate_or_default(rate_cents_per_minute: Option<u32>) -> u32 {
+    rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE)
+}
+
 impl LedgerState {
     pub fn rate(&self) -> u32 {
-        self.rate_cents_per_minute.unwrap_or(DEFAULT_RATE_CENTS_PER_MINUTE)
+        rate_or_default(self.rate_cents_per_minute)
     }
 
     pub fn apply(&mut self, event: &LedgerEvent) {

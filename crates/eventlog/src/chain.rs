@@ -35,9 +35,9 @@ pub struct ChainReport {
 /// Walks every stream of a partition's tree, event by event, recomputing the chain.
 pub(crate) fn verify(tree: &sled::Tree) -> Result<ChainReport> {
     let mut report = ChainReport::default();
-    for entry in tree.scan_prefix(b"v") {
+    for entry in tree.scan_prefix(keys::STREAM_VERSION_PREFIX) {
         let (key, version) = entry?;
-        let stream = String::from_utf8_lossy(&key[1..]).into_owned();
+        let stream = String::from_utf8_lossy(&key[keys::STREAM_VERSION_PREFIX.len()..]).into_owned();
         let version = keys::be_u64(&version);
         report.streams += 1;
         let mut previous = Vec::new();

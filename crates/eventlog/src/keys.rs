@@ -10,6 +10,7 @@
 //!                                    each projection's shape
 
 pub const EVENT_PREFIX: &[u8] = b"e";
+pub const STREAM_VERSION_PREFIX: &[u8] = b"v";
 pub const PROJECTION_PREFIX: &[u8] = b"p";
 pub const NEXT_POSITION: &[u8] = b"mnext_position";
 

@@ -20,6 +20,10 @@ use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// A request's `Idempotency-Key`, parsed, for the handlers that tie what they create to it.
+#[derive(Clone, Debug)]
+pub struct Key(pub String);
 pub const REPLAYED: &str = "idempotent-replayed";
 
 /// Responses past this size are not recorded for replay; nothing this API answers comes near.
@@ -62,6 +66,7 @@ pub async fn middleware(State(app): State<App>, request: Request, next: Next) ->
     // From here on the work runs to its end in a task of its own, whether or not the client stays:
     // a key recorded as started is then always completed.
     parts.extensions.insert(caller);
+    parts.extensions.insert(Key(key.clone()));
     let context = crate::context::current();
     let work = run_keyed(app, caller, key, fingerprint, Request::from_parts(parts, Body::from(body)), next);
     match tokio::spawn(crate::context::within(context, work)).await {

@@ -68,12 +68,11 @@ fn parse_place_call(body: JsonObject) -> Result<pb::PlaceCall, ApiError> {
 pub async fn place(
     State(app): State<App>,
     caller: Caller,
-    headers: axum::http::HeaderMap,
+    key: Option<axum::Extension<crate::idempotency::Key>>,
     body: JsonObject,
 ) -> Result<Created, ApiError> {
     let mut place = parse_place_call(body)?;
-    // The idempotency middleware has checked the key's shape.
-    place.idempotency_key = headers.get(crate::idempotency::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    place.idempotency_key = key.map(|axum::Extension(crate::idempotency::Key(key))| key);
     match app.services.command(caller.org, Kind::PlaceCall(place)).await? {
         R::Call(call) => Ok(created(json!({ "call_id": call.id, "status": "initiated" }))),
         _ => Err(ApiError::unexpected_reply()),

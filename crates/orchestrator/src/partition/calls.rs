@@ -396,8 +396,6 @@ impl Partition {
         }
     }
 
-    /// Settles or voids a call's reservation once the decision that asked for it is durable,
-    /// retrying with backoff; the outcome comes back as a command for the call.
     /// Ends the call at the carrier once the end is on disk, like every side effect: a crash
     /// before then must not leave a call ended at the far end that the log still has talking
     /// (and bills as talking until the restart).
@@ -412,6 +410,8 @@ impl Partition {
         });
     }
 
+    /// Settles or voids a call's reservation once the decision that asked for it is durable,
+    /// retrying with backoff; the outcome comes back as a command for the call.
     fn bill(&mut self, call: CallId, action: Action) {
         let Some(org) = self.calls.get(&call).map(|f| f.state.setup.org) else { return };
         if !self.billing_in_flight.insert(call) {

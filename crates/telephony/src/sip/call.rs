@@ -303,18 +303,6 @@ impl Leg {
     fn cancel(&self) -> Vec<u8> {
         self.request("CANCEL", &self.invite_branch).to_bytes()
     }
-
-    async fn send(&self, bytes: &[u8]) {
-        self.connection.send(bytes).await;
-    }
-
-    async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
-        self.connection.receive(deadline).await
-    }
-
-    async fn answer_request(&self, request: &Message) -> bool {
-        self.connection.answer_request(request).await
-    }
 }
 
 /// Places the call and follows it to its end. `accepted` learns first whether the trunk took
@@ -400,19 +388,19 @@ impl Call {
         let mut deadline = Instant::now() + answer_timeout;
         let mut interval = T1;
         let mut retransmit_at = Instant::now() + interval;
-        self.leg.send(&invite).await;
+        self.leg.connection.send(&invite).await;
         loop {
             let wake =
                 if provisional || self.leg.connection.reliable() { deadline } else { retransmit_at.min(deadline) };
             let message = tokio::select! {
-                received = self.leg.receive(wake) => received,
+                received = self.leg.connection.receive(wake) => received,
                 Some(()) = self.hang_up.recv(), if !canceled => {
                     // The engine ended the call while it rang: cancel the INVITE, then wait for
                     // its end. Before anything answered it, a CANCEL has nothing to match: it
                     // goes with the first answer.
                     canceled = true;
                     if provisional {
-                        self.leg.send(&self.leg.cancel()).await;
+                        self.leg.connection.send(&self.leg.cancel()).await;
                         deadline = Instant::now() + CLOSE_TIMEOUT;
                     }
                     continue;
@@ -434,7 +422,7 @@ impl Call {
                     return Invited::Over;
                 }
                 Ok(None) => {
-                    self.leg.send(&invite).await;
+                    self.leg.connection.send(&invite).await;
                     interval = (interval * 2).min(T2);
                     retransmit_at = Instant::now() + interval;
                     continue;
@@ -443,7 +431,7 @@ impl Call {
             };
             let Some(status) = message.status() else {
                 // A request before the answer (an OPTIONS, say): answer it and go on.
-                self.leg.answer_request(&message).await;
+                self.leg.connection.answer_request(&message).await;
                 continue;
             };
             match message.cseq() {
@@ -455,7 +443,7 @@ impl Call {
                 100..=199 => {
                     if canceled && !provisional {
                         // Canceled before anything answered: now a CANCEL can match.
-                        self.leg.send(&self.leg.cancel()).await;
+                        self.leg.connection.send(&self.leg.cancel()).await;
                         deadline = Instant::now() + CLOSE_TIMEOUT;
                     } else if !canceled {
                         deadline = Instant::now() + A_DAY;
@@ -472,12 +460,12 @@ impl Call {
                     if let Some(contact) = message.contact_uri() {
                         self.leg.dialog.remote_target = contact.to_owned();
                     }
-                    self.leg.send(&self.leg.ack_success()).await;
+                    self.leg.connection.send(&self.leg.ack_success()).await;
                     self.accept();
                     return if canceled { Invited::AnsweredWhenCanceled } else { Invited::Answered };
                 }
                 401 | 407 if !authenticated => {
-                    self.leg.send(&self.leg.ack_failure(&message)).await;
+                    self.leg.connection.send(&self.leg.ack_failure(&message)).await;
                     let (challenge, answer) = if status == 401 {
                         ("www-authenticate", "Authorization")
                     } else {
@@ -494,14 +482,14 @@ impl Call {
                     let value = challenge.answer(&trunk.username, &trunk.password, "INVITE", uri, &token(12));
                     self.leg.authorization = Some((answer, value));
                     invite = self.leg.invite();
-                    self.leg.send(&invite).await;
+                    self.leg.connection.send(&invite).await;
                     provisional = false;
                     interval = T1;
                     retransmit_at = Instant::now() + interval;
                     deadline = Instant::now() + answer_timeout;
                 }
                 _ => {
-                    self.leg.send(&self.leg.ack_failure(&message)).await;
+                    self.leg.connection.send(&self.leg.ack_failure(&message)).await;
                     if canceled {
                         return Invited::Over;
                     }
@@ -531,7 +519,7 @@ impl Call {
     async fn talk(&mut self) {
         loop {
             let received = tokio::select! {
-                received = self.leg.receive(Instant::now() + A_DAY) => received,
+                received = self.leg.connection.receive(Instant::now() + A_DAY) => received,
                 hung_up = self.hang_up.recv() => {
                     if hung_up.is_some() {
                         self.leg.connection.bye(&mut self.leg.dialog).await;
@@ -541,7 +529,7 @@ impl Call {
             };
             match received {
                 Ok(Some(message)) if message.method().is_some() => {
-                    if self.leg.answer_request(&message).await {
+                    if self.leg.connection.answer_request(&message).await {
                         self.report(CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: Some(200) }).await;
                         return;
                     }
@@ -551,7 +539,7 @@ impl Call {
                         && message.cseq().is_some_and(|(n, m)| n == self.leg.dialog.local_cseq && m == "INVITE");
                     if invite_ok {
                         // The 200 again: our ACK was lost.
-                        self.leg.send(&self.leg.ack_success()).await;
+                        self.leg.connection.send(&self.leg.ack_success()).await;
                     }
                 }
                 Ok(None) => {}
