@@ -74,27 +74,35 @@ pub fn now() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-/// Answers a request once `pending` (if any) is durable, without holding up the actor: it
-/// goes on deciding the next commands, whose appends share the same flush.
+/// Answers a request once what it rests on is durable, without holding up the actor: it goes on
+/// deciding the next commands, whose appends share the same flush. `durable` is the append the
+/// decision made or, for a decision that appended nothing (a command found already done), the
+/// log's [`Log::barrier`]: an acknowledgement never runs ahead of the state it reports.
 pub fn reply_when_durable(
     request: bus::Message,
-    pending: Option<Pending>,
+    durable: Pending,
     reply: Bytes,
     on_storage_error: impl FnOnce(eventlog::Error) -> Bytes + Send + 'static,
 ) {
     tokio::spawn(async move {
-        let reply = match pending {
-            None => reply,
-            Some(pending) => match pending.durable().await {
-                Ok(_) => reply,
-                Err(e) => {
-                    tracing::error!(error = %e, "an append could not be made durable");
-                    on_storage_error(e)
-                }
-            },
+        let reply = match durable.durable().await {
+            Ok(_) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "an append could not be made durable");
+                on_storage_error(e)
+            }
         };
-        if let Err(e) = request.respond(reply).await {
-            tracing::warn!(error = %e, "could not answer a request");
-        }
+        respond(request, reply).await;
     });
+}
+
+/// Answers a refusal at once: it acknowledges nothing, so nothing has to be durable first.
+pub fn reply_now(request: bus::Message, reply: Bytes) {
+    tokio::spawn(respond(request, reply));
+}
+
+async fn respond(request: bus::Message, reply: Bytes) {
+    if let Err(e) = request.respond(reply).await {
+        tracing::warn!(error = %e, "could not answer a request");
+    }
 }

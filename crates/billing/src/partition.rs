@@ -72,13 +72,17 @@ impl Partition {
             }
             _ => Err(Failure::new(FailureKind::Invalid, "bad_message", "undecodable billing command")),
         };
-        let (reply, pending) = match decoded.and_then(|(org, command)| self.decide(org, command)) {
-            Ok((result, pending)) => (BillingReply::with(result), pending),
-            Err(failure) => (BillingReply::failure(failure), None),
-        };
-        actor::reply_when_durable(request, pending, wire::encode(&reply), |_| {
-            wire::encode(&BillingReply::failure(unavailable()))
-        });
+        match decoded.and_then(|(org, command)| self.decide(org, command)) {
+            Ok((result, pending)) => {
+                // A command found already done (a repeated top-up, say) appended nothing, but its
+                // answer reports state that may not be flushed yet.
+                let durable = pending.unwrap_or_else(|| self.log.barrier());
+                actor::reply_when_durable(request, durable, wire::encode(&BillingReply::with(result)), |_| {
+                    wire::encode(&BillingReply::failure(unavailable()))
+                });
+            }
+            Err(failure) => actor::reply_now(request, wire::encode(&BillingReply::failure(failure))),
+        }
     }
 
     fn decide(&mut self, org: OrgId, command: LedgerCommand) -> Result<(R, Option<Pending>), Failure> {

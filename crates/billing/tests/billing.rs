@@ -199,3 +199,32 @@ async fn nothing_is_reserved_without_funds_and_voids_release_everything() {
     assert_eq!((b.balance_cents, b.available_cents), (50, 50));
     assert_eq!(billing.transactions().await.total, 1, "a void is not a transaction");
 }
+
+/// A command found already done (here a top-up sent again) must not be acknowledged before the
+/// top-up it reports is durable: were it, a crash could lose the funds it told the caller of.
+#[tokio::test]
+async fn a_repeated_command_is_acknowledged_only_once_what_it_reports_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let billing = Arc::new(start(dir.path(), Duration::from_secs(3600)).await);
+    let hold = billing.store.hold_flushes();
+
+    let first = tokio::spawn({
+        let billing = billing.clone();
+        async move { billing.command(top_up("stripe/1", 500)).await }
+    });
+    // The first top-up is applied (visible) but not durable; its answer waits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!first.is_finished(), "a top-up was acknowledged before it was durable");
+    let again = tokio::spawn({
+        let billing = billing.clone();
+        async move { billing.command(top_up("stripe/1", 500)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!again.is_finished(), "a repeated top-up was acknowledged before the first was durable");
+
+    drop(hold);
+    let (first, again) = (first.await.unwrap().unwrap(), again.await.unwrap().unwrap());
+    assert_eq!(first, again, "the repeat answers what the first recorded");
+    assert_eq!(billing.balance().await.balance_cents, 500);
+    Arc::into_inner(billing).expect("no other handle").shut_down().await;
+}

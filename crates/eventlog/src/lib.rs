@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 pub use envelope::{NewEvent, RecordedEvent};
 pub use projection::{Projection, ProjectionWriter};
 
+pub use flusher::FlushHold;
 use flusher::Flusher;
 
 /// The ways the event log fails. Conflicts are expected and recoverable; the rest are I/O.
@@ -159,7 +160,13 @@ impl Store {
 
     /// Waits until everything written before this call is durable, sharing a flush with others.
     pub async fn durable(&self) -> Result<()> {
-        self.flusher.request().await
+        self.flusher.request(self.flusher.last_written()).await
+    }
+
+    /// Holds every flush of the store until the guard drops: appends stay visible but none
+    /// becomes durable. For tests (and fault injection) that must see what waits for durability.
+    pub fn hold_flushes(&self) -> FlushHold {
+        self.flusher.hold()
     }
 }
 
@@ -182,17 +189,20 @@ struct WriteState {
     next_position: u64,
 }
 
-/// Appended events that are visible but not yet known to be durable.
+/// Appended events that are visible but not yet known to be durable, or (from
+/// [`Log::barrier`]) no events, standing for everything appended so far.
 #[must_use = "an append is acknowledged only once it is durable"]
 pub struct Pending {
     pub events: Vec<RecordedEvent>,
+    /// The number of the append (see `flusher`) whose flush makes these events durable.
+    mark: u64,
     flusher: Arc<Flusher>,
 }
 
 impl Pending {
-    /// Waits for the group flush that makes these events durable.
+    /// Waits for the group flush that makes these events durable (at once if one already did).
     pub async fn durable(self) -> Result<Vec<RecordedEvent>> {
-        self.flusher.request().await?;
+        self.flusher.request(self.mark).await?;
         Ok(self.events)
     }
 }
@@ -258,10 +268,11 @@ impl Log {
         }
         batch.insert(keys::NEXT_POSITION, &position.to_be_bytes());
         inner.tree.apply_batch(batch)?;
+        let mark = inner.flusher.written();
         metrics::counter!("eventlog_appends_total").increment(1);
         metrics::counter!("eventlog_events_appended_total").increment(recorded.len() as u64);
         state.next_position = position;
-        Ok(Pending { events: recorded, flusher: inner.flusher.clone() })
+        Ok(Pending { events: recorded, mark, flusher: inner.flusher.clone() })
     }
 
     /// Appends and waits until the events are durable.
@@ -272,7 +283,15 @@ impl Log {
     /// Waits until everything appended to this log so far is durable. For side effects that
     /// must not run before the events that asked for them are on disk.
     pub async fn durable(&self) -> Result<()> {
-        self.inner.flusher.request().await
+        self.barrier().durable().await.map(drop)
+    }
+
+    /// What a decision that appended nothing must wait for before it is acknowledged: the
+    /// durability of everything appended before it (a command found "already done" rests on
+    /// state that may not be flushed yet). Resolves at once when that is on disk already.
+    pub fn barrier(&self) -> Pending {
+        let flusher = self.inner.flusher.clone();
+        Pending { events: Vec::new(), mark: flusher.last_written(), flusher }
     }
 
     /// The stream's version: the number of events in it.

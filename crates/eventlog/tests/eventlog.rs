@@ -287,3 +287,28 @@ async fn every_stream_is_a_hash_chain_and_tampering_breaks_it_where_it_happened(
     assert_eq!((breaks[0].stream.as_str(), breaks[0].version), ("a", 3), "the event after the changed one");
     assert_eq!((breaks[1].stream.as_str(), breaks[1].version), ("b", 4), "b's last event: only its head can tell");
 }
+
+/// A barrier stands for everything appended before it: it resolves only once a flush covered
+/// that, and at once when a flush already did.
+#[tokio::test]
+async fn a_barrier_waits_for_the_flush_of_everything_appended_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let log = store.log("test", 0, projections()).unwrap();
+
+    let hold = store.hold_flushes();
+    let appended = log.append(vec![append("a", ExpectedVersion::NoStream, vec![event("x", 1)])]).unwrap();
+    let barrier = tokio::spawn(log.barrier().durable());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!barrier.is_finished(), "a barrier resolved while the append before it was not flushed");
+    drop(hold);
+    barrier.await.unwrap().unwrap();
+    appended.durable().await.unwrap();
+
+    // Nothing appended since the last flush: the barrier needs no flush, even a held one.
+    let _hold = store.hold_flushes();
+    tokio::time::timeout(std::time::Duration::from_secs(1), log.barrier().durable())
+        .await
+        .expect("a barrier over flushed appends resolves at once")
+        .unwrap();
+}

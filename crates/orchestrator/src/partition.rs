@@ -83,9 +83,10 @@ pub struct Partition {
 /// channel makes the sender wait, never grows without bound.
 const INTERNAL_CAPACITY: usize = 1024;
 
-/// Events appended (if any) and the reply to send once they are durable.
+/// The reply to a command and what it rests on: the events the command appended, or for one that
+/// appended nothing, the partition's [`Log::barrier`]. The reply goes once that is durable.
 struct Decided {
-    pending: Option<Pending>,
+    pending: Pending,
     reply: Reply,
 }
 
@@ -274,19 +275,18 @@ impl Partition {
         let pending = append(&self.log, self.request_id.as_deref(), appends).map_err(storage_failure)?;
         folded.advance(&events, OrgState::apply);
         let reply = reply_for(&folded.state, events.last().expect("every org command records an event"));
-        Ok(Decided { pending: Some(pending), reply })
+        Ok(Decided { pending, reply })
     }
 
-    fn commit_directory(
-        &mut self,
-        command: DirectoryCommand,
-    ) -> Result<(Vec<DirectoryEvent>, Option<Pending>), Failure> {
+    fn commit_directory(&mut self, command: DirectoryCommand) -> Result<(Vec<DirectoryEvent>, Pending), Failure> {
         let Some(folded) = &mut self.directory else {
             return Err(Failure::new(FailureKind::Internal, "misrouted", "this partition does not hold the directory"));
         };
         let events = directory::decide(&folded.state, command, &Ctx { now: actor::now(), ids: &mut self.ids })?;
         if events.is_empty() {
-            return Ok((events, None));
+            // Already done (a claim the org holds): the answer still rests on state that may
+            // not be flushed yet.
+            return Ok((events, self.log.barrier()));
         }
         let pending = append(
             &self.log,
@@ -299,7 +299,12 @@ impl Partition {
         )
         .map_err(storage_failure)?;
         folded.advance(&events, DirectoryState::apply);
-        Ok((events, Some(pending)))
+        Ok((events, pending))
+    }
+
+    /// What an answer rests on: the append a decision made, or everything appended before it.
+    fn rests_on(&self, appended: Option<Pending>) -> Pending {
+        appended.unwrap_or_else(|| self.log.barrier())
     }
 
     /// Asks the carrier to check a connection, outside the actor; the outcome comes back
@@ -322,15 +327,14 @@ impl Partition {
     }
 }
 
-/// Answers a request: at once for a failure, after the flush for appended events.
+/// Answers a request: at once for a failure, once what it rests on is durable otherwise.
 fn answer(request: bus::Message, outcome: Outcome) {
-    let (reply, pending) = match outcome {
-        Ok(Decided { pending, reply }) => (reply, pending),
-        Err(failure) => (Reply::failure(failure), None),
-    };
-    actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
-        wire::encode(&Reply::failure(storage_failure(e)))
-    });
+    match outcome {
+        Ok(Decided { pending, reply }) => actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
+            wire::encode(&Reply::failure(storage_failure(e)))
+        }),
+        Err(failure) => actor::reply_now(request, wire::encode(&Reply::failure(failure))),
+    }
 }
 
 fn load_org<'a>(

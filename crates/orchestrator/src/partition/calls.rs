@@ -181,6 +181,7 @@ impl Partition {
                     tracing::error!(call = %leg, detail = %f.detail, "could not end a companion leg");
                 }
             }
+            let pending = self.rests_on(pending);
             return reply_to(request, Ok(super::Decided { pending, reply: Reply::failure(failure) }));
         }
         // A run answers now, queued; a call answers once the carrier took it.
@@ -191,7 +192,7 @@ impl Partition {
                     .and_then(|r| r.ok_or_else(|| Failure::internal("the run vanished")))
                     .and_then(|r| crate::queries::run_reply(&self.log, &r))
                     .map(|r| Reply::with(reply::Result::TestRun(r)));
-                answer(request, reply.map(|reply| super::Decided { pending: None, reply }));
+                answer(request, reply.map(|reply| super::Decided { pending: self.rests_on(pending), reply }));
                 None
             }
             (_, request) => request,
@@ -240,16 +241,14 @@ impl Partition {
             Err(f) => return reply_to(request, Err(f)),
         };
         let Some(request) = request else { return };
-        let (reply, pending) = match failure {
-            Some(failure) => (Reply::failure(failure), pending),
-            // The 201 waits for the request and its funds being durable, which they are by now,
-            // not for this acceptance: should it be lost, the restart fails the call, visibly.
+        let reply = match failure {
+            Some(failure) => Reply::failure(failure),
             None => match self.calls.get(&call) {
-                Some(folded) => (Reply::with(reply::Result::Call((&folded.state).into())), None),
-                None => (Reply::failure(Failure::internal("the call vanished while it was placed")), None),
+                Some(folded) => Reply::with(reply::Result::Call((&folded.state).into())),
+                None => Reply::failure(Failure::internal("the call vanished while it was placed")),
             },
         };
-        actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
+        actor::reply_when_durable(request, self.rests_on(pending), wire::encode(&reply), |e| {
             wire::encode(&Reply::failure(storage_failure(e)))
         });
     }
@@ -282,7 +281,7 @@ impl Partition {
             Some(failure) => Reply::failure(failure),
             None => Reply::with(reply::Result::Call((&state).into())),
         };
-        Ok(super::Decided { pending: None, reply })
+        Ok(super::Decided { pending: self.log.barrier(), reply })
     }
 
     /// Ends a call at the org's request. Idempotent: an ended call answers as it is.
@@ -303,7 +302,7 @@ impl Partition {
             .map_err(storage_failure)?
             .filter(own)
             .ok_or_else(wire::call_not_found)?;
-        Ok(super::Decided { pending, reply: Reply::with(reply::Result::Call((&state).into())) })
+        Ok(super::Decided { pending: self.rests_on(pending), reply: Reply::with(reply::Result::Call((&state).into())) })
     }
 
     /// Decides a command for a call, appends what it decided and performs its actions.

@@ -66,6 +66,8 @@ impl Partition {
         let (decision, events) =
             idempotency::begin(&folded.state, &request.key, &request.fingerprint, actor::now(), abandoned_after_ms);
         let pending = self.record_key(org, &request.key, &folded, events)?;
+        // A replay rests on the key's completion, which may not be flushed yet.
+        let pending = self.rests_on(pending);
         let decision = match decision {
             Begin::Proceed => Decision::Proceed(pb::Empty {}),
             Begin::Replay(r) => Decision::Replay(pb::IdempotentResponse {
@@ -85,7 +87,7 @@ impl Partition {
         let folded = self.load_key(org, &response.key)?;
         let stored = StoredResponse { status: response.status.min(u16::MAX.into()) as u16, body: response.body };
         let events = idempotency::complete(&folded.state, &response.key, &response.fingerprint, stored, actor::now());
-        let pending = self.record_key(org, &response.key, &folded, events)?;
+        let pending = self.rests_on(self.record_key(org, &response.key, &folded, events)?);
         Ok(Decided { pending, reply: Reply::with(reply::Result::Done(pb::Empty {})) })
     }
 }
