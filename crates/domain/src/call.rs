@@ -149,6 +149,17 @@ pub struct CallSetup {
     pub max_duration_seconds: u32,
     /// What drives the simulated caller or callee, for test calls.
     pub scenario_prompt: Option<String>,
+    /// How long each step of placing the call (billing's grant, then the carrier's acceptance of
+    /// the dial) may take before the call is given up on ([`Timer::Placement`]). Calls recorded
+    /// before it existed get [`DEFAULT_PLACEMENT_TIMEOUT_MS`].
+    #[serde(default = "default_placement_timeout_ms")]
+    pub placement_timeout_ms: i64,
+}
+
+pub const DEFAULT_PLACEMENT_TIMEOUT_MS: i64 = 60_000;
+
+fn default_placement_timeout_ms() -> i64 {
+    DEFAULT_PLACEMENT_TIMEOUT_MS
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +232,9 @@ impl CarrierEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Timer {
+    /// A call still waiting for its funds or for the carrier to take its dial: whatever was to
+    /// answer (billing, the carrier, an append that failed) never did, so the call is given up.
+    Placement,
     RingTimeout,
     /// The grant from billing runs out.
     TalkLimit,
@@ -562,6 +576,11 @@ pub fn decide(state: &CallState, command: CallCommand, now: Timestamp) -> Decisi
         }
         CallCommand::Carrier(event) => carrier(state, event, now),
         CallCommand::TimerFired(timer) if is_due(state, timer, now) => match timer {
+            Timer::Placement if state.phase == Phase::Requested => Decision {
+                events: vec![CallEvent::Rejected { code: "placement_timeout".into(), at: now }],
+                actions: void().into_iter().collect(),
+            },
+            Timer::Placement => end(state, EndReason::CarrierError, None, now, true),
             Timer::RingTimeout => end(state, EndReason::NoAnswer, None, now, true),
             Timer::TalkLimit => end(state, EndReason::InsufficientBalance, None, now, true),
             Timer::MaxDuration => end(state, EndReason::MaxDuration, None, now, true),
@@ -646,6 +665,11 @@ pub fn timers(state: &CallState) -> Vec<(Timer, Timestamp)> {
     let mut timers =
         vec![(Timer::MaxDuration, Timestamp(state.created_at.0 + i64::from(setup.max_duration_seconds) * 1000))];
     match (state.phase, state.dialed_at, state.answered_at) {
+        // `created_at` is when the call was requested, then when its funds were granted: each
+        // step has the whole window.
+        (Phase::Requested | Phase::Initiated, _, _) => {
+            timers.push((Timer::Placement, Timestamp(state.created_at.0.saturating_add(setup.placement_timeout_ms))));
+        }
         (Phase::Dialing | Phase::Ringing, Some(dialed), _) => {
             timers.push((Timer::RingTimeout, Timestamp(dialed.0 + setup.ring_timeout_ms)));
         }

@@ -581,6 +581,7 @@ mod calls {
             ring_timeout_ms: 30_000,
             max_duration_seconds: 3600,
             scenario_prompt: None,
+            placement_timeout_ms: 60_000,
         }
     }
 
@@ -675,6 +676,33 @@ mod calls {
             [CallEvent::Ended { status: Status::Failed, reason: EndReason::Busy, duration_seconds: 0, .. }]
         ));
         assert_eq!(busy.actions, vec![Action::Void { reference: "call/69".into() }]);
+    }
+
+    /// A call waiting for its funds or for the carrier's acceptance of its dial has a deadline,
+    /// so that whatever never answered (billing, the carrier, an append that failed) cannot
+    /// leave it, and the funds it may hold, waiting for ever.
+    #[test]
+    fn a_call_that_is_never_placed_is_given_up_on_at_its_placement_deadline() {
+        let requested = requested();
+        assert!(call::timers(&requested).contains(&(Timer::Placement, at(60_000))), "{:?}", call::timers(&requested));
+        assert_eq!(call::decide(&requested, CallCommand::TimerFired(Timer::Placement), at(59_999)), Default::default());
+        let given_up = call::decide(&requested, CallCommand::TimerFired(Timer::Placement), at(60_000));
+        assert_eq!(given_up.events, vec![CallEvent::Rejected { code: "placement_timeout".into(), at: at(60_000) }]);
+        assert_eq!(given_up.actions, vec![Action::Void { reference: "call/69".into() }]);
+
+        // Granted at 0, the dial never accepted: the window starts again at the grant.
+        let initiated = given(&[]);
+        assert!(call::timers(&initiated).contains(&(Timer::Placement, at(60_000))));
+        let failed = call::decide(&initiated, CallCommand::TimerFired(Timer::Placement), at(60_000));
+        assert!(matches!(
+            failed.events.as_slice(),
+            [CallEvent::Ended { reason: EndReason::CarrierError, status: Status::Failed, .. }]
+        ));
+        assert!(failed.actions.contains(&Action::Void { reference: "call/69".into() }), "{:?}", failed.actions);
+
+        // Once the carrier took the dial, the ring timeout governs instead.
+        let dialing = given(&[(10, CallCommand::DialAccepted)]);
+        assert!(!call::timers(&dialing).iter().any(|(t, _)| *t == Timer::Placement));
     }
 
     #[test]

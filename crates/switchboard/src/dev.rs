@@ -66,6 +66,9 @@ impl CallArgs {
             // The simulated calls' own length: what a test call's estimate should assume.
             expected_test_call_seconds: (self.sim_ring_ms + self.sim_talk_ms).div_ceil(1000).max(1) as u32,
             idempotency_abandoned_after_ms: self.idempotency_abandoned_after_ms,
+            // Billing answers within seconds; the dial waits up to the trunk's answer timeout.
+            placement_timeout_ms: (self.sip_answer_timeout_ms as i64 + 30_000)
+                .max(domain::call::DEFAULT_PLACEMENT_TIMEOUT_MS),
         }
     }
 }

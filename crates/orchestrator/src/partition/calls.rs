@@ -29,6 +29,9 @@ pub struct CallLimits {
     /// How long the first run of a request with an idempotency key may take before a retry
     /// runs it again (its gateway is taken for dead).
     pub idempotency_abandoned_after_ms: i64,
+    /// See [`domain::call::CallSetup::placement_timeout_ms`]; longer than a dial may wait for
+    /// the carrier's first answer.
+    pub placement_timeout_ms: i64,
 }
 
 impl Default for CallLimits {
@@ -38,6 +41,7 @@ impl Default for CallLimits {
             max_duration_seconds: 3_600,
             expected_test_call_seconds: 60,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
+            placement_timeout_ms: domain::call::DEFAULT_PLACEMENT_TIMEOUT_MS,
         }
     }
 }
@@ -50,6 +54,8 @@ pub const SETTLEMENT_SWEEP: Duration = Duration::from_secs(30);
 /// Attempts at one settlement before waiting for the next sweep.
 const BILLING_ATTEMPTS: u32 = 8;
 const BILLING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call whose events could not be appended waits before its timers try again.
+const STORAGE_RETRY_MS: i64 = 1_000;
 
 /// A call being placed, while billing reserves its funds.
 pub struct Placement {
@@ -111,6 +117,7 @@ impl Partition {
             ring_timeout_ms: self.limits.ring_timeout_ms,
             max_duration_seconds: self.limits.max_duration_seconds,
             scenario_prompt: None,
+            placement_timeout_ms: self.limits.placement_timeout_ms,
         };
         let reserve = pb::Reserve {
             reference: format!("call/{call}"),
@@ -135,7 +142,7 @@ impl Partition {
             Err(e) => return answer(request, Err(storage_failure(e))),
         };
         let state = CallState::start(&first).expect("a request starts a call");
-        self.calls.insert(call, actor::Folded { state, version: 1 });
+        self.follow(call, actor::Folded { state, version: 1 });
         let billing = self.billing_client();
         let internal_tx = self.internal_tx.clone();
         let placement =
@@ -314,7 +321,7 @@ impl Partition {
         if decision.events.is_empty() {
             return Ok(None);
         }
-        let pending = super::append(
+        let appended = super::append(
             &self.log,
             self.request_id.as_deref(),
             vec![StreamAppend {
@@ -322,8 +329,17 @@ impl Partition {
                 expected: ExpectedVersion::Exactly(folded.version),
                 events: decision.events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             }],
-        )
-        .map_err(storage_failure)?;
+        );
+        let pending = match appended {
+            Ok(pending) => pending,
+            Err(e) => {
+                // The call stays as it was, and so do the timers it needs (the one that fired
+                // included): they come back a little later, so the failure is retried rather
+                // than forgotten, and a log that keeps failing is not spun on.
+                self.rearm_not_before(call, Timestamp(actor::now().0 + STORAGE_RETRY_MS));
+                return Err(storage_failure(e));
+            }
+        };
         folded.advance(&decision.events, CallState::apply);
         for event in &decision.events {
             match event {
@@ -353,11 +369,22 @@ impl Partition {
         Ok(Some(pending))
     }
 
+    /// Keeps a call in memory with the timers its state needs: every call the actor holds has
+    /// them, whatever happens to it next.
+    pub(super) fn follow(&mut self, call: CallId, folded: actor::Folded<CallState>) {
+        self.calls.insert(call, folded);
+        self.rearm(call);
+    }
+
     pub(super) fn rearm(&mut self, call: CallId) {
+        self.rearm_not_before(call, Timestamp(i64::MIN));
+    }
+
+    fn rearm_not_before(&mut self, call: CallId, earliest: Timestamp) {
         self.timers.retain(|(_, c, _)| *c != call);
         if let Some(folded) = self.calls.get(&call) {
             for (timer, at) in call::timers(&folded.state) {
-                self.timers.insert((at, call, timer));
+                self.timers.insert((at.max(earliest), call, timer));
             }
         }
     }
@@ -487,8 +514,7 @@ impl Partition {
                 sip_dialog: state.sip_dialog.clone(),
             };
             let setup = state.setup.clone();
-            self.calls.insert(call, actor::Folded { state, version: folded.version });
-            self.rearm(call);
+            self.follow(call, actor::Folded { state, version: folded.version });
             match phase {
                 Phase::Requested | Phase::Initiated => {
                     self.drive_call(call, CallCommand::Interrupted)?;

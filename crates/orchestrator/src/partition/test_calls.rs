@@ -93,6 +93,7 @@ impl Partition {
             ring_timeout_ms: self.limits.ring_timeout_ms,
             max_duration_seconds: self.limits.max_duration_seconds,
             scenario_prompt: Some(request.scenario_prompt.clone()),
+            placement_timeout_ms: self.limits.placement_timeout_ms,
         };
         let main = setup(call, Some(format!("call/{call}")), direction, from, to);
         // In sip mode the bot's call reaches the org's number, whose inbound leg is a call of its own.
@@ -163,12 +164,11 @@ impl Partition {
         // Nobody waits on this append itself: the reservation below waits for the log to be durable.
         drop(pending);
 
-        self.calls.insert(call, actor::Folded { state: CallState::start(&main_event).expect("a request"), version: 1 });
+        self.follow(call, actor::Folded { state: CallState::start(&main_event).expect("a request"), version: 1 });
         let companion = companion_events.map(|(id, events)| {
             let mut state = CallState::start(&events[0]).expect("a request");
             state.apply(&events[1]);
-            self.calls.insert(id, actor::Folded { state, version: 2 });
-            self.rearm(id);
+            self.follow(id, actor::Folded { state, version: 2 });
             id
         });
         if let Some((id, event, _)) = spawned
