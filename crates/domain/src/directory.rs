@@ -1,5 +1,12 @@
 //! The directory: what must be unique across organizations. It allocates org ids and records
 //! which org holds each phone number. One stream, owned by the directory partition.
+//!
+//! A number is claimed for the phone number its org is about to record, named by a token (the
+//! phone number's id): the org's partition claims, then records, and releases only what it
+//! claimed and will not record, or deleted. A release names the claim it releases, so a late
+//! or repeated one cannot undo a later claim of the same number by the same org. Only the org's
+//! partition, which alone records its numbers, claims and releases them: nothing another
+//! request of the org does can take away a claim that a recorded number rests on.
 
 use std::collections::BTreeMap;
 
@@ -16,22 +23,47 @@ pub const DEMO_POOL_SIZE: u32 = 9_990;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirectoryState {
     pub last_org_id: u64,
-    pub numbers: BTreeMap<E164, OrgId>,
+    pub numbers: BTreeMap<E164, Claim>,
+}
+
+/// Who holds a number, and for which of its phone numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub org_id: OrgId,
+    /// The phone number the org records the number as; 0 for claims made before claims had
+    /// tokens, which any release by the org releases.
+    pub token: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirectoryCommand {
     RegisterOrg { name: String },
-    ClaimNumber { org_id: OrgId, number: E164 },
-    ClaimDemoNumber { org_id: OrgId },
-    ReleaseNumber { org_id: OrgId, number: E164 },
+    ClaimNumber { org_id: OrgId, number: E164, token: u64 },
+    ClaimDemoNumber { org_id: OrgId, token: u64 },
+    ReleaseNumber { org_id: OrgId, number: E164, token: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DirectoryEvent {
-    OrgRegistered { org_id: OrgId, name: String, at: Timestamp },
-    NumberClaimed { number: E164, org_id: OrgId, at: Timestamp },
-    NumberReleased { number: E164, org_id: OrgId, at: Timestamp },
+    OrgRegistered {
+        org_id: OrgId,
+        name: String,
+        at: Timestamp,
+    },
+    NumberClaimed {
+        number: E164,
+        org_id: OrgId,
+        #[serde(default)]
+        token: u64,
+        at: Timestamp,
+    },
+    NumberReleased {
+        number: E164,
+        org_id: OrgId,
+        #[serde(default)]
+        token: u64,
+        at: Timestamp,
+    },
 }
 
 impl DirectoryEvent {
@@ -62,8 +94,8 @@ impl DirectoryState {
     pub fn apply(&mut self, event: &DirectoryEvent) {
         match event {
             DirectoryEvent::OrgRegistered { org_id, .. } => self.last_org_id = self.last_org_id.max(org_id.0),
-            DirectoryEvent::NumberClaimed { number, org_id, .. } => {
-                self.numbers.insert(number.clone(), *org_id);
+            DirectoryEvent::NumberClaimed { number, org_id, token, .. } => {
+                self.numbers.insert(number.clone(), Claim { org_id: *org_id, token: *token });
             }
             DirectoryEvent::NumberReleased { number, .. } => {
                 self.numbers.remove(number);
@@ -72,12 +104,20 @@ impl DirectoryState {
     }
 
     pub fn holder(&self, number: &E164) -> Option<OrgId> {
-        self.numbers.get(number).copied()
+        self.numbers.get(number).map(|claim| claim.org_id)
+    }
+
+    /// The number a claim holds.
+    pub fn claimed_as(&self, claim: Claim) -> Option<&E164> {
+        self.numbers.iter().find(|(_, c)| **c == claim).map(|(number, _)| number)
     }
 }
 
-/// Decides a directory command. Claiming a number the org already holds, or releasing one it
-/// does not, changes nothing and is not an error, so both are safe to retry.
+/// Decides a directory command. Claiming again what the org claimed under the same token, or
+/// releasing what it does not hold under that token, changes nothing and is not an error, so
+/// both are safe to retry. A claim under another token replaces the org's earlier claim of the
+/// number: its partition claims a number only when it records no phone number for it, so the
+/// earlier claim was one it gave up on.
 pub fn decide(
     state: &DirectoryState,
     command: DirectoryCommand,
@@ -88,25 +128,31 @@ pub fn decide(
         DirectoryCommand::RegisterOrg { name } => {
             Ok(vec![DirectoryEvent::OrgRegistered { org_id: OrgId(state.last_org_id + 1), name, at }])
         }
-        DirectoryCommand::ClaimNumber { org_id, number } => {
+        DirectoryCommand::ClaimNumber { org_id, number, token } => {
             if is_demo_number(&number) {
                 return Err(DirectoryError::ReservedForDemo(number));
             }
-            match state.holder(&number) {
-                Some(holder) if holder == org_id => Ok(vec![]),
-                Some(_) => Err(DirectoryError::NumberTaken(number)),
-                None => Ok(vec![DirectoryEvent::NumberClaimed { number, org_id, at }]),
+            match state.numbers.get(&number) {
+                Some(claim) if claim.org_id != org_id => Err(DirectoryError::NumberTaken(number)),
+                Some(claim) if claim.token == token => Ok(vec![]),
+                _ => Ok(vec![DirectoryEvent::NumberClaimed { number, org_id, token, at }]),
             }
         }
-        DirectoryCommand::ClaimDemoNumber { org_id } => {
+        DirectoryCommand::ClaimDemoNumber { org_id, token } => {
+            // A retry changes nothing: the number this claim took is still its own.
+            if state.claimed_as(Claim { org_id, token }).is_some() {
+                return Ok(vec![]);
+            }
             let number = (0..DEMO_POOL_SIZE)
                 .map(|n| E164::parse(&format!("{DEMO_PREFIX}{n:04}")).expect("demo numbers are E.164"))
                 .find(|n| state.holder(n).is_none())
                 .ok_or(DirectoryError::DemoPoolExhausted)?;
-            Ok(vec![DirectoryEvent::NumberClaimed { number, org_id, at }])
+            Ok(vec![DirectoryEvent::NumberClaimed { number, org_id, token, at }])
         }
-        DirectoryCommand::ReleaseNumber { org_id, number } => match state.holder(&number) {
-            Some(holder) if holder == org_id => Ok(vec![DirectoryEvent::NumberReleased { number, org_id, at }]),
+        DirectoryCommand::ReleaseNumber { org_id, number, token } => match state.numbers.get(&number) {
+            Some(claim) if claim.org_id == org_id && (claim.token == token || claim.token == 0) => {
+                Ok(vec![DirectoryEvent::NumberReleased { number, org_id, token, at }])
+            }
             _ => Ok(vec![]),
         },
     }

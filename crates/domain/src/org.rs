@@ -131,11 +131,12 @@ pub enum OrgCommand {
     DeleteVoipConnection {
         id: VoipConnectionId,
     },
+    /// Records a number the directory has claimed for the org under `id` (see
+    /// [`crate::directory`]): the id is chosen before the claim, whose token it is.
     CreatePhoneNumber {
+        id: PhoneNumberId,
         number: E164,
-        backing: NumberBacking,
-        inbound_agent_id: Option<AgentId>,
-        outbound_agent_id: Option<AgentId>,
+        request: NewNumber,
     },
     /// `Some(None)` clears an assignment; `None` leaves it.
     UpdatePhoneNumber {
@@ -247,6 +248,16 @@ impl OrgEvent {
             Self::PhoneNumberDeleted { .. } => "phone_number_deleted",
         }
     }
+}
+
+/// A phone number the org asks for, before the directory claimed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNumber {
+    /// The org's own number; `None` for a demo number, which the directory picks.
+    pub number: Option<E164>,
+    pub backing: NumberBacking,
+    pub inbound_agent_id: Option<AgentId>,
+    pub outbound_agent_id: Option<AgentId>,
 }
 
 /// The kinds of resource an org owns, for "not found" errors.
@@ -466,24 +477,14 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             }
             Ok(vec![OrgEvent::VoipConnectionDeleted { id, at }])
         }
-        OrgCommand::CreatePhoneNumber { number, backing, inbound_agent_id, outbound_agent_id } => {
-            let mut errors = FieldErrors::new();
-            if let NumberBacking::Voip(c) = backing
-                && !state.connections.contains_key(&c)
-            {
-                errors.add("voip_connection_id", does_not_exist(c.0));
-            }
-            check_agents(state, &backing, inbound_agent_id, outbound_agent_id, &mut errors);
-            if state.number_by_e164(&number).is_some() {
-                return Err(OrgError::NumberExists(number));
-            }
-            errors.into_result(()).map_err(OrgError::Invalid)?;
+        OrgCommand::CreatePhoneNumber { id, number, request } => {
+            check_new_number(state, Some(&number), &request)?;
             Ok(vec![OrgEvent::PhoneNumberCreated {
-                id: PhoneNumberId(ctx.ids.next_id()),
+                id,
                 number,
-                backing,
-                inbound_agent_id,
-                outbound_agent_id,
+                backing: request.backing,
+                inbound_agent_id: request.inbound_agent_id,
+                outbound_agent_id: request.outbound_agent_id,
                 at,
             }])
         }
@@ -506,6 +507,27 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             Ok(vec![OrgEvent::PhoneNumberDeleted { id, at }])
         }
     }
+}
+
+/// Whether the org may add this number: checked before the directory is asked to claim it, and
+/// again when it is recorded (`number` is the claimed one, for a demo number).
+pub fn check_new_number(state: &OrgState, number: Option<&E164>, request: &NewNumber) -> Result<(), OrgError> {
+    if state.profile.is_none() {
+        return Err(OrgError::NotFound(Resource::Org));
+    }
+    let mut errors = FieldErrors::new();
+    if let NumberBacking::Voip(c) = request.backing
+        && !state.connections.contains_key(&c)
+    {
+        errors.add("voip_connection_id", does_not_exist(c.0));
+    }
+    check_agents(state, &request.backing, request.inbound_agent_id, request.outbound_agent_id, &mut errors);
+    if let Some(number) = number.or(request.number.as_ref())
+        && state.number_by_e164(number).is_some()
+    {
+        return Err(OrgError::NumberExists(number.clone()));
+    }
+    errors.into_result(()).map_err(OrgError::Invalid)
 }
 
 fn connection(state: &OrgState, id: VoipConnectionId) -> Result<&VoipConnection, OrgError> {

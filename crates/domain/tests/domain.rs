@@ -2,9 +2,9 @@
 //! events or this error. No I/O.
 
 use domain::agent::{AgentPatch, AgentSpec, Voice};
-use domain::directory::{self, DirectoryCommand, DirectoryError, DirectoryEvent, DirectoryState};
+use domain::directory::{self, Claim, DirectoryCommand, DirectoryError, DirectoryEvent, DirectoryState};
 use domain::ids::{AgentId, ApiKeyId, IdSequence, OrgId, PhoneNumberId, VoipConnectionId};
-use domain::org::{self, NumberBacking, OrgCommand, OrgError, OrgEvent, OrgState, Resource};
+use domain::org::{self, NewNumber, NumberBacking, OrgCommand, OrgError, OrgEvent, OrgState, Resource};
 use domain::voip::Provider;
 use domain::{Ctx, E164, Partitioning, Timestamp};
 
@@ -113,10 +113,14 @@ fn unknown_agents_and_connections_are_field_errors() {
     let err = when(
         &state,
         OrgCommand::CreatePhoneNumber {
+            id: PhoneNumberId(69),
             number: E164::parse("+14155550100").unwrap(),
-            backing: NumberBacking::Voip(VoipConnectionId(7)),
-            inbound_agent_id: Some(AgentId(8)),
-            outbound_agent_id: None,
+            request: NewNumber {
+                number: Some(E164::parse("+14155550100").unwrap()),
+                backing: NumberBacking::Voip(VoipConnectionId(7)),
+                inbound_agent_id: Some(AgentId(8)),
+                outbound_agent_id: None,
+            },
         },
     )
     .unwrap_err();
@@ -202,33 +206,58 @@ fn the_directory_numbers_orgs_one_after_another() {
 #[test]
 fn a_number_belongs_to_one_org_and_claims_are_idempotent() {
     let n = E164::parse("+14155550100").unwrap();
-    let claimed = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), at: EARLIER }];
+    let claimed = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 7, at: EARLIER }];
     let state = directory_given(&claimed);
+    let claim = |org, token| DirectoryCommand::ClaimNumber { org_id: OrgId(org), number: n.clone(), token };
+    let release = |org, token| DirectoryCommand::ReleaseNumber { org_id: OrgId(org), number: n.clone(), token };
+    assert_eq!(directory_when(&state, claim(1, 7)), Ok(vec![]));
+    assert_eq!(directory_when(&state, claim(2, 9)), Err(DirectoryError::NumberTaken(n.clone())));
+    // Only the holder can release it, and only the claim it names.
+    assert_eq!(directory_when(&state, release(2, 7)), Ok(vec![]));
+    assert_eq!(directory_when(&state, release(1, 8)), Ok(vec![]));
+    let released = directory_when(&state, release(1, 7)).unwrap();
+    let after = directory_given(&[claimed, released].concat());
+    assert!(directory_when(&after, claim(2, 9)).is_ok());
+}
+
+/// The race the tokens close: a claim the org gave up on (its record failed) is released late,
+/// after the org claimed the number again for a phone number it records. The late release
+/// names the old claim and changes nothing, so the recorded number keeps its claim.
+#[test]
+fn a_late_release_cannot_undo_a_later_claim_of_the_same_number() {
+    let n = E164::parse("+14155550100").unwrap();
+    let first = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 7, at: EARLIER }];
+    let again = directory_when(
+        &directory_given(&first),
+        DirectoryCommand::ClaimNumber { org_id: OrgId(1), number: n.clone(), token: 8 },
+    )
+    .unwrap();
+    assert_eq!(again, vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 8, at: NOW }]);
+    let state = directory_given(&[first, again].concat());
+    let late = DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: n.clone(), token: 7 };
+    assert_eq!(directory_when(&state, late), Ok(vec![]));
     assert_eq!(
-        directory_when(&state, DirectoryCommand::ClaimNumber { org_id: OrgId(1), number: n.clone() }),
-        Ok(vec![])
+        directory_when(&state, DirectoryCommand::ClaimNumber { org_id: OrgId(2), number: n.clone(), token: 1 }),
+        Err(DirectoryError::NumberTaken(n))
     );
-    assert_eq!(
-        directory_when(&state, DirectoryCommand::ClaimNumber { org_id: OrgId(2), number: n.clone() }),
-        Err(DirectoryError::NumberTaken(n.clone()))
+}
+
+#[test]
+fn a_claim_recorded_before_tokens_is_released_by_its_org() {
+    let n = E164::parse("+14155550100").unwrap();
+    let legacy = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 0, at: EARLIER }];
+    let released = directory_when(
+        &directory_given(&legacy),
+        DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: n, token: 5 },
     );
-    // Only the holder can release it.
-    assert_eq!(
-        directory_when(&state, DirectoryCommand::ReleaseNumber { org_id: OrgId(2), number: n.clone() }),
-        Ok(vec![])
-    );
-    let released =
-        directory_when(&state, DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: n.clone() }).unwrap();
-    let mut after = state.clone();
-    after.apply(&released[0]);
-    assert!(directory_when(&after, DirectoryCommand::ClaimNumber { org_id: OrgId(2), number: n }).is_ok());
+    assert!(matches!(released.as_deref(), Ok([DirectoryEvent::NumberReleased { .. }])), "{released:?}");
 }
 
 #[test]
 fn demo_numbers_come_from_the_pool_and_cannot_be_claimed_by_hand() {
-    let first = directory_when(&directory_given(&[]), DirectoryCommand::ClaimDemoNumber { org_id: OrgId(1) }).unwrap();
-    let second =
-        directory_when(&directory_given(&first), DirectoryCommand::ClaimDemoNumber { org_id: OrgId(2) }).unwrap();
+    let demo = |org, token| DirectoryCommand::ClaimDemoNumber { org_id: OrgId(org), token };
+    let first = directory_when(&directory_given(&[]), demo(1, 3)).unwrap();
+    let second = directory_when(&directory_given(&first), demo(2, 4)).unwrap();
     let numbers: Vec<_> = [&first[0], &second[0]]
         .iter()
         .map(|e| match e {
@@ -237,9 +266,16 @@ fn demo_numbers_come_from_the_pool_and_cannot_be_claimed_by_hand() {
         })
         .collect();
     assert_eq!(numbers, vec!["+15005550000", "+15005550001"]);
+    // A retry of a claim takes nothing more.
+    let state = directory_given(&[first, second].concat());
+    assert_eq!(directory_when(&state, demo(1, 3)), Ok(vec![]));
+    assert_eq!(
+        state.claimed_as(Claim { org_id: OrgId(1), token: 3 }).map(E164::to_string),
+        Some("+15005550000".into())
+    );
     let err = directory_when(
         &directory_given(&[]),
-        DirectoryCommand::ClaimNumber { org_id: OrgId(1), number: E164::parse("+15005550042").unwrap() },
+        DirectoryCommand::ClaimNumber { org_id: OrgId(1), number: E164::parse("+15005550042").unwrap(), token: 1 },
     );
     assert!(matches!(err, Err(DirectoryError::ReservedForDemo(_))));
 }

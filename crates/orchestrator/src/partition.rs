@@ -20,6 +20,7 @@ use crate::streams;
 
 mod calls;
 mod idempotency;
+mod numbers;
 mod test_calls;
 
 pub use calls::CallLimits;
@@ -46,6 +47,11 @@ enum Internal {
         call: CallId,
         outcome: Option<CallCommand>,
     },
+    /// The directory claimed a number for the org (the number it holds), or did not.
+    Claimed {
+        claim: Box<numbers::PendingClaim>,
+        outcome: Result<domain::E164, Failure>,
+    },
 }
 
 pub struct Partition {
@@ -55,6 +61,11 @@ pub struct Partition {
     orgs: HashMap<OrgId, Folded<OrgState>>,
     /// Present only in the directory partition.
     directory: Option<Folded<DirectoryState>>,
+    /// The partition that holds the directory, where numbers are claimed.
+    directory_partition: u32,
+    /// Numbers of an org being claimed in the directory: one claim of a number at a time, so
+    /// the org records a number under the claim the directory holds for it.
+    claiming: HashSet<(OrgId, domain::E164)>,
     carrier: Arc<dyn Carrier>,
     /// For requests to the billing partition of the same number.
     bus: SharedBus,
@@ -112,6 +123,8 @@ impl Partition {
             log,
             orgs: HashMap::new(),
             directory,
+            directory_partition: partitioning.directory(),
+            claiming: HashSet::new(),
             carrier,
             bus,
             limits,
@@ -184,6 +197,7 @@ impl Partition {
                 self.dialed(call, outcome, request);
                 self.request_id = None;
             }
+            Internal::Claimed { claim, outcome } => self.claimed(*claim, outcome),
             Internal::Billed { call, outcome } => {
                 self.billing_in_flight.remove(&call);
                 if let Some(command) = outcome
@@ -223,22 +237,30 @@ impl Partition {
                 })
             }
             Kind::ClaimNumber(c) => wire::parse_number(&c.number).and_then(|number| {
-                let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone() };
-                self.commit_directory(command)
-                    .map(|(events, pending)| Decided { pending, reply: claimed(number.as_str(), !events.is_empty()) })
+                let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone(), token: c.token };
+                self.commit_directory(command).map(|(_, pending)| Decided { pending, reply: claimed(number.as_str()) })
             }),
-            Kind::ClaimDemoNumber(_) => {
-                self.commit_directory(DirectoryCommand::ClaimDemoNumber { org_id: org }).map(|(events, pending)| {
-                    let Some(DirectoryEvent::NumberClaimed { number, .. }) = events.first() else {
-                        unreachable!("claiming a demo number always records one")
-                    };
-                    Decided { pending, reply: claimed(number.as_str(), true) }
+            Kind::ClaimDemoNumber(c) => {
+                let claim = domain::directory::Claim { org_id: org, token: c.token };
+                let command = DirectoryCommand::ClaimDemoNumber { org_id: org, token: c.token };
+                self.commit_directory(command).map(|(_, pending)| {
+                    let directory = &self.directory.as_ref().expect("a claim was decided here").state;
+                    let number = directory.claimed_as(claim).expect("a demo claim that succeeds holds a number");
+                    Decided { pending, reply: claimed(number.as_str()) }
                 })
             }
             Kind::ReleaseNumber(c) => wire::parse_number(&c.number).and_then(|number| {
-                self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number })
+                self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number, token: c.token })
                     .map(|(_, pending)| Decided { pending, reply: done() })
             }),
+            Kind::CreatePhoneNumber(n) => {
+                return match wire::own_number(n) {
+                    Ok(number) => self.create_number(org, number, request),
+                    Err(failure) => answer(request, Err(failure)),
+                };
+            }
+            Kind::CreateDemoNumber(n) => return self.create_number(org, wire::demo_number(n), request),
+            Kind::DeletePhoneNumber(r) => return self.delete_number(org, domain::ids::PhoneNumberId(r.id), request),
             Kind::VerifyVoipConnection(r) => return self.start_verification(org, VoipConnectionId(r.id), request),
             Kind::PlaceCall(p) => return self.place_call(org, p, request),
             Kind::CreateTestRun(r) => {
@@ -375,8 +397,8 @@ fn reply_for(state: &OrgState, last: &OrgEvent) -> Reply {
     Reply::with(result)
 }
 
-fn claimed(number: &str, new_claim: bool) -> Reply {
-    Reply::with(reply::Result::NumberClaimed(pb::NumberClaimed { number: number.to_owned(), new_claim }))
+fn claimed(number: &str) -> Reply {
+    Reply::with(reply::Result::NumberClaimed(pb::NumberClaimed { number: number.to_owned() }))
 }
 
 fn done() -> Reply {

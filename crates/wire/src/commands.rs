@@ -2,12 +2,12 @@
 
 use domain::agent::{AgentPatch, AgentSpec};
 use domain::ids::{AgentId, ApiKeyId, OrgId, PhoneNumberId, VoipConnectionId};
-use domain::org::OrgCommand;
+use domain::org::{NewNumber, NumberBacking, OrgCommand};
 use domain::{E164, FieldErrors};
 
 use crate::pb::command::Kind;
-use crate::pb::{Failure, FailureKind};
-use crate::{assignment_from_pb, backing_from_pb, parse_connection_spec};
+use crate::pb::{self, Failure, FailureKind};
+use crate::{assignment_from_pb, parse_connection_spec};
 
 /// The org command a wire command names. Directory commands and verification are not org
 /// commands; the caller routes them before asking.
@@ -32,19 +32,15 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
             OrgCommand::CreateVoipConnection { name, provider }
         }
         Kind::DeleteVoipConnection(r) => OrgCommand::DeleteVoipConnection { id: VoipConnectionId(r.id) },
-        Kind::CreatePhoneNumber(n) => OrgCommand::CreatePhoneNumber {
-            number: parse_number(&n.number)?,
-            backing: backing_from_pb(n.voip_connection_id),
-            inbound_agent_id: n.inbound_agent_id.map(AgentId),
-            outbound_agent_id: n.outbound_agent_id.map(AgentId),
-        },
         Kind::UpdatePhoneNumber(u) => OrgCommand::UpdatePhoneNumber {
             id: PhoneNumberId(u.id),
             inbound_agent_id: assignment_from_pb(u.inbound),
             outbound_agent_id: assignment_from_pb(u.outbound),
         },
-        Kind::DeletePhoneNumber(r) => OrgCommand::DeletePhoneNumber { id: PhoneNumberId(r.id) },
         Kind::RegisterOrg(_)
+        | Kind::CreatePhoneNumber(_)
+        | Kind::CreateDemoNumber(_)
+        | Kind::DeletePhoneNumber(_)
         | Kind::ClaimNumber(_)
         | Kind::ClaimDemoNumber(_)
         | Kind::ReleaseNumber(_)
@@ -63,4 +59,24 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
 
 pub fn parse_number(raw: &str) -> Result<E164, Failure> {
     E164::parse(raw).map_err(|e| Failure::invalid(FieldErrors::single("number", e)))
+}
+
+/// The org's own number a create asks for, on one of its VoIP connections.
+pub fn own_number(n: pb::CreatePhoneNumber) -> Result<NewNumber, Failure> {
+    Ok(NewNumber {
+        number: Some(parse_number(&n.number)?),
+        backing: NumberBacking::Voip(VoipConnectionId(n.voip_connection_id)),
+        inbound_agent_id: n.inbound_agent_id.map(AgentId),
+        outbound_agent_id: n.outbound_agent_id.map(AgentId),
+    })
+}
+
+/// A number from the demo pool, inbound only.
+pub fn demo_number(n: pb::CreateDemoNumber) -> NewNumber {
+    NewNumber {
+        number: None,
+        backing: NumberBacking::Demo,
+        inbound_agent_id: n.inbound_agent_id.map(AgentId),
+        outbound_agent_id: None,
+    }
 }

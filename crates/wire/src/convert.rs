@@ -3,7 +3,7 @@
 
 use domain::FieldErrors;
 use domain::agent::{AgentPatch, AgentSpec, Tool, Voice, check_tools};
-use domain::ids::{AgentId, VoipConnectionId};
+use domain::ids::AgentId;
 use domain::org::{self, NumberBacking};
 use domain::voip::{Provider, SipTrunk, Transport};
 
@@ -224,10 +224,6 @@ impl From<&org::PhoneNumber> for pb::PhoneNumber {
             updated_at_ms: n.updated_at.as_millis(),
         }
     }
-}
-
-pub fn backing_from_pb(voip_connection_id: Option<u64>) -> NumberBacking {
-    voip_connection_id.map_or(NumberBacking::Demo, |c| NumberBacking::Voip(VoipConnectionId(c)))
 }
 
 pub fn assignment_from_pb(a: Option<pb::AgentAssignment>) -> Option<Option<AgentId>> {

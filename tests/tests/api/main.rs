@@ -466,6 +466,45 @@ async fn phone_numbers_are_unique_across_orgs_and_demo_numbers_are_inbound_only(
     assert_eq!(demo_now["inbound_agent_id"], Value::Null);
 }
 
+/// Eight parallel creates of one number in one org leave it recorded once, and its claim
+/// stands: a failing create of the same org cannot release the claim the recorded number rests
+/// on, so another org can never take it too. Deleting it frees it for others at once.
+#[tokio::test]
+async fn parallel_creates_of_one_number_leave_it_to_one_org() {
+    let server = std::sync::Arc::new(Server::start());
+    let a = server.create_org("A").await;
+    let b = server.create_org("B").await;
+    let a_conn = server.post("/v1/voip-connections", &a.key, json!({ "provider": "sim" })).await.expect(201);
+    let b_conn = server.post("/v1/voip-connections", &b.key, json!({ "provider": "sim" })).await.expect(201);
+    let body = json!({ "number": "+14155550177", "voip_connection_id": a_conn["id"] });
+    let creates: Vec<_> = (0..8)
+        .map(|_| {
+            let (server, key, body) = (server.clone(), a.key.clone(), body.clone());
+            tokio::spawn(async move { server.post("/v1/phone-numbers", &key, body).await })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for create in creates {
+        let r = create.await.unwrap();
+        match r.status {
+            201 => created.push(r.body),
+            409 => assert_eq!(r.body["code"], "phone_number_exists", "{}", r.body),
+            other => panic!("a parallel create answered {other}: {}", r.body),
+        }
+    }
+    assert_eq!(created.len(), 1, "exactly one create records the number: {created:?}");
+    let listed = server.get("/v1/phone-numbers", &a.key).await.expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    let b_body = json!({ "number": "+14155550177", "voip_connection_id": b_conn["id"] });
+    let taken = server.post("/v1/phone-numbers", &b.key, b_body.clone()).await.expect(409);
+    assert_eq!(taken["code"], "phone_number_taken");
+
+    server.delete(&format!("/v1/phone-numbers/{}", created[0]["id"]), &a.key).await.expect(204);
+    server.post("/v1/phone-numbers", &b.key, b_body).await.expect(201);
+    server.post("/v1/phone-numbers", &a.key, body).await.expect(409);
+}
+
 #[tokio::test]
 async fn legacy_org_paths_are_gone_and_unknown_paths_are_json_404s() {
     let server = Server::start();
