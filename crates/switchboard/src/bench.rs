@@ -195,6 +195,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             sip_answer_timeout_ms: 8_000,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
         },
+        http: crate::http::HttpArgs::default(),
     };
     let admin = "bench-admin-token";
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;

@@ -28,6 +28,8 @@ pub struct GatewayArgs {
     /// How long a request waits for a worker before it answers 503.
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -68,8 +70,7 @@ fn admin_token() -> anyhow::Result<String> {
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let admin_token = admin_token()?;
     let bus = connect(&args.common).await?;
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listeners = args.http.bind(&args.listen).await?;
     let gateway = gateway::Gateway::build(
         gateway::Options {
             bus,
@@ -77,9 +78,11 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             admin_token,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             metrics: Some(crate::metrics()),
+            http_limits: args.http.limits(),
         },
-        listener,
+        listeners,
     );
+    crate::http::print_admin_ready(gateway.admin_addr()?);
     println!("switchboard gateway listening on http://{}", gateway.local_addr()?);
     gateway.run(crate::shutdown_signal()).await?;
     Ok(())
