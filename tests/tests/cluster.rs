@@ -152,12 +152,12 @@ async fn requests_fail_cleanly_while_nats_is_down_and_succeed_once_it_is_back() 
 #[tokio::test]
 async fn a_worker_given_partitions_another_owns_refuses_to_start() {
     let mut server = Server::start_cluster(ARGS);
-    let nats = server.cluster().unwrap().nats_url();
+    let nats = server.cluster().unwrap().nats_env();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(switchboard_tests::binary())
         .args(["orchestrator", "--partition-count", "8", "--partitions", "2-5", "--data-dir"])
         .arg(dir.path())
-        .env("SWITCHBOARD_NATS_URL", nats)
+        .envs(nats)
         .output()
         .unwrap();
     assert!(!out.status.success());

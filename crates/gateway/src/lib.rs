@@ -4,6 +4,7 @@
 // The OpenAPI schemas are one large `json!` literal.
 #![recursion_limit = "512"]
 
+mod admin_token;
 mod auth;
 mod body;
 mod context;
@@ -26,6 +27,7 @@ use bus::SharedBus;
 use domain::Partitioning;
 use tokio::net::TcpListener;
 
+pub use admin_token::{MIN_ADMIN_TOKEN_CHARS, WeakAdminToken, check_admin_token};
 pub use auth::KEY_PREFIX;
 pub use body::MAX_BODY_BYTES;
 pub use server::{HttpLimits, serve};
