@@ -214,3 +214,48 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
     assert_eq!(calls["total"], 1, "still one call: {calls}");
 }
+
+#[tokio::test]
+async fn the_cluster_nats_refuses_a_client_without_its_credentials() {
+    let mut server = Server::start_cluster(ARGS);
+    let url = server.cluster().unwrap().nats_url();
+    let err = bus::NatsBus::connect(&bus::NatsOptions::plain(url)).await.err().expect("refused");
+    assert!(err.to_string().contains("refused our credentials"), "{err}");
+}
+
+#[tokio::test]
+async fn a_worker_given_wrong_nats_credentials_fails_to_start_with_a_clear_error() {
+    let mut server = Server::start_cluster(ARGS);
+    let env = server.cluster().unwrap().nats_env();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(switchboard_tests::binary())
+        .args(["billing", "--partition-count", "8", "--partitions", "all", "--data-dir"])
+        .arg(dir.path())
+        .envs(env)
+        .env("SWITCHBOARD_NATS_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused our credentials"), "{stderr}");
+    assert!(!stderr.contains("not-the-password"), "the error shows the password: {stderr}");
+}
+
+#[tokio::test]
+async fn a_gateway_refuses_to_start_with_a_guessable_admin_token() {
+    for (token, reason) in [
+        ("", "empty"),
+        ("change-me", "well-known placeholder"),
+        ("a-short-token", "at least 32"),
+        ("changeme-changeme-changeme-changeme", "too few characters"),
+    ] {
+        let out = std::process::Command::new(switchboard_tests::binary())
+            .args(["gateway", "--listen", "127.0.0.1:0"])
+            .env("SWITCHBOARD_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a gateway started with the admin token {token:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{token:?}: {stderr}");
+    }
+}
