@@ -259,3 +259,35 @@ async fn a_gateway_refuses_to_start_with_a_guessable_admin_token() {
         assert!(stderr.contains(reason), "{token:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_worker_connects_to_nats_over_tls_trusting_the_authority_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = bus::testing::make_certificates(dir.path());
+    let config = bus::testing::ServerConfig { tls: Some(tls), ..bus::testing::ServerConfig::with_password() };
+    let nats = bus::testing::NatsServer::start_with(config);
+    let billing = |env: Vec<(&'static str, String)>| {
+        let mut command = std::process::Command::new(switchboard_tests::binary());
+        command
+            .args(["billing", "--partition-count", "8", "--partitions", "all", "--data-dir"])
+            .arg(dir.path().join("billing"))
+            .env_remove("SWITCHBOARD_NATS_TLS_CA")
+            .envs(env)
+            .env("RUST_LOG", "warn");
+        command
+    };
+    // The environment names the certificate authority (SWITCHBOARD_NATS_TLS_CA).
+    let (mut worker, _) = bus::testing::spawn_ready(billing(nats.client_env()), "switchboard billing ready")
+        .expect("billing connects over TLS");
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    // Without it the system's authorities do not know the server: a clear error, at once.
+    let without_ca = nats.client_env().into_iter().filter(|(name, _)| *name != "SWITCHBOARD_NATS_TLS_CA").collect();
+    let mut command = billing(without_ca);
+    command.arg("--nats-tls");
+    let out = command.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+}

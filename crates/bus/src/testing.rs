@@ -223,3 +223,52 @@ pub fn spawn_ready(mut command: Command, ready: &str) -> std::io::Result<(Child,
         }
     }
 }
+
+/// Makes, in `dir`, a certificate authority (`ca.pem`) and two certificates it signed, made with
+/// the `openssl` command: the server's for 127.0.0.1 (returned, for [`NatsServer::start_with`])
+/// and a client's (`client.pem`, `client.key`) for a server that verifies its clients.
+pub fn make_certificates(dir: &std::path::Path) -> ServerTls {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (Debian's package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[&["req", "-x509", "-subj", "/CN=test ca", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"], &new_key[..]]
+            .concat(),
+    );
+    // Extensions make version 3 certificates, the only ones webpki takes.
+    for (name, extension) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        std::fs::write(dir.join(&ext), format!("{extension}\n")).unwrap();
+        openssl(&[&["req", "-subj", &format!("/CN={name}"), "-keyout", &key, "-out", &csr], &new_key[..]].concat());
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
+        ]);
+    }
+    ServerTls {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        ca: dir.join("ca.pem"),
+        verify_clients: false,
+    }
+}

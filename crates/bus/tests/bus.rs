@@ -214,58 +214,10 @@ async fn a_server_with_a_token_refuses_a_client_without_it() {
     refused(NatsBus::connect(&wrong).await.err(), "another-token");
 }
 
-/// A certificate authority, and a server certificate for 127.0.0.1 and a client certificate that
-/// it signed, made with the `openssl` command.
-fn certificates(dir: &std::path::Path) -> ServerTls {
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("the openssl command (Debian's package openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        &[&["req", "-x509", "-subj", "/CN=test ca", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"], &new_key[..]]
-            .concat(),
-    );
-    // Extensions make version 3 certificates, the only ones webpki takes.
-    for (name, extension) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
-        let (key, csr, pem, ext) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-        std::fs::write(dir.join(&ext), format!("{extension}\n")).unwrap();
-        openssl(&[&["req", "-subj", &format!("/CN={name}"), "-keyout", &key, "-out", &csr], &new_key[..]].concat());
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-        ]);
-    }
-    ServerTls {
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        ca: dir.join("ca.pem"),
-        verify_clients: false,
-    }
-}
-
 #[tokio::test]
 async fn over_tls_a_client_trusts_the_authority_it_is_given_and_no_other() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = certificates(dir.path());
+    let tls = bus::testing::make_certificates(dir.path());
     let server = NatsServer::start_with(ServerConfig { tls: Some(tls), ..ServerConfig::with_password() });
     round_trip(&server.client_options()).await;
 
@@ -279,7 +231,7 @@ async fn over_tls_a_client_trusts_the_authority_it_is_given_and_no_other() {
 #[tokio::test]
 async fn a_server_that_verifies_clients_takes_one_with_a_certificate_its_authority_signed() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = ServerTls { verify_clients: true, ..certificates(dir.path()) };
+    let tls = ServerTls { verify_clients: true, ..bus::testing::make_certificates(dir.path()) };
     let server = NatsServer::start_with(ServerConfig { tls: Some(tls), ..ServerConfig::with_password() });
     let mut options = server.client_options();
     assert!(NatsBus::connect(&options).await.is_err(), "a client without a certificate was taken");
