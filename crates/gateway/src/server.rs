@@ -84,9 +84,16 @@ pub async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Counted, not logged: under a flood a line per wait would drown the logs.
+                metrics::counter!("http_connections_waited_total").increment(1);
+                tokio::select! {
+                    permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -105,11 +112,13 @@ pub async fn serve(
             tower_service::Service::call(&mut router.clone(), request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        metrics::gauge!("http_connections_open").increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 // Timeouts and clients that went away end up here; they are the client's doing.
                 tracing::debug!(error = %e, "http connection ended");
             }
+            metrics::gauge!("http_connections_open").decrement(1.0);
             drop(permit);
         });
     }
