@@ -42,7 +42,7 @@ pub enum WeakAdminToken {
     WellKnown,
     #[error("the admin token is {0} characters long; it must be at least {MIN_ADMIN_TOKEN_CHARS}")]
     TooShort(usize),
-    #[error("the admin token repeats too few characters ({0} different ones); use a random one")]
+    #[error("the admin token uses only {0} different characters; it must use at least {MIN_DISTINCT_CHARS}")]
     TooRepetitive(usize),
 }
 
