@@ -14,15 +14,20 @@ pub struct HttpArgs {
     pub admin_listen: Option<String>,
     /// How long a client may take to send a request's head; also how long an idle keep-alive
     /// connection stays open.
-    #[arg(long, default_value_t = millis(HttpLimits::default().header_read_timeout))]
+    #[arg(long, default_value_t = millis(HttpLimits::default().header_read_timeout), value_parser = at_least_one::<u64>())]
     pub http_header_read_timeout_ms: u64,
     /// How long a client may take to send a request's body, from its head; past it the request
     /// is answered 408 and the connection closed.
-    #[arg(long, default_value_t = millis(HttpLimits::default().body_read_timeout))]
+    #[arg(long, default_value_t = millis(HttpLimits::default().body_read_timeout), value_parser = at_least_one::<u64>())]
     pub http_body_read_timeout_ms: u64,
     /// Open connections per listener; past it new connections wait to be accepted.
-    #[arg(long, default_value_t = HttpLimits::default().max_connections)]
+    #[arg(long, default_value_t = HttpLimits::default().max_connections, value_parser = at_least_one::<usize>())]
     pub http_max_connections: usize,
+}
+
+/// Zero would close every connection at once, or never accept one.
+fn at_least_one<T: TryFrom<u64> + Clone + Send + Sync + 'static>() -> clap::builder::RangedU64ValueParser<T> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 fn millis(duration: Duration) -> u64 {
