@@ -31,6 +31,7 @@ pub struct NatsArgs {
     /// A user of the NATS server's `authorization { users }`, with `--nats-password`.
     #[arg(long, env = "SWITCHBOARD_NATS_USER", requires = "nats_password")]
     nats_user: Option<String>,
+    /// The password of `--nats-user`.
     #[arg(long, env = "SWITCHBOARD_NATS_PASSWORD", hide_env_values = true, requires = "nats_user")]
     nats_password: Option<String>,
     /// Requires TLS to NATS, trusting the system's certificate authorities (implied by the
@@ -43,6 +44,7 @@ pub struct NatsArgs {
     /// A client certificate (PEM) for a NATS server that verifies its clients, with `--nats-tls-key`.
     #[arg(long, env = "SWITCHBOARD_NATS_TLS_CERT", requires = "nats_tls_key")]
     nats_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--nats-tls-cert`.
     #[arg(long, env = "SWITCHBOARD_NATS_TLS_KEY", requires = "nats_tls_cert")]
     nats_tls_key: Option<PathBuf>,
 }
