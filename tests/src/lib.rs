@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub const ADMIN_TOKEN: &str = "sb_admin_test_token";
+/// Long and random-looking enough for a cluster's gateways, which refuse a guessable one.
+pub const ADMIN_TOKEN: &str = "sb_admin_test_4f7c2e9a1b6d3058e1a9";
 
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one cargo built beside this test.
 /// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, so a
@@ -66,6 +67,8 @@ fn newest_source(crates: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
 pub struct Server {
     processes: Processes,
     pub url: String,
+    /// The admin listener of a `dev` started with one.
+    dev_admin_url: Option<String>,
     pub data_dir: PathBuf,
     /// Extra flags for the processes that run calls, kept across restarts.
     args: Vec<String>,
@@ -109,8 +112,45 @@ impl Server {
         Self::with(Processes::Cluster(Box::new(cluster)), url, temp, args)
     }
 
+    /// Starts with the admin API and `/metrics` on an admin listener of their own, away from
+    /// `url` (as a cluster's gateways always run).
+    pub fn start_with_admin_listener() -> Self {
+        if cluster_mode() {
+            return Self::start_cluster(&[]);
+        }
+        let admin = format!("127.0.0.1:{}", bus::testing::free_port());
+        let mut server = Self::start_dev(&["--admin-listen", &admin]);
+        server.dev_admin_url = Some(format!("http://{admin}"));
+        server
+    }
+
     fn with(processes: Processes, url: String, temp: tempfile::TempDir, args: Vec<String>) -> Self {
-        Self { processes, url, data_dir: temp.path().to_owned(), args, _temp: Some(temp), http: reqwest::Client::new() }
+        Self {
+            processes,
+            url,
+            dev_admin_url: None,
+            data_dir: temp.path().to_owned(),
+            args,
+            _temp: Some(temp),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Where the admin API and `/metrics` are served: `url` itself, unless they have a listener
+    /// of their own (a running gateway's, in a cluster).
+    pub fn admin_url(&self) -> String {
+        match &self.processes {
+            Processes::Cluster(c) => c.admin_url(),
+            Processes::Dev(_) => self.dev_admin_url.clone().unwrap_or_else(|| self.url.clone()),
+        }
+    }
+
+    /// A gateway's own HTTP listener, not a load balancer in front of it.
+    pub fn gateway_url(&self) -> String {
+        match &self.processes {
+            Processes::Cluster(c) => c.gateway_url(0),
+            Processes::Dev(_) => self.url.clone(),
+        }
     }
 
     /// The cluster behind the server, in cluster mode.
@@ -163,7 +203,8 @@ impl Server {
 
     pub async fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Body>) -> Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        let base = if path.starts_with("/admin/") || path == "/metrics" { self.admin_url() } else { self.url.clone() };
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
@@ -302,6 +343,8 @@ pub struct Cluster {
     nginx: Option<Child>,
     nginx_port: u16,
     gateway_ports: [u16; 2],
+    /// Each gateway's admin listener, which nginx does not proxy.
+    admin_ports: [u16; 2],
     gateways: [Option<Child>; 2],
     orchestrators: [Option<Child>; 2],
     billing: Option<Child>,
@@ -311,13 +354,15 @@ pub struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path, args: &[String]) -> Self {
-        let nats = bus::testing::NatsServer::start();
+        // Always with authentication, so every cluster test proves each process presents it.
+        let nats = bus::testing::NatsServer::start_with(bus::testing::ServerConfig::with_password());
         let gateway_ports = [bus::testing::free_port(), bus::testing::free_port()];
         let mut cluster = Self {
             nats,
             nginx: None,
             nginx_port: bus::testing::free_port(),
             gateway_ports,
+            admin_ports: [bus::testing::free_port(), bus::testing::free_port()],
             gateways: [None, None],
             orchestrators: [None, None],
             billing: None,
@@ -338,8 +383,19 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.gateway_ports[i])
     }
 
+    /// A running gateway's admin listener (the first gateway's when none runs).
+    pub fn admin_url(&self) -> String {
+        let running = self.gateways.iter().position(Option::is_some).unwrap_or(0);
+        format!("http://127.0.0.1:{}", self.admin_ports[running])
+    }
+
     pub fn nats_url(&self) -> String {
         self.nats.url()
+    }
+
+    /// The environment that gives a process the cluster's NATS server and its credentials.
+    pub fn nats_env(&self) -> Vec<(&'static str, String)> {
+        self.nats.client_env()
     }
 
     /// Kills the NATS server, as a crash would.
@@ -349,7 +405,7 @@ impl Cluster {
 
     /// Starts the NATS server again on the port every process knows.
     pub fn restart_nats(&mut self) {
-        self.nats = bus::testing::NatsServer::start_on(self.nats.port());
+        self.nats.restart();
     }
 
     fn data_dirs(&self) -> Vec<PathBuf> {
@@ -357,10 +413,7 @@ impl Cluster {
     }
 
     fn env(&self, command: &mut Command) {
-        command
-            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SWITCHBOARD_NATS_URL", self.nats.url())
-            .env("RUST_LOG", "warn");
+        command.env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN).envs(self.nats.client_env()).env("RUST_LOG", "warn");
     }
 
     pub fn start_orchestrator(&mut self, i: usize) {
@@ -387,6 +440,8 @@ impl Cluster {
             "3000",
             "--listen",
             &format!("127.0.0.1:{}", self.gateway_ports[i]),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", self.admin_ports[i]),
         ]);
         self.env(&mut command);
         self.gateways[i] = Some(spawn_ready(command, "switchboard gateway listening on ").0);

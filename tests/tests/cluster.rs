@@ -152,12 +152,12 @@ async fn requests_fail_cleanly_while_nats_is_down_and_succeed_once_it_is_back() 
 #[tokio::test]
 async fn a_worker_given_partitions_another_owns_refuses_to_start() {
     let mut server = Server::start_cluster(ARGS);
-    let nats = server.cluster().unwrap().nats_url();
+    let nats = server.cluster().unwrap().nats_env();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(switchboard_tests::binary())
         .args(["orchestrator", "--partition-count", "8", "--partitions", "2-5", "--data-dir"])
         .arg(dir.path())
-        .env("SWITCHBOARD_NATS_URL", nats)
+        .envs(nats)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -213,4 +213,81 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
     assert_eq!(replay.json::<Value>().await.unwrap()["call_id"], call_id);
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
     assert_eq!(calls["total"], 1, "still one call: {calls}");
+}
+
+#[tokio::test]
+async fn the_cluster_nats_refuses_a_client_without_its_credentials() {
+    let mut server = Server::start_cluster(ARGS);
+    let url = server.cluster().unwrap().nats_url();
+    let err = bus::NatsBus::connect(&bus::NatsOptions::plain(url)).await.err().expect("refused");
+    assert!(err.to_string().contains("refused our credentials"), "{err}");
+}
+
+#[tokio::test]
+async fn a_worker_given_wrong_nats_credentials_fails_to_start_with_a_clear_error() {
+    let mut server = Server::start_cluster(ARGS);
+    let env = server.cluster().unwrap().nats_env();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(switchboard_tests::binary())
+        .args(["billing", "--partition-count", "8", "--partitions", "all", "--data-dir"])
+        .arg(dir.path())
+        .envs(env)
+        .env("SWITCHBOARD_NATS_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused our credentials"), "{stderr}");
+    assert!(!stderr.contains("not-the-password"), "the error shows the password: {stderr}");
+}
+
+#[tokio::test]
+async fn a_gateway_refuses_to_start_with_a_guessable_admin_token() {
+    for (token, reason) in [
+        ("", "empty"),
+        ("change-me", "well-known placeholder"),
+        ("a-short-token", "at least 32"),
+        ("changeme-changeme-changeme-changeme", "only 8 different characters"),
+    ] {
+        let out = std::process::Command::new(switchboard_tests::binary())
+            .args(["gateway", "--listen", "127.0.0.1:0"])
+            .env("SWITCHBOARD_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "a gateway started with the admin token {token:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{token:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_connects_to_nats_over_tls_trusting_the_authority_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = bus::testing::make_certificates(dir.path());
+    let config = bus::testing::ServerConfig { tls: Some(tls), ..bus::testing::ServerConfig::with_password() };
+    let nats = bus::testing::NatsServer::start_with(config);
+    let billing = |env: Vec<(&'static str, String)>| {
+        let mut command = std::process::Command::new(switchboard_tests::binary());
+        command
+            .args(["billing", "--partition-count", "8", "--partitions", "all", "--data-dir"])
+            .arg(dir.path().join("billing"))
+            .env_remove("SWITCHBOARD_NATS_TLS_CA")
+            .envs(env)
+            .env("RUST_LOG", "warn");
+        command
+    };
+    // The environment names the certificate authority (SWITCHBOARD_NATS_TLS_CA).
+    let (mut worker, _) = bus::testing::spawn_ready(billing(nats.client_env()), "switchboard billing ready")
+        .expect("billing connects over TLS");
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    // Without it the system's authorities do not know the server: a clear error, at once.
+    let without_ca = nats.client_env().into_iter().filter(|(name, _)| *name != "SWITCHBOARD_NATS_TLS_CA").collect();
+    let mut command = billing(without_ca);
+    command.arg("--nats-tls");
+    let out = command.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use inprocess::InProcessBus;
-pub use nats::NatsBus;
+pub use nats::{NatsAuth, NatsBus, NatsOptions, NatsTls};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {

@@ -1,37 +1,126 @@
 //! A `nats-server` child process on a free loopback port, for tests that need a real server.
 
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::{NatsAuth, NatsOptions, NatsTls};
 
 /// Runs until dropped. Starting panics, loudly, if the server cannot start: a test that needs
 /// NATS must never pass without it.
 pub struct NatsServer {
     child: Child,
     port: u16,
+    config: ServerConfig,
+}
+
+/// What a test server asks of its clients.
+#[derive(Clone, Debug, Default)]
+pub struct ServerConfig {
+    /// The credentials every client must present (none: anyone may connect).
+    pub auth: NatsAuth,
+    /// TLS on the client port.
+    pub tls: Option<ServerTls>,
+}
+
+impl ServerConfig {
+    /// A user and a password made up for this server, as a cluster's would be.
+    pub fn with_password() -> Self {
+        use std::hash::BuildHasher;
+        let secret = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Self {
+            auth: NatsAuth::UserPassword { user: "switchboard".into(), password: format!("test-{secret:016x}") },
+            tls: None,
+        }
+    }
+}
+
+/// The server's certificate and key, and the authority that signed them (which clients trust).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// Requires clients to present a certificate the authority signed.
+    pub verify_clients: bool,
 }
 
 impl NatsServer {
+    /// A server that asks for no credentials.
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        Self::start_with(ServerConfig::default())
+    }
+
+    pub fn start_with(config: ServerConfig) -> Self {
+        Self::start_on(free_port(), config)
     }
 
     /// Starts on a given port, for a restart on the port clients already know.
-    pub fn start_on(port: u16) -> Self {
+    pub fn start_on(port: u16, config: ServerConfig) -> Self {
         let binary = std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".to_owned());
-        let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {binary} (install Debian's package nats-server, or set NATS_SERVER_BIN): {e}")
-            });
-        let mut server = Self { child, port };
+        let mut command = Command::new(&binary);
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        match &config.auth {
+            NatsAuth::None => {}
+            NatsAuth::Token(token) => {
+                command.args(["--auth", token]);
+            }
+            NatsAuth::UserPassword { user, password } => {
+                command.args(["--user", user, "--pass", password]);
+            }
+        }
+        if let Some(tls) = &config.tls {
+            command.arg("--tls").arg("--tlscert").arg(&tls.cert).arg("--tlskey").arg(&tls.key);
+            if tls.verify_clients {
+                command.arg("--tlsverify").arg("--tlscacert").arg(&tls.ca);
+            }
+        }
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {binary} (install Debian's package nats-server, or set NATS_SERVER_BIN): {e}")
+        });
+        let mut server = Self { child, port, config };
         wait_until_ready(&mut server.child, &format!("nats-server on port {port}"), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         server
+    }
+
+    /// Starts the server again, as it was, on the port clients already know (after a kill).
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Self::start_on(self.port, self.config.clone());
+    }
+
+    /// What a client needs to connect: the URL, the credentials, the authority to trust.
+    pub fn client_options(&self) -> NatsOptions {
+        NatsOptions {
+            url: self.url(),
+            auth: self.config.auth.clone(),
+            tls: NatsTls {
+                required: self.config.tls.is_some(),
+                ca_file: self.config.tls.as_ref().map(|t| t.ca.clone()),
+                client_cert: None,
+            },
+        }
+    }
+
+    /// The environment that gives a switchboard process this server and its credentials.
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        let options = self.client_options();
+        let mut env = vec![("SWITCHBOARD_NATS_URL", options.url)];
+        match options.auth {
+            NatsAuth::None => {}
+            NatsAuth::Token(token) => env.push(("SWITCHBOARD_NATS_TOKEN", token)),
+            NatsAuth::UserPassword { user, password } => {
+                env.push(("SWITCHBOARD_NATS_USER", user));
+                env.push(("SWITCHBOARD_NATS_PASSWORD", password));
+            }
+        }
+        if let Some(ca) = options.tls.ca_file {
+            env.push(("SWITCHBOARD_NATS_TLS_CA", ca.display().to_string()));
+        }
+        env
     }
 
     pub fn port(&self) -> u16 {
@@ -132,5 +221,54 @@ pub fn spawn_ready(mut command: Command, ready: &str) -> std::io::Result<(Child,
             let _ = child.wait();
             Err(std::io::Error::other("the process did not become ready within 30 s"))
         }
+    }
+}
+
+/// Makes, in `dir`, a certificate authority (`ca.pem`) and two certificates it signed, made with
+/// the `openssl` command: the server's for 127.0.0.1 (returned, for [`NatsServer::start_with`])
+/// and a client's (`client.pem`, `client.key`) for a server that verifies its clients.
+pub fn make_certificates(dir: &std::path::Path) -> ServerTls {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (Debian's package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[&["req", "-x509", "-subj", "/CN=test ca", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"], &new_key[..]]
+            .concat(),
+    );
+    // Extensions make version 3 certificates, the only ones webpki takes.
+    for (name, extension) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        std::fs::write(dir.join(&ext), format!("{extension}\n")).unwrap();
+        openssl(&[&["req", "-subj", &format!("/CN={name}"), "-keyout", &key, "-out", &csr], &new_key[..]].concat());
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
+        ]);
+    }
+    ServerTls {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        ca: dir.join("ca.pem"),
+        verify_clients: false,
     }
 }

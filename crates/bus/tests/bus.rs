@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::testing::NatsServer;
-use bus::{Error, Headers, InProcessBus, NatsBus, SharedBus};
+use bus::testing::{NatsServer, ServerConfig, ServerTls};
+use bus::{Error, Headers, InProcessBus, NatsAuth, NatsBus, NatsOptions, SharedBus};
 use bytes::Bytes;
 
 const SHORT: Duration = Duration::from_millis(300);
@@ -150,7 +150,7 @@ async fn in_process() -> (SharedBus, ()) {
 
 async fn nats() -> (SharedBus, NatsServer) {
     let server = NatsServer::start();
-    let bus = NatsBus::connect(&server.url()).await.expect("connecting to the test nats-server");
+    let bus = NatsBus::connect(&server.client_options()).await.expect("connecting to the test nats-server");
     (Arc::new(bus), server)
 }
 
@@ -160,16 +160,81 @@ suite!(nats_bus, nats());
 #[tokio::test]
 async fn connecting_to_no_server_fails_at_once() {
     let port = bus::testing::free_port();
-    let err = NatsBus::connect(&format!("nats://127.0.0.1:{port}")).await.err().expect("nothing listens there");
+    let err = NatsBus::connect(&NatsOptions::plain(format!("nats://127.0.0.1:{port}")))
+        .await
+        .err()
+        .expect("nothing listens there");
     assert!(matches!(err, Error::Unavailable(_)));
 }
 
 #[tokio::test]
 async fn a_served_subject_is_refused_to_a_second_owner() {
     let server = NatsServer::start();
-    let bus: SharedBus = Arc::new(NatsBus::connect(&server.url()).await.unwrap());
+    let bus: SharedBus = Arc::new(NatsBus::connect(&server.client_options()).await.unwrap());
     bus::ensure_unserved(bus.as_ref(), "sb.orch.5.cmd").await.unwrap();
     spawn_reverser(&bus, "sb.orch.5.cmd").await;
     let err = bus::ensure_unserved(bus.as_ref(), "sb.orch.5.cmd").await.unwrap_err();
     assert!(err.to_string().contains("already served"), "{err}");
+}
+
+/// Whether a bus connected with `options` carries a request to a responder and back.
+async fn round_trip(options: &NatsOptions) {
+    let bus: SharedBus = Arc::new(NatsBus::connect(options).await.expect("connecting with the right credentials"));
+    spawn_reverser(&bus, "auth.echo").await;
+    let reply = bus.request("auth.echo", &Headers::new(), Bytes::from_static(b"abc"), SHORT * 10).await.unwrap();
+    assert_eq!(&reply[..], b"cba");
+}
+
+fn refused(err: Option<Error>, secret: &str) -> String {
+    let err = err.expect("the server refuses the connection").to_string();
+    assert!(err.contains("refused our credentials"), "{err}");
+    assert!(!err.contains(secret), "the error shows a secret: {err}");
+    err
+}
+
+#[tokio::test]
+async fn a_server_with_a_password_refuses_a_client_without_it_or_with_another() {
+    let server = NatsServer::start_with(ServerConfig::with_password());
+    let good = server.client_options();
+    round_trip(&good).await;
+
+    refused(NatsBus::connect(&NatsOptions::plain(server.url())).await.err(), "test-");
+    let NatsAuth::UserPassword { user, .. } = good.auth.clone() else { unreachable!("a password was asked for") };
+    let wrong = NatsOptions { auth: NatsAuth::UserPassword { user, password: "wrong-password".into() }, ..good };
+    refused(NatsBus::connect(&wrong).await.err(), "wrong-password");
+}
+
+#[tokio::test]
+async fn a_server_with_a_token_refuses_a_client_without_it() {
+    let config = ServerConfig { auth: NatsAuth::Token("a-token-for-this-test".into()), tls: None };
+    let server = NatsServer::start_with(config);
+    round_trip(&server.client_options()).await;
+    refused(NatsBus::connect(&NatsOptions::plain(server.url())).await.err(), "a-token-for-this-test");
+    let wrong = NatsOptions { auth: NatsAuth::Token("another-token".into()), ..server.client_options() };
+    refused(NatsBus::connect(&wrong).await.err(), "another-token");
+}
+
+#[tokio::test]
+async fn over_tls_a_client_trusts_the_authority_it_is_given_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = bus::testing::make_certificates(dir.path());
+    let server = NatsServer::start_with(ServerConfig { tls: Some(tls), ..ServerConfig::with_password() });
+    round_trip(&server.client_options()).await;
+
+    // Without the authority, the system's roots do not trust the server.
+    let mut untrusting = server.client_options();
+    untrusting.tls.ca_file = None;
+    let err = NatsBus::connect(&untrusting).await.err().expect("an untrusted server is refused").to_string();
+    assert!(err.contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_verifies_clients_takes_one_with_a_certificate_its_authority_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = ServerTls { verify_clients: true, ..bus::testing::make_certificates(dir.path()) };
+    let server = NatsServer::start_with(ServerConfig { tls: Some(tls), ..ServerConfig::with_password() });
+    let mut options = server.client_options();
+    assert!(NatsBus::connect(&options).await.is_err(), "a client without a certificate was taken");
+    options.tls.client_cert = Some((dir.path().join("client.pem"), dir.path().join("client.key")));
+    round_trip(&options).await;
 }

@@ -20,13 +20,7 @@ impl FromRequest<App> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &App) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
-            )
-        })?;
+        let bytes = read(req.into_body()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }
@@ -39,6 +33,22 @@ impl FromRequest<App> for JsonObject {
             Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "parse_error", format!("JSON parse error - {e}"))),
         }
     }
+}
+
+/// Reads a whole request body: 413 past [`MAX_BODY_BYTES`], 408 (and the connection closed) when
+/// it does not arrive within the server's body read timeout.
+pub async fn read(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        if crate::server::BodyTimedOut::caused(&e) {
+            ApiError::request_timeout()
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
+            )
+        }
+    })
 }
 
 fn json_type(value: &Value) -> &'static str {

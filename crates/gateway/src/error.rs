@@ -13,6 +13,9 @@ pub struct ApiError {
     body: Value,
     retry_after_seconds: Option<u32>,
     www_authenticate: bool,
+    /// Asks the client's connection to close after this answer: the request was cut short, so
+    /// what follows on the connection is not the start of another request.
+    close_connection: bool,
 }
 
 impl ApiError {
@@ -22,6 +25,7 @@ impl ApiError {
             body: json!({ "detail": detail.into(), "code": code }),
             retry_after_seconds: None,
             www_authenticate: false,
+            close_connection: false,
         }
     }
 
@@ -31,6 +35,7 @@ impl ApiError {
             body: serde_json::to_value(errors.0).expect("field errors are JSON"),
             retry_after_seconds: None,
             www_authenticate: false,
+            close_connection: false,
         }
     }
 
@@ -44,6 +49,14 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    /// The request's body did not arrive within the server's body read timeout.
+    pub fn request_timeout() -> Self {
+        Self {
+            close_connection: true,
+            ..Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "The request body did not arrive in time.")
+        }
     }
 
     /// Something behind the gateway cannot answer now; the client may retry.
@@ -138,6 +151,9 @@ impl IntoResponse for ApiError {
         }
         if self.www_authenticate {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+        }
+        if self.close_connection {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -16,7 +16,6 @@ use wire::pb::{self, command::Kind, idempotency_decision::Decision, reply::Resul
 
 use crate::App;
 use crate::auth::Caller;
-use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
@@ -47,13 +46,9 @@ pub async fn middleware(State(app): State<App>, request: Request, next: Next) ->
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("Request body is larger than {MAX_BODY_BYTES} bytes."),
-        )
-        .into_response();
+    let body = match crate::body::read(body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());

@@ -4,6 +4,7 @@
 // The OpenAPI schemas are one large `json!` literal.
 #![recursion_limit = "512"]
 
+mod admin_token;
 mod auth;
 mod body;
 mod context;
@@ -12,6 +13,7 @@ mod idempotency;
 mod openapi;
 mod render;
 mod routes;
+mod server;
 mod services;
 
 use std::future::Future;
@@ -25,8 +27,10 @@ use bus::SharedBus;
 use domain::Partitioning;
 use tokio::net::TcpListener;
 
+pub use admin_token::{MIN_ADMIN_TOKEN_CHARS, WeakAdminToken, check_admin_token};
 pub use auth::KEY_PREFIX;
 pub use body::MAX_BODY_BYTES;
+pub use server::{HttpLimits, serve};
 use services::Services;
 
 pub struct Options {
@@ -38,6 +42,16 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Renders the process's metrics for `GET /metrics`, in Prometheus' text format.
     pub metrics: Option<MetricsRender>,
+    /// How long clients may take to send a request, and how many connections they may hold.
+    pub http_limits: HttpLimits,
+}
+
+/// Where the gateway listens. With an admin listener, the admin API (`/admin/v1/...`) and
+/// `GET /metrics` are served there alone, and the public listener answers them as unknown paths;
+/// without one, the public listener serves everything.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: Option<TcpListener>,
 }
 
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -51,18 +65,25 @@ pub struct App {
 }
 
 pub struct Gateway {
-    router: Router,
-    listener: TcpListener,
+    public: (TcpListener, Router),
+    admin: Option<(TcpListener, Router)>,
+    http_limits: HttpLimits,
 }
 
 impl Gateway {
-    pub fn build(options: Options, listener: TcpListener) -> Self {
+    pub fn build(options: Options, listeners: Listeners) -> Self {
         let app = App {
             services: Services::new(options.bus, options.partitioning, options.request_timeout),
             admin_token: options.admin_token.into(),
             metrics: options.metrics,
         };
-        Self { router: router(app), listener }
+        let (public, admin) = match listeners.admin {
+            Some(admin) => {
+                ((listeners.public, router(public_routes(), app.clone())), Some((admin, router(admin_routes(), app))))
+            }
+            None => ((listeners.public, router(public_routes().merge(admin_routes()), app)), None),
+        };
+        Self { public, admin, http_limits: options.http_limits }
     }
 
     /// The router on an in-process bus that nothing serves, for tests of routing alone.
@@ -70,29 +91,63 @@ impl Gateway {
     pub(crate) fn router_for_tests() -> Router {
         let bus: SharedBus = Arc::new(bus::InProcessBus::new());
         let services = Services::new(bus, Partitioning::new(8), Duration::from_millis(100));
-        router(App { services, admin_token: "admin".into(), metrics: None })
+        router(public_routes().merge(admin_routes()), App { services, admin_token: "admin".into(), metrics: None })
     }
 
+    /// The public listener's address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.public.0.local_addr()
     }
 
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.admin.as_ref().map(|(listener, _)| listener.local_addr()).transpose()
+    }
+
+    /// Serves every listener until `shutdown` resolves, then lets the requests under way finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        // Both listeners stop on the one signal.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(());
+        });
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.changed().await;
+            }
+        };
+        let (listener, router) = self.public;
+        let public = server::serve(listener, router, self.http_limits, until_stopped());
+        match self.admin {
+            Some((listener, router)) => {
+                let admin = server::serve(listener, router, self.http_limits, until_stopped());
+                tokio::try_join!(public, admin).map(|_| ())
+            }
+            None => public.await,
+        }
     }
 }
 
-fn router(app: App) -> Router {
-    use routes::{accounts, agents, billing, calls, numbers, test_calls, voip};
+/// What the admin listener serves: the operator's API and the process's metrics.
+fn admin_routes() -> Router<App> {
+    use routes::{accounts, billing};
     Router::new()
-        .route("/v1/healthz", get(routes::healthz))
-        .route("/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/metrics", get(routes::metrics))
         .route("/admin/v1/orgs", post(accounts::create_org))
         .route("/admin/v1/orgs/{id}", get(accounts::get_org).patch(accounts::update_org))
         .route("/admin/v1/orgs/{id}/keys", post(accounts::admin_create_key))
         .route("/admin/v1/orgs/{id}/credits", post(billing::credit))
         .route("/admin/v1/orgs/{id}/billing", axum::routing::patch(billing::set_rate))
+}
+
+/// What the public listener serves: the customers' API.
+fn public_routes() -> Router<App> {
+    use routes::{accounts, agents, billing, calls, numbers, test_calls, voip};
+    Router::new()
+        .route("/v1/healthz", get(routes::healthz))
+        .route("/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/v1/billing/balance", get(billing::balance))
         .route("/v1/billing/transactions", get(billing::transactions))
         .route("/v1/keys", get(accounts::list).post(accounts::create))
@@ -119,6 +174,12 @@ fn router(app: App) -> Router {
         .route("/v1/test-call-batches/{id}/cancel", post(test_calls::cancel_batch))
         .route("/v1/orgs", any(routes::gone))
         .route("/v1/orgs/{*rest}", any(routes::gone))
+}
+
+/// A listener's routes with what every request goes through: unknown paths and methods answered
+/// in the contract's shape, idempotency keys, authentication, request ids.
+fn router(routes: Router<App>, app: App) -> Router {
+    routes
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(app.clone(), idempotency::middleware))

@@ -195,8 +195,11 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             sip_answer_timeout_ms: 8_000,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
         },
+        http: crate::http::HttpArgs::default(),
     };
-    let admin = "bench-admin-token";
+    // A gateway of a cluster refuses a guessable admin token.
+    let admin = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin.as_str();
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     println!("calls: {calls} x POST /v1/call over HTTP, {concurrency} concurrent clients, {orgs} orgs");
     header("requests/s");
@@ -224,8 +227,9 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
     server.stop().await?;
 
     if cluster {
-        let nats = bus::testing::NatsServer::start();
-        let bus = bus::NatsBus::connect(&nats.url()).await?;
+        // NATS with authentication, as a cluster runs it.
+        let nats = bus::testing::NatsServer::start_with(bus::testing::ServerConfig::with_password());
+        let bus = bus::NatsBus::connect(&nats.client_options()).await?;
         let mut echo = bus.subscribe("bench.echo").await?;
         tokio::spawn(async move {
             while let Some(m) = echo.next().await {
@@ -256,7 +260,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             let mut command = std::process::Command::new(&exe);
             command
                 .args(&role_args)
-                .env("SWITCHBOARD_NATS_URL", nats.url())
+                .envs(nats.client_env())
                 .env("SWITCHBOARD_ADMIN_TOKEN", admin)
                 .env("RUST_LOG", "warn");
             Ok(bus::testing::spawn_ready(command, ready)?)

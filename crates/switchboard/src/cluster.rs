@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bus::NatsBus;
+use bus::{NatsAuth, NatsBus, NatsOptions, NatsTls};
 use domain::Partitioning;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -14,9 +14,65 @@ pub struct Common {
     /// The NATS server.
     #[arg(long, env = "SWITCHBOARD_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats: String,
+    #[command(flatten)]
+    nats_auth: NatsArgs,
     /// Partitions in the cluster; every process of a cluster must agree.
     #[arg(long, default_value_t = Partitioning::DEFAULT_COUNT)]
     partition_count: u32,
+}
+
+/// How to authenticate to NATS. Secrets are best given in the environment (a command line is
+/// visible to every user of the machine); `--help` never shows their values.
+#[derive(clap::Args, Clone)]
+pub struct NatsArgs {
+    /// A token the NATS server's `authorization { token }` expects.
+    #[arg(long, env = "SWITCHBOARD_NATS_TOKEN", hide_env_values = true, conflicts_with = "nats_user")]
+    nats_token: Option<String>,
+    /// A user of the NATS server's `authorization { users }`, with `--nats-password`.
+    #[arg(long, env = "SWITCHBOARD_NATS_USER", requires = "nats_password")]
+    nats_user: Option<String>,
+    /// The password of `--nats-user`.
+    #[arg(long, env = "SWITCHBOARD_NATS_PASSWORD", hide_env_values = true, requires = "nats_user")]
+    nats_password: Option<String>,
+    /// Requires TLS to NATS, trusting the system's certificate authorities (implied by the
+    /// other TLS flags and by a `tls://` URL).
+    #[arg(long, env = "SWITCHBOARD_NATS_TLS")]
+    nats_tls: bool,
+    /// Requires TLS to NATS, trusting the authorities in this PEM file.
+    #[arg(long, env = "SWITCHBOARD_NATS_TLS_CA")]
+    nats_tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a NATS server that verifies its clients, with `--nats-tls-key`.
+    #[arg(long, env = "SWITCHBOARD_NATS_TLS_CERT", requires = "nats_tls_key")]
+    nats_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--nats-tls-cert`.
+    #[arg(long, env = "SWITCHBOARD_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    nats_tls_key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsArgs").field("auth", &self.auth()).field("tls", &self.tls()).finish()
+    }
+}
+
+impl NatsArgs {
+    fn auth(&self) -> NatsAuth {
+        match (&self.nats_token, &self.nats_user, &self.nats_password) {
+            (Some(token), _, _) => NatsAuth::Token(token.clone()),
+            (None, Some(user), Some(password)) => {
+                NatsAuth::UserPassword { user: user.clone(), password: password.clone() }
+            }
+            _ => NatsAuth::None,
+        }
+    }
+
+    fn tls(&self) -> NatsTls {
+        NatsTls {
+            required: self.nats_tls,
+            ca_file: self.nats_tls_ca.clone(),
+            client_cert: self.nats_tls_cert.clone().zip(self.nats_tls_key.clone()),
+        }
+    }
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -28,6 +84,8 @@ pub struct GatewayArgs {
     /// How long a request waits for a worker before it answers 503.
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
+    #[command(flatten)]
+    http: crate::http::HttpArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -54,22 +112,27 @@ pub struct OrchestratorArgs {
 }
 
 async fn connect(common: &Common) -> anyhow::Result<bus::SharedBus> {
-    let bus = NatsBus::connect(&common.nats).await.with_context(|| format!("connecting to NATS at {}", common.nats))?;
+    let options = NatsOptions { url: common.nats.clone(), auth: common.nats_auth.auth(), tls: common.nats_auth.tls() };
+    // The bus's error names the server without any credentials the URL holds.
+    let bus = NatsBus::connect(&options).await.context("connecting to NATS")?;
     Ok(Arc::new(bus))
 }
 
+/// The cluster's admin token, refused when anyone could guess it: the admin API credits money.
 fn admin_token() -> anyhow::Result<String> {
-    match std::env::var("SWITCHBOARD_ADMIN_TOKEN") {
-        Ok(token) if !token.trim().is_empty() => Ok(token),
-        _ => bail!("set SWITCHBOARD_ADMIN_TOKEN: every gateway of a cluster needs the same admin token"),
+    let Ok(token) = std::env::var("SWITCHBOARD_ADMIN_TOKEN") else {
+        bail!("set SWITCHBOARD_ADMIN_TOKEN: every gateway of a cluster needs the same admin token");
+    };
+    if let Err(weak) = gateway::check_admin_token(&token) {
+        bail!("{weak}: set SWITCHBOARD_ADMIN_TOKEN to a random one, such as `openssl rand -hex 32` prints");
     }
+    Ok(token)
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let admin_token = admin_token()?;
     let bus = connect(&args.common).await?;
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let listeners = args.http.bind(&args.listen).await?;
     let gateway = gateway::Gateway::build(
         gateway::Options {
             bus,
@@ -77,9 +140,11 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             admin_token,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             metrics: Some(crate::metrics()),
+            http_limits: args.http.limits(),
         },
-        listener,
+        listeners,
     );
+    crate::http::print_admin_ready(gateway.admin_addr()?);
     println!("switchboard gateway listening on http://{}", gateway.local_addr()?);
     gateway.run(crate::shutdown_signal()).await?;
     Ok(())

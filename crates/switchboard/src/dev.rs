@@ -23,6 +23,8 @@ pub struct Args {
     pub partitions: u32,
     #[command(flatten)]
     pub calls: CallArgs,
+    #[command(flatten)]
+    pub http: crate::http::HttpArgs,
 }
 
 /// How calls run: the simulated carrier's timings and the engine's limits.
@@ -77,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let admin_token = admin_token(&args.data_dir)?;
     let server = Server::start(&args, admin_token).await?;
+    crate::http::print_admin_ready(server.admin_addr);
     // Tests and scripts read this line to find the port.
     println!("switchboard listening on http://{}", server.addr);
     crate::shutdown_signal().await;
@@ -88,6 +91,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// Gateway, orchestrator and billing running in this process.
 pub struct Server {
     pub addr: std::net::SocketAddr,
+    /// Where the admin API is served, when not on `addr`.
+    pub admin_addr: Option<std::net::SocketAddr>,
     store: eventlog::Store,
     stop_gateway: tokio::sync::oneshot::Sender<()>,
     stop_services: tokio::sync::watch::Sender<()>,
@@ -120,9 +125,7 @@ impl Server {
             expiry_check_interval: Duration::from_secs(1),
         })
         .await?;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+        let listeners = args.http.bind(&args.listen).await?;
         let gateway = gateway::Gateway::build(
             gateway::Options {
                 bus,
@@ -130,10 +133,12 @@ impl Server {
                 admin_token,
                 request_timeout: Duration::from_secs(10),
                 metrics: Some(crate::metrics()),
+                http_limits: args.http.limits(),
             },
-            listener,
+            listeners,
         );
         let addr = gateway.local_addr()?;
+        let admin_addr = gateway.admin_addr()?;
 
         let (stop_services, stop_rx) = tokio::sync::watch::channel(());
         let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
@@ -149,7 +154,7 @@ impl Server {
         let gateway = tokio::spawn(gateway.run(async {
             let _ = gateway_stopped.await;
         }));
-        Ok(Self { addr, store, stop_gateway, stop_services, gateway, services })
+        Ok(Self { addr, admin_addr, store, stop_gateway, stop_services, gateway, services })
     }
 
     /// Stops the gateway first, so nothing new arrives while the services wind down.

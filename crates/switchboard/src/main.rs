@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod cluster;
 mod dev;
+mod http;
 
 use clap::{Parser, Subcommand};
 
@@ -91,7 +92,9 @@ pub async fn serve_metrics(listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { render() }));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // The same bounds on slow clients as the API's listeners; it stops with the process.
+        let served = gateway::serve(listener, app, gateway::HttpLimits::default(), std::future::pending()).await;
+        if let Err(e) = served {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     });

@@ -253,7 +253,7 @@ async fn metrics_count_requests_by_route_and_status_and_time_the_engine() {
     )
     .await;
 
-    let response = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
+    let response = reqwest::get(format!("{}/metrics", server.admin_url())).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 mod calls;
+mod control_plane;
 mod hardening;
 mod sip;
 mod test_calls;
