@@ -67,30 +67,42 @@ fn answer(log: &Log, payload: &[u8], rates: &mut RateWindows) -> Result<R, Failu
     if let Kind::Authenticate(credentials) = kind {
         return authenticate(log, credentials, rates);
     }
-    let state = projection::read_org(log, org)
-        .map_err(storage_failure)?
-        .filter(|s| s.profile.is_some())
-        .ok_or_else(|| wire::not_found(Resource::Org))?;
+    // Every query is of an existing org; the profile is small, and says so.
+    let profile =
+        projection::read_profile(log, org).map_err(storage_failure)?.ok_or_else(|| wire::not_found(Resource::Org))?;
+    let stored = storage_failure;
     Ok(match kind {
         Kind::Authenticate(_) => unreachable!("answered above"),
-        Kind::GetOrg(_) => R::Org(state.profile.as_ref().expect("filtered above").into()),
+        Kind::GetOrg(_) => R::Org((&profile).into()),
         Kind::ListApiKeys(_) => R::ApiKeys(pb::ApiKeyList {
-            keys: state.keys.values().filter(|k| k.revoked_at.is_none()).map(Into::into).collect(),
+            keys: projection::list_keys(log, org)
+                .map_err(stored)?
+                .iter()
+                .filter(|k| k.revoked_at.is_none())
+                .map(Into::into)
+                .collect(),
         }),
-        Kind::GetAgent(r) => R::Agent(found(state.agents.get(&AgentId(r.id)), Resource::Agent)?.into()),
-        Kind::ListAgents(_) => R::Agents(pb::AgentList { agents: state.agents.values().map(Into::into).collect() }),
+        Kind::GetAgent(r) => {
+            let agent = projection::read_agent(log, org, AgentId(r.id)).map_err(stored)?;
+            R::Agent((&found(agent, Resource::Agent)?).into())
+        }
+        Kind::ListAgents(_) => R::Agents(pb::AgentList {
+            agents: projection::list_agents(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+        }),
         Kind::GetVoipConnection(r) => {
-            R::VoipConnection(found(state.connections.get(&VoipConnectionId(r.id)), Resource::VoipConnection)?.into())
+            let connection = projection::read_connection(log, org, VoipConnectionId(r.id)).map_err(stored)?;
+            R::VoipConnection((&found(connection, Resource::VoipConnection)?).into())
         }
         Kind::ListVoipConnections(_) => R::VoipConnections(pb::VoipConnectionList {
-            connections: state.connections.values().map(Into::into).collect(),
+            connections: projection::list_connections(log, org).map_err(stored)?.iter().map(Into::into).collect(),
         }),
         Kind::GetPhoneNumber(r) => {
-            R::PhoneNumber(found(state.numbers.get(&PhoneNumberId(r.id)), Resource::PhoneNumber)?.into())
+            let number = projection::read_number(log, org, PhoneNumberId(r.id)).map_err(stored)?;
+            R::PhoneNumber((&found(number, Resource::PhoneNumber)?).into())
         }
-        Kind::ListPhoneNumbers(_) => {
-            R::PhoneNumbers(pb::PhoneNumberList { numbers: state.numbers.values().map(Into::into).collect() })
-        }
+        Kind::ListPhoneNumbers(_) => R::PhoneNumbers(pb::PhoneNumberList {
+            numbers: projection::list_numbers(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+        }),
         Kind::GetCall(r) => R::Call((&own_call(log, org, CallId(r.id))?).into()),
         Kind::ListCalls(filter) => list_calls(log, org, filter)?,
         Kind::GetTranscript(r) => {
