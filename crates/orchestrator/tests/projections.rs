@@ -123,3 +123,100 @@ fn each_resource_follows_its_events() {
     assert!(projection::list_keys(&log, ORG).unwrap()[0].revoked_at.is_some());
     assert_eq!(log.replay_projections().unwrap(), log.live_projections().unwrap(), "a replay rebuilds them exactly");
 }
+
+mod calls {
+    use domain::E164;
+    use domain::agent::AgentSpec;
+    use domain::call::{CallEvent, CallSetup, Direction, EndReason, Funds, Status};
+    use domain::ids::{AgentId, CallId, OrgId};
+    use eventlog::{ExpectedVersion, Log, StreamAppend};
+    use orchestrator::calls_projection::{self, CallFilter};
+
+    use super::{AT, ORG, open};
+
+    fn setup(id: u64, direction: Direction, agent: Option<u64>) -> CallSetup {
+        CallSetup {
+            id: CallId(id),
+            org: ORG,
+            direction,
+            from: E164::parse("+14155550100").unwrap(),
+            to: E164::parse("+14155550123").unwrap(),
+            agent_id: agent.map(AgentId),
+            voip_connection_id: None,
+            agent: AgentSpec::named("a".into()),
+            max_hold_seconds: 60,
+            reservation_reference: Some(format!("call/{id}")),
+            test_run_id: None,
+            ring_timeout_ms: 30_000,
+            max_duration_seconds: 3_600,
+            scenario_prompt: None,
+        }
+    }
+
+    fn record(log: &Log, id: u64, events: &[CallEvent]) {
+        let append = StreamAppend {
+            stream: calls_projection::stream(CallId(id)),
+            expected: ExpectedVersion::Any,
+            events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
+        };
+        drop(log.append(vec![append]).unwrap());
+    }
+
+    fn placed(log: &Log, id: u64, direction: Direction, agent: Option<u64>) {
+        let funds = Funds { granted_cents: 100, rate_cents_per_minute: 10, charge_multiplier: 1 };
+        record(
+            log,
+            id,
+            &[
+                CallEvent::Requested { setup: Box::new(setup(id, direction, agent)), at: AT },
+                CallEvent::FundsReserved { funds, at: AT },
+            ],
+        );
+    }
+
+    fn ended(log: &Log, id: u64, status: Status) {
+        let reason = if status == Status::Completed { EndReason::AgentHangup } else { EndReason::Busy };
+        record(log, id, &[CallEvent::Ended { status, reason, sip_code: None, duration_seconds: 1, at: AT }]);
+    }
+
+    fn listed(log: &Log, filter: CallFilter) -> (u64, Vec<u64>) {
+        let page = calls_projection::page(log, ORG, &filter, 0, 100).unwrap();
+        (calls_projection::count(log, ORG, &filter).unwrap(), page.into_iter().map(|c| c.0).collect())
+    }
+
+    #[test]
+    fn every_list_counts_and_pages_its_calls_newest_first() {
+        let (_dir, log) = open();
+        let all = CallFilter::default();
+        let of = |status, direction, agent: Option<u64>| CallFilter { status, direction, agent_id: agent.map(AgentId) };
+        placed(&log, 69, Direction::Outbound, Some(7));
+        placed(&log, 133, Direction::Outbound, None);
+        placed(&log, 197, Direction::Inbound, Some(7));
+        // Requested but never granted funds: not a call the API shows.
+        record(&log, 261, &[CallEvent::Requested { setup: Box::new(setup(261, Direction::Outbound, None)), at: AT }]);
+        assert_eq!(listed(&log, all), (3, vec![197, 133, 69]));
+        assert_eq!(listed(&log, of(Some(Status::InProgress), None, None)), (3, vec![197, 133, 69]));
+        assert_eq!(listed(&log, of(None, Some(Direction::Outbound), None)), (2, vec![133, 69]));
+        assert_eq!(listed(&log, of(None, None, Some(7))), (2, vec![197, 69]));
+        assert_eq!(listed(&log, of(None, Some(Direction::Inbound), Some(7))), (1, vec![197]));
+
+        // A call's status changes over its life: its entries move with it.
+        ended(&log, 69, Status::Completed);
+        ended(&log, 133, Status::Failed);
+        assert_eq!(listed(&log, all), (3, vec![197, 133, 69]));
+        assert_eq!(listed(&log, of(Some(Status::InProgress), None, None)), (1, vec![197]));
+        assert_eq!(listed(&log, of(Some(Status::Completed), None, Some(7))), (1, vec![69]));
+        assert_eq!(listed(&log, of(Some(Status::Failed), Some(Direction::Outbound), None)), (1, vec![133]));
+        assert_eq!(listed(&log, of(Some(Status::Failed), None, Some(7))), (0, vec![]));
+        assert_eq!(listed(&log, of(None, None, Some(8))), (0, vec![]));
+        assert_eq!(calls_projection::count(&log, OrgId(6), &all).unwrap(), 0, "another org's lists are its own");
+
+        let page: Vec<u64> = calls_projection::page(&log, ORG, &all, 1, 1).unwrap().into_iter().map(|c| c.0).collect();
+        assert_eq!(page, vec![133], "offset and limit");
+        assert_eq!(
+            log.replay_projections().unwrap(),
+            log.live_projections().unwrap(),
+            "a replay rebuilds them exactly"
+        );
+    }
+}
