@@ -73,7 +73,8 @@ fn touched(event: &OrgEvent) -> Touched {
         OrgEvent::OrgCreated { .. }
         | OrgEvent::TrialSet { .. }
         | OrgEvent::TestCallLimitSet { .. }
-        | OrgEvent::RateLimitSet { .. } => Touched::Profile,
+        | OrgEvent::RateLimitSet { .. }
+        | OrgEvent::QuotaSet { .. } => Touched::Profile,
         OrgEvent::ApiKeyCreated { id, .. } | OrgEvent::ApiKeyRevoked { id, .. } => Touched::Key(*id),
         OrgEvent::AgentCreated { id, .. } | OrgEvent::AgentUpdated { id, .. } | OrgEvent::AgentDeleted { id, .. } => {
             Touched::Agent(*id)

@@ -16,6 +16,7 @@ use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
 
+use super::test_calls::counts_as_running_test;
 use super::{Internal, Partition, answer, load_org, storage_failure};
 use crate::calls_projection;
 
@@ -325,7 +326,9 @@ impl Partition {
             }],
         )
         .map_err(storage_failure)?;
+        let was_running_test = counts_as_running_test(&folded.state);
         folded.advance(&decision.events, CallState::apply);
+        let is_running_test = counts_as_running_test(&folded.state);
         for event in &decision.events {
             match event {
                 CallEvent::FundsReserved { .. } => metrics::counter!("calls_placed_total").increment(1),
@@ -337,6 +340,8 @@ impl Partition {
             }
         }
         let active = folded.state.is_active();
+        let org = folded.state.setup.org;
+        self.count_running_test(org, was_running_test, is_running_test);
         for action in decision.actions {
             match action {
                 Action::HangUp => self.hang_up_when_durable(call),
@@ -488,6 +493,7 @@ impl Partition {
                 sip_dialog: state.sip_dialog.clone(),
             };
             let setup = state.setup.clone();
+            self.count_running_test(org, false, counts_as_running_test(&state));
             self.calls.insert(call, actor::Folded { state, version: folded.version });
             self.rearm(call);
             match phase {
