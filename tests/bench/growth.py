@@ -6,7 +6,9 @@ Starts `BIN dev` on a fresh data directory (simulated carrier), and measures ove
 - agent creates with a 60 KB prompt (20,000 three-byte characters): latency of the first
   creates and of the last ones up to 60 agents, and the data directory's size after 1 and 60;
 - `GET /v1/calls?limit=50` at 1,000 and at 20,000 calls of one org (busy calls, which end at
-  once), p50/p90 of repeated reads.
+  once), p50/p90 of repeated reads;
+- `GET /v1/agents` of another org of the same partition while four clients list those calls
+  (a query of one org holding up the requests of others).
 
 Usage: tests/bench/growth.py BIN [--calls 1000,20000] [--agents 60] [--reads 200]
 Run it for two binaries in turn (a baseline built from the old sources, then the new one) on
@@ -125,6 +127,13 @@ def agents_bench(admin, data_dir, agents):
 
 def calls_bench(admin, stops, reads, concurrency):
     org, client = new_org(admin, "calls")
+    # Org ids are numbered in turn and partitions are `org % 64`: this one shares the partition.
+    neighbour = None
+    for _ in range(64):
+        other, other_client = new_org(admin, "neighbour")
+        if other % 64 == org % 64:
+            neighbour = other_client
+            break
     # Funds for every call's reservation (busy calls are voided, not charged).
     admin.call("POST", f"/admin/v1/orgs/{org}/credits", {"amount_cents": 100_000_000, "reference": "bench"})
     _, agent, _ = client.call("POST", "/v1/agents", {"name": "caller"})
@@ -155,6 +164,21 @@ def calls_bench(admin, stops, reads, concurrency):
         filtered = [client.call("GET", "/v1/calls?limit=50&status=failed")[2] for _ in range(reads // 4)]
         print(f"GET /v1/calls?limit=50 at {stop} calls: p50 {ms(statistics.median(latencies))}, "
               f"p90 {ms(pct(latencies, 0.9))}; ?status=failed p50 {ms(statistics.median(filtered))}")
+        if neighbour is not None:
+            done = []
+
+            def lister(_):
+                while not done:
+                    client.call("GET", "/v1/calls?limit=50")
+
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                for i in range(4):
+                    pool.submit(lister, i)
+                time.sleep(0.5)
+                beside = [neighbour.call("GET", "/v1/agents")[2] for _ in range(max(10, reads // 4))]
+                done.append(True)
+            print(f"  GET /v1/agents of another org of the partition meanwhile: p50 {ms(statistics.median(beside))}, "
+                  f"p90 {ms(pct(beside, 0.9))}")
 
 
 if __name__ == "__main__":
