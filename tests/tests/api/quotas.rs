@@ -68,3 +68,30 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
     assert_eq!(server.delete(&format!("/v1/agents/{second}"), k).await.status, 204);
     server.post("/v1/agents", k, json!({ "name": "third" })).await.expect(201);
 }
+
+/// The org's running test calls are counted as calls start and end (not by looking at every
+/// call of the partition): a batch at the limit spawns each run as a slot frees, and the count
+/// is back to nothing once they all ended.
+#[tokio::test]
+async fn a_batch_at_the_run_limit_spawns_each_run_as_a_slot_frees() {
+    let server = Server::start_with(&["--sim-ring-ms", "100", "--sim-talk-ms", "600"]);
+    let t = server.org_ready_to_call("Acme", 2_000, "+14155550100").await;
+    let k = &t.org.key;
+    let org = format!("/admin/v1/orgs/{}", t.org.id);
+    server.patch(&org, ADMIN_TOKEN, json!({ "max_concurrent_test_calls": 1 })).await.expect(200);
+    let run = json!({ "target_type": "agent", "target_id": t.agent_id, "direction": "outbound",
+                      "consent_to_charge": true });
+    let mut batch = run.clone();
+    batch["run_count"] = json!(3);
+    batch["stagger_seconds"] = json!(0);
+    let created = server.post("/v1/test-call-batches", k, batch).await.expect(201);
+    assert_eq!(created["run_ids"].as_array().unwrap().len(), 1, "one slot: one run at a time");
+    let path = format!("/v1/test-call-batches/{}", created["id"]);
+    let done = switchboard_tests::wait_for(&server, &path, k, std::time::Duration::from_secs(30), |b| {
+        b["status"] != "in_progress"
+    })
+    .await;
+    assert_eq!((done["status"].as_str(), done["completed_runs"].as_u64()), (Some("completed"), Some(3)), "{done}");
+    // Every run ended, so the slot is free again.
+    server.post("/v1/test-calls", k, run).await.expect(201);
+}
