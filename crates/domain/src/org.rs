@@ -21,6 +21,9 @@ pub struct OrgProfile {
     /// Requests per second each API key of the org may make; `None` for the default.
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// What the admin set of the org's quotas; the others are at their defaults.
+    #[serde(default)]
+    pub quotas: Quotas,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -77,6 +80,131 @@ pub struct PhoneNumber {
     pub updated_at: Timestamp,
 }
 
+/// A bound on how many of one kind of resource an org may hold, so that no org can grow the
+/// partition it shares with others without limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quota {
+    Agents,
+    /// Keys not revoked.
+    ApiKeys,
+    VoipConnections,
+    PhoneNumbers,
+    /// Test-call batches with runs left to spawn.
+    OpenBatches,
+    /// Kept and shown; enforced once webhooks exist.
+    WebhookEndpoints,
+}
+
+impl Quota {
+    pub const ALL: [Quota; 6] = [
+        Self::Agents,
+        Self::ApiKeys,
+        Self::VoipConnections,
+        Self::PhoneNumbers,
+        Self::OpenBatches,
+        Self::WebhookEndpoints,
+    ];
+
+    /// The setting's name in the admin API.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Agents => "max_agents",
+            Self::ApiKeys => "max_api_keys",
+            Self::VoipConnections => "max_voip_connections",
+            Self::PhoneNumbers => "max_phone_numbers",
+            Self::OpenBatches => "max_open_batches",
+            Self::WebhookEndpoints => "max_webhook_endpoints",
+        }
+    }
+
+    pub fn default_limit(self) -> u32 {
+        match self {
+            Self::Agents => 1_000,
+            Self::ApiKeys => 50,
+            Self::VoipConnections => 100,
+            Self::PhoneNumbers => 1_000,
+            Self::OpenBatches => 20,
+            Self::WebhookEndpoints => 20,
+        }
+    }
+
+    /// What the quota counts, for the message that says it is reached.
+    pub fn counts(self) -> &'static str {
+        match self {
+            Self::Agents => "agents",
+            Self::ApiKeys => "active API keys",
+            Self::VoipConnections => "VoIP connections",
+            Self::PhoneNumbers => "phone numbers",
+            Self::OpenBatches => "open test-call batches",
+            Self::WebhookEndpoints => "webhook endpoints",
+        }
+    }
+}
+
+/// The most any quota may be set to.
+pub const MAX_QUOTA: u32 = 100_000;
+
+/// A quota as the admin gives it: 0 (no more of the resource) to [`MAX_QUOTA`].
+pub fn parse_quota(raw: i64) -> Result<u32, String> {
+    u32::try_from(raw)
+        .ok()
+        .filter(|n| *n <= MAX_QUOTA)
+        .ok_or_else(|| format!("Ensure this value is between 0 and {MAX_QUOTA}."))
+}
+
+/// The quotas the admin set; `None` leaves one at its default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    #[serde(default)]
+    pub max_agents: Option<u32>,
+    #[serde(default)]
+    pub max_api_keys: Option<u32>,
+    #[serde(default)]
+    pub max_voip_connections: Option<u32>,
+    #[serde(default)]
+    pub max_phone_numbers: Option<u32>,
+    #[serde(default)]
+    pub max_open_batches: Option<u32>,
+    #[serde(default)]
+    pub max_webhook_endpoints: Option<u32>,
+}
+
+impl Quotas {
+    fn setting(&mut self, quota: Quota) -> &mut Option<u32> {
+        match quota {
+            Quota::Agents => &mut self.max_agents,
+            Quota::ApiKeys => &mut self.max_api_keys,
+            Quota::VoipConnections => &mut self.max_voip_connections,
+            Quota::PhoneNumbers => &mut self.max_phone_numbers,
+            Quota::OpenBatches => &mut self.max_open_batches,
+            Quota::WebhookEndpoints => &mut self.max_webhook_endpoints,
+        }
+    }
+
+    /// The quota in force: the admin's, or the default.
+    pub fn limit(&self, quota: Quota) -> u32 {
+        let set = match quota {
+            Quota::Agents => self.max_agents,
+            Quota::ApiKeys => self.max_api_keys,
+            Quota::VoipConnections => self.max_voip_connections,
+            Quota::PhoneNumbers => self.max_phone_numbers,
+            Quota::OpenBatches => self.max_open_batches,
+            Quota::WebhookEndpoints => self.max_webhook_endpoints,
+        };
+        set.unwrap_or(quota.default_limit())
+    }
+
+    /// Refuses one more of a resource the org holds `held` of already.
+    pub fn admit(&self, quota: Quota, held: usize) -> Result<(), OrgError> {
+        let limit = self.limit(quota);
+        if held >= limit as usize {
+            return Err(OrgError::QuotaExceeded { quota, limit });
+        }
+        Ok(())
+    }
+}
+
 /// The org's configuration, folded from its stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgState {
@@ -102,6 +230,10 @@ pub enum OrgCommand {
     },
     SetRateLimit {
         per_second: u32,
+    },
+    /// Sets the quotas named; the others stay as they are.
+    SetQuotas {
+        limits: Vec<(Quota, u32)>,
     },
     CreateApiKey {
         name: String,
@@ -166,6 +298,11 @@ pub enum OrgEvent {
     },
     RateLimitSet {
         per_second: u32,
+        at: Timestamp,
+    },
+    QuotaSet {
+        quota: Quota,
+        limit: u32,
         at: Timestamp,
     },
     ApiKeyCreated {
@@ -235,6 +372,7 @@ impl OrgEvent {
             Self::TrialSet { .. } => "trial_set",
             Self::TestCallLimitSet { .. } => "test_call_limit_set",
             Self::RateLimitSet { .. } => "rate_limit_set",
+            Self::QuotaSet { .. } => "quota_set",
             Self::ApiKeyCreated { .. } => "api_key_created",
             Self::ApiKeyRevoked { .. } => "api_key_revoked",
             Self::AgentCreated { .. } => "agent_created",
@@ -282,6 +420,8 @@ pub enum OrgError {
     NumberExists(E164),
     #[error("VoIP connection backs {number}")]
     ConnectionInUse { number: E164 },
+    #[error("the org holds its quota of {limit} {}", quota.counts())]
+    QuotaExceeded { quota: Quota, limit: u32 },
 }
 
 impl OrgState {
@@ -315,6 +455,12 @@ impl OrgState {
             OrgEvent::RateLimitSet { per_second, at } => {
                 if let Some(p) = &mut self.profile {
                     p.rate_limit_per_second = Some(per_second);
+                    p.updated_at = at;
+                }
+            }
+            OrgEvent::QuotaSet { quota, limit, at } => {
+                if let Some(p) = &mut self.profile {
+                    *p.quotas.setting(quota) = Some(limit);
                     p.updated_at = at;
                 }
             }
@@ -411,9 +557,10 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             None => Ok(vec![OrgEvent::OrgCreated { org_id, name, at }]),
         };
     }
-    if state.profile.is_none() {
+    let Some(profile) = &state.profile else {
         return Err(OrgError::NotFound(Resource::Org));
-    }
+    };
+    let quotas = &profile.quotas;
     match command {
         OrgCommand::Create { .. } => unreachable!("handled above"),
         OrgCommand::SetTrial { trial } => Ok(vec![OrgEvent::TrialSet { trial, at }]),
@@ -431,7 +578,21 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             }
             Ok(vec![OrgEvent::TestCallLimitSet { limit, at }])
         }
+        OrgCommand::SetQuotas { limits } => {
+            let mut errors = FieldErrors::new();
+            for (quota, limit) in &limits {
+                if let Err(message) = parse_quota(i64::from(*limit)) {
+                    errors.add(quota.field(), message);
+                }
+            }
+            if limits.is_empty() {
+                errors.add("non_field_errors", "Name at least one quota.");
+            }
+            errors.into_result(()).map_err(OrgError::Invalid)?;
+            Ok(limits.into_iter().map(|(quota, limit)| OrgEvent::QuotaSet { quota, limit, at }).collect())
+        }
         OrgCommand::CreateApiKey { name, secret_hash } => {
+            quotas.admit(Quota::ApiKeys, state.keys.values().filter(|k| k.revoked_at.is_none()).count())?;
             Ok(vec![OrgEvent::ApiKeyCreated { id: ApiKeyId(ctx.ids.next_id()), name, secret_hash, at }])
         }
         OrgCommand::RevokeApiKey { id } => {
@@ -439,6 +600,7 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             Ok(vec![OrgEvent::ApiKeyRevoked { id, at }])
         }
         OrgCommand::CreateAgent { spec } => {
+            quotas.admit(Quota::Agents, state.agents.len())?;
             Ok(vec![OrgEvent::AgentCreated { id: AgentId(ctx.ids.next_id()), spec, at }])
         }
         OrgCommand::UpdateAgent { id, patch } => {
@@ -464,6 +626,7 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             Ok(events)
         }
         OrgCommand::CreateVoipConnection { name, provider } => {
+            quotas.admit(Quota::VoipConnections, state.connections.len())?;
             Ok(vec![OrgEvent::VoipConnectionCreated { id: VoipConnectionId(ctx.ids.next_id()), name, provider, at }])
         }
         OrgCommand::RecordVerification { id, outcome } => {
@@ -512,9 +675,8 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
 /// Whether the org may add this number: checked before the directory is asked to claim it, and
 /// again when it is recorded (`number` is the claimed one, for a demo number).
 pub fn check_new_number(state: &OrgState, number: Option<&E164>, request: &NewNumber) -> Result<(), OrgError> {
-    if state.profile.is_none() {
-        return Err(OrgError::NotFound(Resource::Org));
-    }
+    let profile = state.profile.as_ref().ok_or(OrgError::NotFound(Resource::Org))?;
+    profile.quotas.admit(Quota::PhoneNumbers, state.numbers.len())?;
     let mut errors = FieldErrors::new();
     if let NumberBacking::Voip(c) = request.backing
         && !state.connections.contains_key(&c)
@@ -652,6 +814,7 @@ impl OrgProfile {
             trial: false,
             max_concurrent_test_calls: None,
             rate_limit_per_second: None,
+            quotas: Quotas::default(),
             created_at: at,
             updated_at: at,
         }

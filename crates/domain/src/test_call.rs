@@ -13,6 +13,7 @@ use crate::call::{CallState, Phase, Status as CallStatus};
 use crate::fields::check_length;
 use crate::ids::{AgentId, CallId, OrgId};
 use crate::ledger::{DEFAULT_RATE_CENTS_PER_MINUTE, cost_cents};
+use crate::org::{OrgError, OrgProfile, Quota};
 use crate::{E164, Timestamp};
 
 pub const DEFAULT_CHARGE_MULTIPLIER: u32 = 2;
@@ -342,6 +343,13 @@ pub fn next_spawn_at(batch: &BatchState) -> Option<Timestamp> {
     }
     let index = batch.run_ids.len() as i64;
     Some(Timestamp(batch.created_at.0 + index * i64::from(batch.spec.stagger_seconds) * 1000))
+}
+
+/// Whether the org may start another batch, holding `open` batches that still have runs to
+/// spawn. Those are what a batch costs its partition (a timer, and runs that wait for slots);
+/// a batch whose runs are all spawned is bounded by the org's limit of concurrent runs.
+pub fn admit_batch(profile: &OrgProfile, open: usize) -> Result<(), OrgError> {
+    profile.quotas.admit(Quota::OpenBatches, open)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use domain::agent::{AgentPatch, AgentSpec, Voice};
 use domain::directory::{self, Claim, DirectoryCommand, DirectoryError, DirectoryEvent, DirectoryState};
 use domain::ids::{AgentId, ApiKeyId, IdSequence, OrgId, PhoneNumberId, VoipConnectionId};
-use domain::org::{self, NewNumber, NumberBacking, OrgCommand, OrgError, OrgEvent, OrgState, Resource};
+use domain::org::{self, NewNumber, NumberBacking, OrgCommand, OrgError, OrgEvent, OrgState, Quota, Resource};
 use domain::voip::Provider;
 use domain::{Ctx, E164, Partitioning, Timestamp};
 
@@ -181,6 +181,86 @@ fn a_revoked_key_cannot_be_revoked_again() {
     let after = org::evolve(state, &then[0]);
     assert!(after.active_key(ApiKeyId(69)).is_none());
     assert_eq!(when(&after, OrgCommand::RevokeApiKey { id: ApiKeyId(69) }), Err(OrgError::NotFound(Resource::ApiKey)));
+}
+
+fn quota_set(quota: Quota, limit: u32) -> OrgEvent {
+    OrgEvent::QuotaSet { quota, limit, at: EARLIER }
+}
+
+#[test]
+fn quotas_default_as_documented() {
+    let profile = given(&[created()]).profile.unwrap();
+    let limits: Vec<u32> = Quota::ALL.iter().map(|q| profile.quotas.limit(*q)).collect();
+    assert_eq!(limits, vec![1_000, 50, 100, 1_000, 20, 20]);
+}
+
+#[test]
+fn a_create_past_its_quota_is_refused() {
+    let state = given(&[created(), quota_set(Quota::Agents, 2), agent(69), agent(133)]);
+    assert_eq!(
+        when(&state, OrgCommand::CreateAgent { spec: AgentSpec::named("third".into()) }),
+        Err(OrgError::QuotaExceeded { quota: Quota::Agents, limit: 2 })
+    );
+    let state = given(&[created(), quota_set(Quota::VoipConnections, 1), connection(69)]);
+    assert_eq!(
+        when(&state, OrgCommand::CreateVoipConnection { name: String::new(), provider: Provider::Sim }),
+        Err(OrgError::QuotaExceeded { quota: Quota::VoipConnections, limit: 1 })
+    );
+    let state = given(&[created(), quota_set(Quota::PhoneNumbers, 0)]);
+    let request =
+        NewNumber { number: None, backing: NumberBacking::Demo, inbound_agent_id: None, outbound_agent_id: None };
+    // Refused before the directory is asked to claim anything, and again at the record.
+    assert_eq!(
+        org::check_new_number(&state, None, &request),
+        Err(OrgError::QuotaExceeded { quota: Quota::PhoneNumbers, limit: 0 })
+    );
+    let create =
+        OrgCommand::CreatePhoneNumber { id: PhoneNumberId(69), number: E164::parse("+15005550000").unwrap(), request };
+    assert_eq!(when(&state, create), Err(OrgError::QuotaExceeded { quota: Quota::PhoneNumbers, limit: 0 }));
+}
+
+#[test]
+fn revoked_keys_leave_the_key_quota() {
+    let key =
+        |id| OrgEvent::ApiKeyCreated { id: ApiKeyId(id), name: "ci".into(), secret_hash: vec![1; 32], at: EARLIER };
+    let create = || OrgCommand::CreateApiKey { name: "ci".into(), secret_hash: vec![2; 32] };
+    let state = given(&[created(), quota_set(Quota::ApiKeys, 1), key(69)]);
+    assert_eq!(when(&state, create()), Err(OrgError::QuotaExceeded { quota: Quota::ApiKeys, limit: 1 }));
+    let state = org::evolve(state, &OrgEvent::ApiKeyRevoked { id: ApiKeyId(69), at: EARLIER });
+    assert!(when(&state, create()).is_ok());
+}
+
+#[test]
+fn quotas_are_set_within_their_range() {
+    let state = given(&[created()]);
+    let then = when(&state, OrgCommand::SetQuotas { limits: vec![(Quota::Agents, 5), (Quota::WebhookEndpoints, 0)] });
+    assert_eq!(
+        then,
+        Ok(vec![
+            OrgEvent::QuotaSet { quota: Quota::Agents, limit: 5, at: NOW },
+            OrgEvent::QuotaSet { quota: Quota::WebhookEndpoints, limit: 0, at: NOW }
+        ])
+    );
+    let after = then.unwrap().iter().fold(state.clone(), org::evolve);
+    let quotas = &after.profile.unwrap().quotas;
+    assert_eq!((quotas.limit(Quota::Agents), quotas.limit(Quota::WebhookEndpoints)), (5, 0));
+    assert_eq!(quotas.limit(Quota::ApiKeys), 50, "the others stay at their defaults");
+    let Err(OrgError::Invalid(errors)) =
+        when(&state, OrgCommand::SetQuotas { limits: vec![(Quota::OpenBatches, 100_001)] })
+    else {
+        panic!("a quota past the range is a field error")
+    };
+    assert_eq!(errors.0.keys().collect::<Vec<_>>(), vec!["max_open_batches"]);
+}
+
+#[test]
+fn a_batch_past_the_open_batch_quota_is_refused() {
+    let profile = given(&[created(), quota_set(Quota::OpenBatches, 2)]).profile.unwrap();
+    assert!(domain::test_call::admit_batch(&profile, 1).is_ok());
+    assert_eq!(
+        domain::test_call::admit_batch(&profile, 2),
+        Err(OrgError::QuotaExceeded { quota: Quota::OpenBatches, limit: 2 })
+    );
 }
 
 fn directory_given(events: &[DirectoryEvent]) -> DirectoryState {

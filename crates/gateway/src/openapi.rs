@@ -32,6 +32,10 @@ struct Operation {
 fn int() -> Value {
     json!({ "type": "integer" })
 }
+/// A quota the admin sets (see `domain::org::MAX_QUOTA`).
+fn quota() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": domain::org::MAX_QUOTA })
+}
 fn limit() -> Value {
     json!({ "type": "integer", "minimum": 1, "maximum": 200 })
 }
@@ -75,22 +79,22 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/healthz", "Health check", None, body: None, ok: 200 Some("Health"), query: &[], errors: &[]),
     op!("get" "/v1/openapi.json", "This document", None, body: None, ok: 200 Some("Document"), query: &[], errors: &[]),
     op!("get" "/v1/keys", "List API keys", Key, body: None, ok: 200 Some("ApiKeyList"), query: &[], errors: &[]),
-    op!("post" "/v1/keys", "Create an API key", Key, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[409]),
+    op!("post" "/v1/keys", "Create an API key", Key, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[403, 409]),
     op!("delete" "/v1/keys/{id}", "Revoke an API key", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/agents", "List agents", Key, body: None, ok: 200 Some("AgentList"), query: &[], errors: &[]),
-    op!("post" "/v1/agents", "Create an agent", Key, body: Some("AgentInput"), ok: 201 Some("Agent"), query: &[], errors: &[409]),
+    op!("post" "/v1/agents", "Create an agent", Key, body: Some("AgentInput"), ok: 201 Some("Agent"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/agents/{id}", "Get an agent", Key, body: None, ok: 200 Some("Agent"), query: &[], errors: &[]),
     op!("patch" "/v1/agents/{id}", "Change some of an agent's fields", Key, body: Some("AgentPatch"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentInput"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("delete" "/v1/agents/{id}", "Delete an agent", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/voip-connections", "List VoIP connections", Key, body: None, ok: 200 Some("VoipConnectionList"), query: &[], errors: &[]),
-    op!("post" "/v1/voip-connections", "Create a VoIP connection", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[409]),
+    op!("post" "/v1/voip-connections", "Create a VoIP connection", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/voip-connections/{id}", "Get a VoIP connection", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[]),
     op!("delete" "/v1/voip-connections/{id}", "Delete a VoIP connection", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("post" "/v1/voip-connections/{id}/verify", "Verify a VoIP connection with its carrier", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[409]),
     op!("get" "/v1/phone-numbers", "List phone numbers", Key, body: None, ok: 200 Some("PhoneNumberList"), query: &[], errors: &[]),
-    op!("post" "/v1/phone-numbers", "Add a phone number on a VoIP connection", Key, body: Some("PhoneNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[409]),
-    op!("post" "/v1/phone-numbers/demo", "Provision an inbound-only demo number", Key, body: Some("DemoNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[409]),
+    op!("post" "/v1/phone-numbers", "Add a phone number on a VoIP connection", Key, body: Some("PhoneNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
+    op!("post" "/v1/phone-numbers/demo", "Provision an inbound-only demo number", Key, body: Some("DemoNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/phone-numbers/{id}", "Get a phone number", Key, body: None, ok: 200 Some("PhoneNumber"), query: &[], errors: &[]),
     op!("patch" "/v1/phone-numbers/{id}", "Assign a phone number's agents", Key, body: Some("PhoneNumberPatch"), ok: 200 Some("PhoneNumber"), query: &[], errors: &[409]),
     op!("delete" "/v1/phone-numbers/{id}", "Delete a phone number", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
@@ -106,7 +110,7 @@ static OPERATIONS: &[Operation] = &[
     op!("post" "/v1/test-calls", "Start a test-call run", Key, body: Some("TestRunInput"), ok: 201 Some("TestRun"), query: &[], errors: &[402, 409]),
     op!("get" "/v1/test-calls/{id}", "Get a test-call run", Key, body: None, ok: 200 Some("TestRun"), query: &[], errors: &[]),
     op!("get" "/v1/test-call-batches", "List test-call batches", Key, body: None, ok: 200 Some("TestBatchList"), query: PAGE, errors: &[]),
-    op!("post" "/v1/test-call-batches", "Start a test-call batch", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 409]),
+    op!("post" "/v1/test-call-batches", "Start a test-call batch", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 403, 409]),
     op!("get" "/v1/test-call-batches/{id}", "Get a batch and its run ids", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[]),
     op!("get" "/v1/test-call-batches/{id}/events", "Get a batch's event history", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
     op!("post" "/v1/test-call-batches/{id}/cancel", "Stop the runs a batch has not spawned (idempotent)", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[409]),
@@ -115,7 +119,7 @@ static OPERATIONS: &[Operation] = &[
     op!("post" "/admin/v1/orgs", "Create an org (admin)", Admin, body: Some("NameInput"), ok: 201 Some("Org"), query: &[], errors: &[409]),
     op!("get" "/admin/v1/orgs/{id}", "Get an org (admin)", Admin, body: None, ok: 200 Some("Org"), query: &[], errors: &[]),
     op!("patch" "/admin/v1/orgs/{id}", "Change an org's standing and limits (admin)", Admin, body: Some("OrgPatch"), ok: 200 Some("Org"), query: &[], errors: &[409]),
-    op!("post" "/admin/v1/orgs/{id}/keys", "Create an org's API key (admin)", Admin, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[409]),
+    op!("post" "/admin/v1/orgs/{id}/keys", "Create an org's API key (admin)", Admin, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[403, 409]),
     op!("post" "/admin/v1/orgs/{id}/credits", "Add funds (admin)", Admin, body: Some("CreditInput"), ok: 201 Some("Transaction"), query: &[], errors: &[409]),
     op!("patch" "/admin/v1/orgs/{id}/billing", "Set an org's rate (admin)", Admin, body: Some("RatePatch"), ok: 200 Some("Balance"), query: &[], errors: &[409]),
 ];
@@ -272,14 +276,20 @@ fn schemas() -> Value {
         "FieldErrors": { "type": "object", "minProperties": 1, "additionalProperties": { "type": "array", "items": { "type": "string" } } },
         "NameInput": { "type": "object", "required": ["name"], "additionalProperties": false,
             "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" } } },
-        "Org": object(&["id", "name", "trial", "max_concurrent_test_calls", "rate_limit_per_second", "created_at", "updated_at"], json!({
+        "Org": object(&["id", "name", "trial", "max_concurrent_test_calls", "rate_limit_per_second", "max_agents",
+                "max_api_keys", "max_voip_connections", "max_phone_numbers", "max_open_batches", "max_webhook_endpoints",
+                "created_at", "updated_at"], json!({
             "id": int(), "name": { "type": "string" }, "trial": { "type": "boolean" },
-            "max_concurrent_test_calls": int(), "rate_limit_per_second": int(), "created_at": time, "updated_at": time
+            "max_concurrent_test_calls": int(), "rate_limit_per_second": int(), "max_agents": int(),
+            "max_api_keys": int(), "max_voip_connections": int(), "max_phone_numbers": int(),
+            "max_open_batches": int(), "max_webhook_endpoints": int(), "created_at": time, "updated_at": time
         })),
         "OrgPatch": { "type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
             "trial": { "type": "boolean" },
             "max_concurrent_test_calls": { "type": "integer", "minimum": 1, "maximum": 1000 },
-            "rate_limit_per_second": { "type": "integer", "minimum": 1, "maximum": 100000 }
+            "rate_limit_per_second": { "type": "integer", "minimum": 1, "maximum": 100000 },
+            "max_agents": quota(), "max_api_keys": quota(), "max_voip_connections": quota(),
+            "max_phone_numbers": quota(), "max_open_batches": quota(), "max_webhook_endpoints": quota()
         } },
         "ApiKey": object(&["id", "name", "key_prefix", "created_at"], json!({
             "id": int(), "name": { "type": "string" }, "key_prefix": { "type": "string" }, "created_at": time

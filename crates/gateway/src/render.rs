@@ -15,6 +15,12 @@ pub fn org(o: &pb::Org) -> Value {
                 "trial": o.trial,
                 "max_concurrent_test_calls": o.max_concurrent_test_calls,
         "rate_limit_per_second": o.rate_limit_per_second,
+        "max_agents": o.max_agents,
+        "max_api_keys": o.max_api_keys,
+        "max_voip_connections": o.max_voip_connections,
+        "max_phone_numbers": o.max_phone_numbers,
+        "max_open_batches": o.max_open_batches,
+        "max_webhook_endpoints": o.max_webhook_endpoints,
         "created_at": at(o.created_at_ms),
         "updated_at": at(o.updated_at_ms),
     })

@@ -85,9 +85,11 @@ impl Orchestrator {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        // One bound on the queries of every partition of this process: they share its cores.
+        let query_limits = queries::QueryLimits::default();
         for (partition, log, commands, queries) in self.partitions {
             tasks.spawn(partition.run(commands, stop_rx.clone()));
-            tasks.spawn(queries::serve(log, queries, stop_rx.clone()));
+            tasks.spawn(queries::serve(log, queries, query_limits.clone(), stop_rx.clone()));
         }
         shutdown.await;
         let _ = stop_tx.send(true);

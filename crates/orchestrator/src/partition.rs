@@ -74,6 +74,9 @@ pub struct Partition {
     calls: HashMap<CallId, Folded<CallState>>,
     /// Deadlines of the calls' timers, earliest first. Derived from the calls' states.
     timers: BTreeSet<(Timestamp, CallId, Timer)>,
+    /// How many test-call runs of each org run now (queued or in progress), kept as calls
+    /// change, so the limit of concurrent runs is checked without looking at other calls.
+    running_tests: HashMap<OrgId, u32>,
     /// Calls whose settlement or void is being sent to billing.
     billing_in_flight: HashSet<CallId>,
     /// Test-call batches with runs left to spawn.
@@ -130,6 +133,7 @@ impl Partition {
             limits,
             calls: HashMap::new(),
             timers: BTreeSet::new(),
+            running_tests: HashMap::new(),
             billing_in_flight: HashSet::new(),
             batches: HashMap::new(),
             batch_timers: BTreeSet::new(),
@@ -378,9 +382,8 @@ fn reply_for(state: &OrgState, last: &OrgEvent) -> Reply {
         OrgEvent::OrgCreated { .. }
         | OrgEvent::TrialSet { .. }
         | OrgEvent::TestCallLimitSet { .. }
-        | OrgEvent::RateLimitSet { .. } => {
-            R::Org(state.profile.as_ref().expect("an org event leaves a profile").into())
-        }
+        | OrgEvent::RateLimitSet { .. }
+        | OrgEvent::QuotaSet { .. } => R::Org(state.profile.as_ref().expect("an org event leaves a profile").into()),
         OrgEvent::ApiKeyCreated { id, .. } => R::ApiKey((&state.keys[id]).into()),
         OrgEvent::AgentCreated { id, .. } | OrgEvent::AgentUpdated { id, .. } => R::Agent((&state.agents[id]).into()),
         OrgEvent::VoipConnectionCreated { id, .. } | OrgEvent::VoipConnectionVerified { id, .. } => {

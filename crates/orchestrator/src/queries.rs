@@ -1,12 +1,14 @@
 //! Reads, served from a partition's projections without going through its actor.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use domain::call::{CallState, Direction, Status};
 use domain::ids::{AgentId, ApiKeyId, CallId, OrgId, PhoneNumberId, VoipConnectionId};
 use domain::org::Resource;
 use domain::test_call::{BatchState, RunState, RunStatus, RunView, TargetType, batch_view, run_view};
 use eventlog::Log;
+use tokio::sync::Semaphore;
 use wire::pb::{self, Failure, FailureKind, Reply, query::Kind, reply::Result as R};
 
 use crate::partition::storage_failure;
@@ -42,55 +44,122 @@ impl RateWindows {
     }
 }
 
-pub async fn serve(log: Log, mut queries: bus::Subscription, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Bounds the queries a process answers at once. Queries run on the blocking pool, so a long
+/// one never holds up authentication, which the serving loop answers itself (it owns the rate
+/// windows, so the count stays exact); and at most `RUNNING` run at once, with at most
+/// `WAITING` more queued, past which a query is refused as unavailable rather than queued
+/// without bound.
+#[derive(Clone)]
+pub struct QueryLimits {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+}
+
+impl QueryLimits {
+    const RUNNING: usize = 16;
+    const WAITING: usize = 1024;
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            running: Arc::new(Semaphore::new(Self::RUNNING)),
+            admitted: Arc::new(Semaphore::new(Self::RUNNING + Self::WAITING)),
+        }
+    }
+}
+
+pub async fn serve(
+    log: Log,
+    mut queries: bus::Subscription,
+    limits: QueryLimits,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut rates = RateWindows::default();
     loop {
         let request = tokio::select! {
             _ = shutdown.changed() => break,
             request = queries.next() => match request { Some(r) => r, None => break },
         };
-        let reply = match answer(&log, &request.payload, &mut rates) {
-            Ok(result) => Reply::with(result),
-            Err(failure) => Reply::failure(failure),
+        let query = match wire::decode::<pb::Query>(&request.payload) {
+            Ok(pb::Query { kind: Some(kind), org_id }) => (OrgId(org_id), kind),
+            Ok(_) | Err(_) => {
+                respond(request, Err(Failure::new(FailureKind::Invalid, "bad_message", "undecodable query"))).await;
+                continue;
+            }
         };
-        if let Err(e) = request.respond(wire::encode(&reply)).await {
-            tracing::warn!(error = %e, "could not answer a query");
+        match query {
+            (_, Kind::Authenticate(credentials)) => {
+                let outcome = authenticate(&log, credentials, &mut rates);
+                respond(request, outcome).await;
+            }
+            (org, kind) => {
+                let Ok(admitted) = limits.admitted.clone().try_acquire_owned() else {
+                    let busy = "Too many queries are waiting; retry later.";
+                    respond(request, Err(Failure::new(FailureKind::Unavailable, "service_unavailable", busy))).await;
+                    continue;
+                };
+                let (log, running) = (log.clone(), limits.running.clone());
+                tokio::spawn(async move {
+                    let _admitted = admitted;
+                    let Ok(_running) = running.acquire_owned().await else { return };
+                    let outcome = tokio::task::spawn_blocking(move || answer(&log, org, kind))
+                        .await
+                        .unwrap_or_else(|e| Err(Failure::internal(format!("a query failed: {e}"))));
+                    respond(request, outcome).await;
+                });
+            }
         }
     }
 }
 
-fn answer(log: &Log, payload: &[u8], rates: &mut RateWindows) -> Result<R, Failure> {
-    let query: pb::Query =
-        wire::decode(payload).map_err(|_| Failure::new(FailureKind::Invalid, "bad_message", "undecodable query"))?;
-    let org = OrgId(query.org_id);
-    let kind = query.kind.ok_or_else(|| Failure::new(FailureKind::Invalid, "bad_message", "empty query"))?;
-    if let Kind::Authenticate(credentials) = kind {
-        return authenticate(log, credentials, rates);
+async fn respond(request: bus::Message, outcome: Result<R, Failure>) {
+    let reply = match outcome {
+        Ok(result) => Reply::with(result),
+        Err(failure) => Reply::failure(failure),
+    };
+    if let Err(e) = request.respond(wire::encode(&reply)).await {
+        tracing::warn!(error = %e, "could not answer a query");
     }
-    let state = projection::read_org(log, org)
-        .map_err(storage_failure)?
-        .filter(|s| s.profile.is_some())
-        .ok_or_else(|| wire::not_found(Resource::Org))?;
+}
+
+fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
+    // Every query is of an existing org; the profile is small, and says so.
+    let profile =
+        projection::read_profile(log, org).map_err(storage_failure)?.ok_or_else(|| wire::not_found(Resource::Org))?;
+    let stored = storage_failure;
     Ok(match kind {
-        Kind::Authenticate(_) => unreachable!("answered above"),
-        Kind::GetOrg(_) => R::Org(state.profile.as_ref().expect("filtered above").into()),
+        Kind::Authenticate(_) => unreachable!("answered by the serving loop"),
+        Kind::GetOrg(_) => R::Org((&profile).into()),
         Kind::ListApiKeys(_) => R::ApiKeys(pb::ApiKeyList {
-            keys: state.keys.values().filter(|k| k.revoked_at.is_none()).map(Into::into).collect(),
+            keys: projection::list_keys(log, org)
+                .map_err(stored)?
+                .iter()
+                .filter(|k| k.revoked_at.is_none())
+                .map(Into::into)
+                .collect(),
         }),
-        Kind::GetAgent(r) => R::Agent(found(state.agents.get(&AgentId(r.id)), Resource::Agent)?.into()),
-        Kind::ListAgents(_) => R::Agents(pb::AgentList { agents: state.agents.values().map(Into::into).collect() }),
+        Kind::GetAgent(r) => {
+            let agent = projection::read_agent(log, org, AgentId(r.id)).map_err(stored)?;
+            R::Agent((&found(agent, Resource::Agent)?).into())
+        }
+        Kind::ListAgents(_) => R::Agents(pb::AgentList {
+            agents: projection::list_agents(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+        }),
         Kind::GetVoipConnection(r) => {
-            R::VoipConnection(found(state.connections.get(&VoipConnectionId(r.id)), Resource::VoipConnection)?.into())
+            let connection = projection::read_connection(log, org, VoipConnectionId(r.id)).map_err(stored)?;
+            R::VoipConnection((&found(connection, Resource::VoipConnection)?).into())
         }
         Kind::ListVoipConnections(_) => R::VoipConnections(pb::VoipConnectionList {
-            connections: state.connections.values().map(Into::into).collect(),
+            connections: projection::list_connections(log, org).map_err(stored)?.iter().map(Into::into).collect(),
         }),
         Kind::GetPhoneNumber(r) => {
-            R::PhoneNumber(found(state.numbers.get(&PhoneNumberId(r.id)), Resource::PhoneNumber)?.into())
+            let number = projection::read_number(log, org, PhoneNumberId(r.id)).map_err(stored)?;
+            R::PhoneNumber((&found(number, Resource::PhoneNumber)?).into())
         }
-        Kind::ListPhoneNumbers(_) => {
-            R::PhoneNumbers(pb::PhoneNumberList { numbers: state.numbers.values().map(Into::into).collect() })
-        }
+        Kind::ListPhoneNumbers(_) => R::PhoneNumbers(pb::PhoneNumberList {
+            numbers: projection::list_numbers(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+        }),
         Kind::GetCall(r) => R::Call((&own_call(log, org, CallId(r.id))?).into()),
         Kind::ListCalls(filter) => list_calls(log, org, filter)?,
         Kind::GetTranscript(r) => {
@@ -254,23 +323,13 @@ fn list_calls(log: &Log, org: OrgId, filter: pb::CallFilter) -> Result<R, Failur
         Some(other) => return Err(invalid("direction", format!("\"{other}\" is not a valid choice."))),
     };
     let limit = filter.limit.clamp(1, MAX_CALL_PAGE) as usize;
-    let mut total = 0u64;
-    let mut calls = Vec::new();
-    for entry in log.projection_scan(calls_projection::NAME, &calls_projection::org_prefix(org)).rev() {
-        let (key, _) = entry.map_err(storage_failure)?;
-        let id: [u8; 8] = key[key.len() - 8..].try_into().expect("call ids are 8 bytes");
-        let Some(call) = calls_projection::read_call(log, CallId(u64::from_be_bytes(id))).map_err(storage_failure)?
-        else {
-            continue;
-        };
-        let matches = status.is_none_or(|s| call.status() == s)
-            && direction.is_none_or(|d| call.setup.direction == d)
-            && filter.agent_id.is_none_or(|a| call.setup.agent_id == Some(AgentId(a)));
-        if matches {
-            if total >= u64::from(filter.offset) && calls.len() < limit {
-                calls.push((&call).into());
-            }
-            total += 1;
+    let list = calls_projection::CallFilter { status, direction, agent_id: filter.agent_id.map(AgentId) };
+    let total = calls_projection::count(log, org, &list).map_err(storage_failure)?;
+    let mut calls = Vec::with_capacity(limit);
+    for id in calls_projection::page(log, org, &list, filter.offset as usize, limit).map_err(storage_failure)? {
+        // Lists and calls are written in one batch: a listed call is always there.
+        if let Some(call) = calls_projection::read_call(log, id).map_err(storage_failure)? {
+            calls.push((&call).into());
         }
     }
     Ok(R::Calls(pb::CallPage { calls, total }))

@@ -17,6 +17,20 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
         Kind::SetTrial(t) => OrgCommand::SetTrial { trial: t.trial },
         Kind::SetTestCallLimit(l) => OrgCommand::SetTestCallLimit { limit: l.limit },
         Kind::SetRateLimit(l) => OrgCommand::SetRateLimit { per_second: l.limit },
+        Kind::SetQuotas(q) => {
+            use domain::org::Quota;
+            let given = [
+                (Quota::Agents, q.max_agents),
+                (Quota::ApiKeys, q.max_api_keys),
+                (Quota::VoipConnections, q.max_voip_connections),
+                (Quota::PhoneNumbers, q.max_phone_numbers),
+                (Quota::OpenBatches, q.max_open_batches),
+                (Quota::WebhookEndpoints, q.max_webhook_endpoints),
+            ];
+            OrgCommand::SetQuotas {
+                limits: given.into_iter().filter_map(|(quota, limit)| Some((quota, limit?))).collect(),
+            }
+        }
         Kind::CreateApiKey(k) => OrgCommand::CreateApiKey { name: k.name, secret_hash: k.secret_hash },
         Kind::RevokeApiKey(r) => OrgCommand::RevokeApiKey { id: ApiKeyId(r.id) },
         Kind::CreateAgent(spec) => {

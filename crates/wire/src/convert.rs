@@ -139,6 +139,12 @@ impl From<&org::OrgProfile> for pb::Org {
             updated_at_ms: o.updated_at.as_millis(),
             max_concurrent_test_calls: o.test_call_limit(),
             rate_limit_per_second: o.rate_limit(),
+            max_agents: o.quotas.limit(org::Quota::Agents),
+            max_api_keys: o.quotas.limit(org::Quota::ApiKeys),
+            max_voip_connections: o.quotas.limit(org::Quota::VoipConnections),
+            max_phone_numbers: o.quotas.limit(org::Quota::PhoneNumbers),
+            max_open_batches: o.quotas.limit(org::Quota::OpenBatches),
+            max_webhook_endpoints: o.quotas.limit(org::Quota::WebhookEndpoints),
         }
     }
 }

@@ -69,6 +69,15 @@ impl From<OrgError> for Failure {
                 "voip_connection_in_use",
                 format!("This VoIP connection backs {number}; delete that phone number first."),
             ),
+            OrgError::QuotaExceeded { quota, limit } => Failure::new(
+                FailureKind::Forbidden,
+                "quota_exceeded",
+                format!(
+                    "Quota exceeded: this organization may have at most {limit} {} ({}); ask to raise it.",
+                    quota.counts(),
+                    quota.field()
+                ),
+            ),
         }
     }
 }

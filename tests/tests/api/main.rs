@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 mod calls;
 mod control_plane;
 mod hardening;
+mod quotas;
 mod sip;
 mod test_calls;
 

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::fields::non_blank;
 use domain::ids::OrgId;
+use domain::org::Quota;
 use serde_json::Value;
 use wire::pb::{self, command::Kind, query, reply::Result as R};
 
@@ -44,7 +45,7 @@ pub async fn get_org(State(app): State<App>, _: Admin, Path(id): Path<String>) -
 }
 
 /// Admin changes to an org's standing: `{"trial": bool}`, `{"max_concurrent_test_calls": n}`,
-/// `{"rate_limit_per_second": n}`.
+/// `{"rate_limit_per_second": n}`, and the quotas (`{"max_agents": n}`, ...).
 pub async fn update_org(
     State(app): State<App>,
     _: Admin,
@@ -53,8 +54,13 @@ pub async fn update_org(
 ) -> Result<Json<Value>, ApiError> {
     let org = OrgId(path_id(&id)?);
     let mut f = Fields::new(body);
-    if !f.has("trial") && !f.has("max_concurrent_test_calls") && !f.has("rate_limit_per_second") {
-        f.error("non_field_errors", "Give trial, max_concurrent_test_calls or rate_limit_per_second.");
+    let quota_given = Quota::ALL.iter().any(|q| f.has(q.field()));
+    if !f.has("trial") && !f.has("max_concurrent_test_calls") && !f.has("rate_limit_per_second") && !quota_given {
+        f.error(
+            "non_field_errors",
+            "Give trial, max_concurrent_test_calls, rate_limit_per_second or a quota (max_agents, max_api_keys, \
+             max_voip_connections, max_phone_numbers, max_open_batches, max_webhook_endpoints).",
+        );
     }
     let trial = f.optional_bool("trial");
     let limit = f.optional_int("max_concurrent_test_calls");
@@ -71,8 +77,23 @@ pub async fn update_org(
             .filter(|n| (1..=100_000).contains(n))
             .ok_or_else(|| "Ensure this value is between 1 and 100000.".to_owned())
     });
+    let mut quota = |q: Quota| {
+        let raw = f.optional_int(q.field());
+        f.parse(q.field(), raw, domain::org::parse_quota)
+    };
+    let quotas = pb::SetQuotas {
+        max_agents: quota(Quota::Agents),
+        max_api_keys: quota(Quota::ApiKeys),
+        max_voip_connections: quota(Quota::VoipConnections),
+        max_phone_numbers: quota(Quota::PhoneNumbers),
+        max_open_batches: quota(Quota::OpenBatches),
+        max_webhook_endpoints: quota(Quota::WebhookEndpoints),
+    };
     let (trial, limit, rate) = f.finish(|| Some((trial, limit, rate)))?;
     let mut result = None;
+    if quota_given {
+        result = Some(app.services.command(org, Kind::SetQuotas(quotas)).await?);
+    }
     if let Some(trial) = trial {
         result = Some(app.services.command(org, Kind::SetTrial(pb::SetTrial { trial })).await?);
     }

@@ -16,6 +16,7 @@ use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
 
+use super::test_calls::counts_as_running_test;
 use super::{Internal, Partition, answer, load_org, storage_failure};
 use crate::calls_projection;
 
@@ -340,7 +341,9 @@ impl Partition {
                 return Err(storage_failure(e));
             }
         };
+        let was_running_test = counts_as_running_test(&folded.state);
         folded.advance(&decision.events, CallState::apply);
+        let is_running_test = counts_as_running_test(&folded.state);
         for event in &decision.events {
             match event {
                 CallEvent::FundsReserved { .. } => metrics::counter!("calls_placed_total").increment(1),
@@ -352,6 +355,8 @@ impl Partition {
             }
         }
         let active = folded.state.is_active();
+        let org = folded.state.setup.org;
+        self.count_running_test(org, was_running_test, is_running_test);
         for action in decision.actions {
             match action {
                 Action::HangUp => self.hang_up_when_durable(call),
@@ -369,9 +374,10 @@ impl Partition {
         Ok(Some(pending))
     }
 
-    /// Keeps a call in memory with the timers its state needs: every call the actor holds has
-    /// them, whatever happens to it next.
+    /// Keeps a call in memory with the timers its state needs (every call the actor holds has
+    /// them, whatever happens to it next), counted if it is a running test call.
     pub(super) fn follow(&mut self, call: CallId, folded: actor::Folded<CallState>) {
+        self.count_running_test(folded.state.setup.org, false, counts_as_running_test(&folded.state));
         self.calls.insert(call, folded);
         self.rearm(call);
     }

@@ -9,12 +9,12 @@
 use domain::E164;
 use domain::call::{CallEvent, CallSetup, CallState, Direction, Funds};
 use domain::ids::{CallId, OrgId};
-use domain::org;
 use domain::test_call::{
     AGENT_SIDE_NUMBER, BatchEvent, BatchSpec, BatchState, DEFAULT_CHARGE_MULTIPLIER, Mode, RunDirection, RunEvent,
     RunRequest, RunState, TEST_BOT_NUMBER, next_spawn_at,
 };
 use domain::voip::Provider;
+use domain::{org, test_call};
 use eventlog::{ExpectedVersion, StreamAppend};
 use wire::pb::{self, Failure, Reply, billing_command, billing_reply, reply};
 
@@ -32,15 +32,27 @@ impl Partition {
         }
     }
 
-    /// Test-call runs of the org that are queued or in progress.
+    /// Test-call runs of the org that are queued or in progress, counted as their calls come
+    /// and go (see [`counts_as_running_test`]).
     fn active_runs(&self, org: OrgId) -> u32 {
-        self.calls
-            .values()
-            .filter(|f| {
-                let s = &f.state.setup;
-                s.org == org && s.test_run_id.is_some() && s.reservation_reference.is_some() && !f.state.is_ended()
-            })
-            .count() as u32
+        self.running_tests.get(&org).copied().unwrap_or(0)
+    }
+
+    /// Keeps the count of the org's running test calls as one of its calls changes from
+    /// counting (`was`) to counting (`is`), or not.
+    pub(super) fn count_running_test(&mut self, org: OrgId, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => *self.running_tests.entry(org).or_default() += 1,
+            (true, false) => {
+                if let std::collections::hash_map::Entry::Occupied(mut count) = self.running_tests.entry(org) {
+                    *count.get_mut() -= 1;
+                    if *count.get() == 0 {
+                        count.remove();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Creates a run: records it with its call legs (and the batch's spawn), then asks billing
@@ -205,8 +217,12 @@ impl Partition {
     }
 
     pub(super) fn create_test_batch(&mut self, org: OrgId, spec: BatchSpec, reply: bus::Message) {
-        let checked = load_org(&self.log, &mut self.orgs, org)
-            .and_then(|folded| Ok(org::resolve_test_target(&folded.state, &spec.run_request(0))?));
+        let open = self.batches.values().filter(|f| f.state.org == org).count();
+        let checked = load_org(&self.log, &mut self.orgs, org).and_then(|folded| {
+            let profile = folded.state.profile.as_ref().ok_or_else(|| wire::not_found(org::Resource::Org))?;
+            test_call::admit_batch(profile, open)?;
+            Ok(org::resolve_test_target(&folded.state, &spec.run_request(0))?)
+        });
         if let Err(failure) = checked {
             return answer(reply, Err(failure));
         }
@@ -345,6 +361,13 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+/// Whether a call is a test-call run's own (billed) call that has not ended: what the org's
+/// limit of concurrent runs counts.
+pub(super) fn counts_as_running_test(call: &CallState) -> bool {
+    let setup = &call.setup;
+    setup.test_run_id.is_some() && setup.reservation_reference.is_some() && !call.is_ended()
 }
 
 fn number(raw: &str) -> E164 {
