@@ -212,15 +212,15 @@ impl Partition {
             }
         };
         let outcome = match kind {
-            Kind::RegisterOrg(r) => {
-                self.commit_directory(DirectoryCommand::RegisterOrg { name: r.name }).map(|(events, pending)| {
+            Kind::RegisterOrg(r) => wire::parse_name(&r.name).and_then(|name| {
+                self.commit_directory(DirectoryCommand::RegisterOrg { name }).map(|(events, pending)| {
                     let Some(DirectoryEvent::OrgRegistered { org_id, name, at }) = events.into_iter().next() else {
                         unreachable!("registering an org always records it")
                     };
                     let profile = org::OrgProfile::new(org_id, name, at);
                     Decided { pending, reply: Reply::with(reply::Result::Org((&profile).into())) }
                 })
-            }
+            }),
             Kind::ClaimNumber(c) => wire::parse_number(&c.number).and_then(|number| {
                 let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone() };
                 self.commit_directory(command)
