@@ -38,6 +38,9 @@ pub struct Options {
     pub request_timeout: Duration,
     /// Renders the process's metrics for `GET /metrics`, in Prometheus' text format.
     pub metrics: Option<MetricsRender>,
+    /// Where a VoIP connection's host may be: checked on create, for a field error at once
+    /// (the engine checks again on every use).
+    pub egress: egress::Policy,
 }
 
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -48,6 +51,7 @@ pub struct App {
     services: Services,
     admin_token: Arc<str>,
     metrics: Option<MetricsRender>,
+    egress: egress::Policy,
 }
 
 pub struct Gateway {
@@ -61,6 +65,7 @@ impl Gateway {
             services: Services::new(options.bus, options.partitioning, options.request_timeout),
             admin_token: options.admin_token.into(),
             metrics: options.metrics,
+            egress: options.egress,
         };
         Self { router: router(app), listener }
     }
@@ -70,7 +75,7 @@ impl Gateway {
     pub(crate) fn router_for_tests() -> Router {
         let bus: SharedBus = Arc::new(bus::InProcessBus::new());
         let services = Services::new(bus, Partitioning::new(8), Duration::from_millis(100));
-        router(App { services, admin_token: "admin".into(), metrics: None })
+        router(App { services, admin_token: "admin".into(), metrics: None, egress: egress::Policy::default() })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

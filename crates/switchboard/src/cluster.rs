@@ -28,6 +28,8 @@ pub struct GatewayArgs {
     /// How long a request waits for a worker before it answers 503.
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
+    #[command(flatten)]
+    egress: crate::dev::EgressArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -77,6 +79,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             admin_token,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             metrics: Some(crate::metrics()),
+            egress: args.egress.policy(),
         },
         listener,
     );

@@ -3,6 +3,8 @@
 use serde_json::{Value, json};
 mod calls;
 mod hardening;
+mod names;
+mod network_guard;
 mod sip;
 mod test_calls;
 
