@@ -638,7 +638,7 @@ mod calls {
     }
 
     #[test]
-    fn the_end_is_final_and_late_carrier_events_are_only_recorded() {
+    fn the_end_is_final_and_late_carrier_events_are_recorded_and_torn_down() {
         let mut commands = answered();
         commands.push((
             5_000,
@@ -647,13 +647,16 @@ mod calls {
         let ended = given(&commands);
         let late = call::decide(&ended, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }), at(6_000));
         assert_eq!(late.events, vec![CallEvent::CarrierEventIgnored { event: "answered".into(), at: at(6_000) }]);
-        assert!(late.actions.is_empty());
+        // Changed deliberately (issue 10, item 9): a late answer used to be recorded only, which
+        // left the far end connected; the carrier is now told to end it.
+        assert_eq!(late.actions, vec![Action::HangUp]);
         let again = call::decide(
             &ended,
             CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) }),
             at(6_000),
         );
         assert!(matches!(again.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]));
+        assert!(again.actions.is_empty(), "the carrier ended it already");
         assert_eq!(call::decide(&ended, CallCommand::Hangup, at(7_000)), Default::default());
         assert_eq!(
             call::decide(&ended, CallCommand::TimerFired(Timer::MaxDuration), at(9_999_999)),
@@ -747,6 +750,35 @@ mod calls {
             [CallEvent::Ended { reason: EndReason::AgentHangup, status: Status::Completed, .. }]
         ));
         assert_eq!(out.actions[0], Action::HangUp);
+    }
+
+    #[test]
+    fn a_call_hung_up_before_the_carrier_accepted_the_dial_is_torn_down_whatever_the_carrier_answers() {
+        // Given a placed call whose dial the carrier has not yet accepted,
+        let initiated = given(&[]);
+        // when the org hangs up, then it is canceled, the carrier is told, and nothing is charged.
+        let out = call::decide(&initiated, CallCommand::Hangup, at(50));
+        assert!(matches!(
+            out.events.as_slice(),
+            [CallEvent::Ended { reason: EndReason::Canceled, status: Status::Failed, .. }]
+        ));
+        assert_eq!(out.actions, vec![Action::HangUp, Action::Void { reference: "call/69".into() }]);
+        let canceled = given(&[(50, CallCommand::Hangup)]);
+        // When the carrier then accepts the dial, rings or answers, it is told again to end it.
+        for late in [
+            CallCommand::DialAccepted,
+            CallCommand::Carrier(CarrierEvent::Ringing),
+            CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }),
+        ] {
+            let out = call::decide(&canceled, late.clone(), at(2_000));
+            assert_eq!(out.actions, vec![Action::HangUp], "{late:?}");
+            assert!(matches!(out.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]), "{late:?}");
+            // The same holds once the call has left the owner's memory.
+            assert_eq!(call::teardown_of_forgotten(&late), Some(Action::HangUp), "{late:?}");
+        }
+        let ended = CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) });
+        assert_eq!(call::teardown_of_forgotten(&ended), None);
+        assert_eq!(canceled.ending.as_ref().unwrap().reason, EndReason::Canceled, "the end stays final");
     }
 
     #[test]

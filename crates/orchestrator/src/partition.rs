@@ -65,6 +65,9 @@ pub struct Partition {
     timers: BTreeSet<(Timestamp, CallId, Timer)>,
     /// Calls whose settlement or void is being sent to billing.
     billing_in_flight: HashSet<CallId>,
+    /// Calls whose dial is in flight, each with the way to tell its dial task that the call
+    /// was ended meanwhile: the carrier can end a call only once its dial has begun.
+    dialing: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
     /// Test-call batches with runs left to spawn.
     batches: HashMap<u64, Folded<domain::test_call::BatchState>>,
     /// When each batch's next run is due. Derived from the batches' states.
@@ -117,6 +120,7 @@ impl Partition {
             calls: HashMap::new(),
             timers: BTreeSet::new(),
             billing_in_flight: HashSet::new(),
+            dialing: HashMap::new(),
             batches: HashMap::new(),
             batch_timers: BTreeSet::new(),
             internal_tx,

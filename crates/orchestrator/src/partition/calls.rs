@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bus::Headers;
 use domain::Timestamp;
-use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, Funds, Phase};
+use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::org;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
+use tokio::sync::oneshot;
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
 
 use super::{Internal, Partition, answer, load_org, storage_failure};
@@ -203,10 +204,12 @@ impl Partition {
             let carrier = self.carrier.clone();
             let carrier_tx = self.carrier_tx.clone();
             let internal_tx = self.internal_tx.clone();
+            let (hung_up_tx, hung_up) = oneshot::channel();
+            self.dialing.insert(leg, hung_up_tx);
             tokio::spawn(async move {
                 // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
                 let outcome = match log.durable().await {
-                    Ok(()) => carrier.dial(dial, carrier_tx).await,
+                    Ok(()) => dial_unless_hung_up(carrier.as_ref(), dial, carrier_tx, hung_up).await,
                     Err(e) => Err(telephony::DialError {
                         reason: domain::call::EndReason::CarrierError,
                         sip_code: None,
@@ -224,6 +227,8 @@ impl Partition {
         outcome: Result<(), telephony::DialError>,
         request: Option<bus::Message>,
     ) {
+        // The dial is over (taken or refused): from now on a hang-up goes to the carrier itself.
+        self.dialing.remove(&call);
         let (command, failure) = match outcome {
             Ok(()) => (CallCommand::DialAccepted, None),
             Err(e) => {
@@ -240,14 +245,15 @@ impl Partition {
             Err(f) => return reply_to(request, Err(f)),
         };
         let Some(request) = request else { return };
-        let (reply, pending) = match failure {
-            Some(failure) => (Reply::failure(failure), pending),
-            // The 201 waits for the request and its funds being durable, which they are by now,
-            // not for this acceptance: should it be lost, the restart fails the call, visibly.
-            None => match self.calls.get(&call) {
-                Some(folded) => (Reply::with(reply::Result::Call((&folded.state).into())), None),
-                None => (Reply::failure(Failure::internal("the call vanished while it was placed")), None),
-            },
+        // The 201 waits for the request and its funds being durable, which they are by now, not
+        // for this acceptance: should it be lost, the restart fails the call, visibly. A call
+        // its org hung up before the carrier took it was placed all the same: it answers 201,
+        // canceled, whatever the carrier did (it may have left memory, billed, by now).
+        let (reply, pending) = match (failure, self.call_as_it_is(call)) {
+            (_, Err(f)) => (Reply::failure(f), None),
+            (_, Ok(None)) => (Reply::failure(Failure::internal("the call vanished while it was placed")), None),
+            (Some(failure), Ok(Some(state))) if !was_canceled(&state) => (Reply::failure(failure), pending),
+            (_, Ok(Some(state))) => (placement_reply(&state), None),
         };
         actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
             wire::encode(&Reply::failure(storage_failure(e)))
@@ -257,32 +263,16 @@ impl Partition {
     /// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it
     /// was never placed.
     fn placement_outcome(&self, org: OrgId, call: CallId) -> super::Outcome {
-        let state = match self.calls.get(&call) {
-            Some(folded) => folded.state.clone(),
-            None => calls_projection::read_call(&self.log, call)
-                .map_err(storage_failure)?
-                .filter(|c| c.setup.org == org)
-                .ok_or_else(wire::call_not_found)?,
-        };
-        let failure = match state.rejection.as_deref() {
-            Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
-            Some(code) => Some(Failure::new(
-                FailureKind::Unavailable,
-                "service_unavailable",
-                format!("The call could not be placed ({code}); retry."),
-            )),
-            None if state.is_ended() && state.dialed_at.is_none() => Some(Failure::new(
-                FailureKind::Upstream,
-                "carrier_error",
-                "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
-            )),
-            None => None,
-        };
-        let reply = match failure {
-            Some(failure) => Reply::failure(failure),
-            None => Reply::with(reply::Result::Call((&state).into())),
-        };
-        Ok(super::Decided { pending: None, reply })
+        let state = self.call_as_it_is(call)?.filter(|c| c.setup.org == org).ok_or_else(wire::call_not_found)?;
+        Ok(super::Decided { pending: None, reply: placement_reply(&state) })
+    }
+
+    /// The call as it is now: in memory while it runs or is not yet billed, else as projected.
+    fn call_as_it_is(&self, call: CallId) -> Result<Option<CallState>, Failure> {
+        match self.calls.get(&call) {
+            Some(folded) => Ok(Some(folded.state.clone())),
+            None => calls_projection::read_call(&self.log, call).map_err(storage_failure),
+        }
     }
 
     /// Ends a call at the org's request. Idempotent: an ended call answers as it is.
@@ -309,6 +299,11 @@ impl Partition {
     /// Decides a command for a call, appends what it decided and performs its actions.
     pub(super) fn drive_call(&mut self, call: CallId, command: CallCommand) -> Result<Option<Pending>, Failure> {
         let Some(folded) = self.calls.get_mut(&call) else {
+            if let Some(Action::HangUp) = call::teardown_of_forgotten(&command) {
+                // Only ended, billed calls leave memory, so the end is durable already.
+                tracing::info!(%call, "the carrier reported on an ended call; ending it there");
+                self.carrier.hang_up(call);
+            }
             return Ok(None);
         };
         let decision = call::decide(&folded.state, command, actor::now());
@@ -399,12 +394,20 @@ impl Partition {
     /// Ends the call at the carrier once the end is on disk, like every side effect: a crash
     /// before then must not leave a call ended at the far end that the log still has talking
     /// (and bills as talking until the restart).
-    fn hang_up_when_durable(&self, call: CallId) {
+    /// A call whose dial is in flight is ended through its dial task (see
+    /// [`dial_unless_hung_up`]), since a carrier cannot end a call it has not begun to dial.
+    fn hang_up_when_durable(&mut self, call: CallId) {
         let log = self.log.clone();
         let carrier = self.carrier.clone();
+        let dialing = self.dialing.remove(&call);
         tokio::spawn(async move {
             match log.durable().await {
-                Ok(()) => carrier.hang_up(call),
+                Ok(()) => {
+                    // A dial task that closed its end has seen the dial end: the carrier holds the call.
+                    if dialing.is_none_or(|dial_task| dial_task.send(()).is_err()) {
+                        carrier.hang_up(call);
+                    }
+                }
                 Err(e) => tracing::error!(%call, error = %e, "the end of a call could not be made durable"),
             }
         });
@@ -572,4 +575,69 @@ impl BillingClient {
             None => Err(Failure::internal("empty billing reply")),
         }
     }
+}
+
+/// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it was
+/// never placed.
+fn placement_reply(state: &CallState) -> Reply {
+    let failure = match state.rejection.as_deref() {
+        Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
+        Some(code) => Some(Failure::new(
+            FailureKind::Unavailable,
+            "service_unavailable",
+            format!("The call could not be placed ({code}); retry."),
+        )),
+        None if state.is_ended() && state.dialed_at.is_none() && !was_canceled(state) => Some(Failure::new(
+            FailureKind::Upstream,
+            "carrier_error",
+            "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
+        )),
+        None => None,
+    };
+    match failure {
+        Some(failure) => Reply::failure(failure),
+        None => Reply::with(reply::Result::Call(state.into())),
+    }
+}
+
+/// Whether the org hung the call up before it ended otherwise.
+fn was_canceled(state: &CallState) -> bool {
+    state.ending.as_ref().is_some_and(|e| e.reason == EndReason::Canceled)
+}
+
+/// Dials, unless the call is ended before the dial begins; a hang-up that arrives while the
+/// dial is in flight is passed to the carrier once the dial has begun (the carrier knows a
+/// call from then on), and one that arrives as the dial ends is passed on too. So whatever
+/// the carrier answers later, a call ended here is ended there.
+async fn dial_unless_hung_up(
+    carrier: &dyn telephony::Carrier,
+    dial: telephony::Dial,
+    events: telephony::CarrierEvents,
+    mut hung_up: oneshot::Receiver<()>,
+) -> Result<(), telephony::DialError> {
+    let call = dial.call_id;
+    if hung_up.try_recv().is_ok() {
+        return Err(telephony::DialError {
+            reason: EndReason::Canceled,
+            sip_code: None,
+            detail: "The call was hung up before it was dialed.".into(),
+        });
+    }
+    let dialing = carrier.dial(dial, events);
+    tokio::pin!(dialing);
+    let outcome = tokio::select! {
+        // The dial is polled first, so that the carrier holds the call before it is told to end it.
+        biased;
+        outcome = &mut dialing => outcome,
+        Ok(()) = &mut hung_up => {
+            carrier.hang_up(call);
+            return dialing.await;
+        }
+    };
+    // A hang-up sent from now on fails, and its sender tells the carrier itself.
+    hung_up.close();
+    if hung_up.try_recv().is_ok() {
+        carrier.hang_up(call);
+    }
+    outcome
 }
