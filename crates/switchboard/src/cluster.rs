@@ -121,6 +121,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
         bus,
         carrier: Arc::new(args.calls.telephony()),
         call_limits: args.calls.limits(),
+        verification_limits: Default::default(),
     })
     .await?;
     println!("switchboard orchestrator ready with {owned} partitions");

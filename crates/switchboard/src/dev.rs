@@ -126,6 +126,7 @@ impl Server {
             bus: bus.clone(),
             carrier: Arc::new(args.calls.telephony()),
             call_limits: args.calls.limits(),
+            verification_limits: Default::default(),
         })
         .await?;
         let billing = billing::Billing::build(billing::Options {

@@ -86,3 +86,52 @@ async fn control_characters_in_sip_fields_are_refused_and_never_reach_a_listener
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(listener.accept().is_err(), "nothing connected to the listener");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_are_bounded_per_org_per_minute_with_429_and_retry_after() {
+    let server = Server::start();
+    let org = server.create_org("Acme").await;
+    let other = server.create_org("Other").await;
+    let conn = server.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
+    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
+    // The default budget: ten probes per org per minute.
+    for i in 0..10 {
+        let r = server.post(&path, &org.key, json!({})).await;
+        assert_eq!(r.status, 200, "verification {i}: {}", r.body);
+    }
+    let r = server.post(&path, &org.key, json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (429, Some("rate_limited")), "{}", r.body);
+    let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+    // Another org's budget is its own.
+    let theirs = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
+    server.post(&format!("/v1/voip-connections/{}/verify", theirs["id"]), &other.key, json!({})).await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_of_a_connection_being_probed_share_the_one_probe() {
+    let server = Server::start();
+    let org = server.create_org("Acme").await;
+    // A trunk that never answers: its probe runs for the whole probe timeout.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let conn = server.post("/v1/voip-connections", &org.key, sip("127.0.0.1", port)).await.expect(201);
+    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
+    let (a, b, c) = tokio::join!(
+        server.post(&path, &org.key, json!({})),
+        server.post(&path, &org.key, json!({})),
+        server.post(&path, &org.key, json!({}))
+    );
+    for r in [&a, &b, &c] {
+        assert_eq!((r.status, &r.body["verified"]), (200, &json!(false)), "{}", r.body);
+        assert_eq!(r.body["verification_error"], a.body["verification_error"], "one outcome for all");
+    }
+    let mut probes = 0;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = silent.recv(&mut buf) {
+        assert!(buf[..n].starts_with(b"OPTIONS "));
+        probes += 1;
+    }
+    assert_eq!(probes, 1, "three verifications, one probe");
+}
