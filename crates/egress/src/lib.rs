@@ -160,9 +160,12 @@ impl Policy {
         for address in &addresses {
             self.check(host, address.ip())?;
         }
+        // IPv4 first where a name has both: hosts without an IPv6 route are still common.
         addresses
-            .into_iter()
-            .next()
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addresses.first())
+            .copied()
             .ok_or_else(|| Error::Unresolvable { host: host.to_owned(), reason: "no address".to_owned() })
     }
 }

@@ -64,6 +64,9 @@ pub trait Carrier: Send + Sync + 'static {
     fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents);
 
     /// Ends a call the engine ends (a hang-up, a timer). Ending an ended call does nothing.
+    /// A carrier knows a call from the moment `dial` is first polled: the owner sends a hang-up
+    /// for a call whose dial is in flight only after that (the orchestrator's dial task does),
+    /// never before, where it would find no call and be lost.
     fn hang_up(&self, call_id: CallId);
 }
 
