@@ -641,3 +641,94 @@ async fn dial_unless_hung_up(
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use domain::voip::Provider;
+    use telephony::{Carrier, CarrierEvents, Dial, DialError, Progress};
+
+    use super::*;
+
+    /// A carrier that records what it is asked, and takes each dial when the test says so.
+    #[derive(Default)]
+    struct Recording {
+        asked: Mutex<Vec<&'static str>>,
+        take: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl Carrier for Recording {
+        async fn verify(&self, _: &Provider) -> Result<(), String> {
+            Ok(())
+        }
+        async fn dial(&self, _: Dial, _: CarrierEvents) -> Result<(), DialError> {
+            // Like the SIP carrier, it knows the call from the first poll of its dial on.
+            self.asked.lock().unwrap().push("dial");
+            self.take.notified().await;
+            Ok(())
+        }
+        fn resume(&self, _: Dial, _: Progress, _: CarrierEvents) {}
+        fn hang_up(&self, _: CallId) {
+            self.asked.lock().unwrap().push("hang_up");
+        }
+    }
+
+    fn dial() -> Dial {
+        Dial {
+            call_id: CallId(69),
+            from: domain::E164::parse("+14155550100").unwrap(),
+            to: domain::E164::parse("+14155550123").unwrap(),
+            provider: Provider::Sim,
+            agent: domain::agent::AgentSpec::named("Support".into()),
+            scenario_prompt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_hung_up_before_its_dial_began_is_never_dialed() {
+        let carrier = Recording::default();
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        tx.send(()).unwrap();
+        let outcome = dial_unless_hung_up(&carrier, dial(), events, rx).await;
+        assert_eq!(outcome.unwrap_err().reason, EndReason::Canceled);
+        assert!(carrier.asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_while_the_dial_is_in_flight_reaches_the_carrier_after_the_dial_began() {
+        let carrier = Arc::new(Recording::default());
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        let dialing = {
+            let carrier = carrier.clone();
+            tokio::spawn(async move { dial_unless_hung_up(carrier.as_ref(), dial(), events, rx).await })
+        };
+        while carrier.asked.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // The carrier is dialing and has not answered: the hang-up goes to it now, not later.
+        tx.send(()).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while carrier.asked.lock().unwrap().len() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the hang-up never reached the carrier");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*carrier.asked.lock().unwrap(), ["dial", "hang_up"]);
+        carrier.take.notify_one();
+        assert!(dialing.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn once_the_dial_is_over_a_hang_up_is_refused_so_its_sender_tells_the_carrier() {
+        let carrier = Recording::default();
+        carrier.take.notify_one();
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        assert!(dial_unless_hung_up(&carrier, dial(), events, rx).await.is_ok());
+        assert!(tx.send(()).is_err(), "hang_up_when_durable then calls the carrier itself");
+        assert_eq!(*carrier.asked.lock().unwrap(), ["dial"]);
+    }
+}
