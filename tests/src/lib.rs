@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 /// Long and random-looking enough for a cluster's gateways, which refuse a guessable one.
 pub const ADMIN_TOKEN: &str = "sb_admin_test_4f7c2e9a1b6d3058e1a9";
 
+/// Lets the engine reach loopback and private addresses. The harness passes it to every
+/// process by default, since SIPp plays the trunks on 127.0.0.1; [`Server::start_public_only`]
+/// starts without it, as production runs.
+pub const ALLOW_PRIVATE_NETWORKS: &str = "--allow-private-networks";
+
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one cargo built beside this test.
 /// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, so a
 /// binary older than the sources it is built from fails the test at once rather than testing
@@ -81,6 +86,10 @@ enum Processes {
     Cluster(Box<Cluster>),
 }
 
+fn allowing_private_networks(args: &[&str]) -> Vec<String> {
+    std::iter::once(ALLOW_PRIVATE_NETWORKS).chain(args.iter().copied()).map(str::to_owned).collect()
+}
+
 /// Whether the tests run against a cluster rather than the single process.
 pub fn cluster_mode() -> bool {
     std::env::var("SWITCHBOARD_TEST_MODE").is_ok_and(|m| m == "cluster")
@@ -97,16 +106,29 @@ impl Server {
         if cluster_mode() { Self::start_cluster(args) } else { Self::start_dev(args) }
     }
 
-    pub fn start_dev(args: &[&str]) -> Self {
-        let temp = tempfile::tempdir().expect("a temporary data directory");
+    /// Starts without [`ALLOW_PRIVATE_NETWORKS`]: hosts on loopback, private or metadata
+    /// addresses are refused, as in production.
+    pub fn start_public_only(args: &[&str]) -> Self {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if cluster_mode() { Self::cluster_with(args) } else { Self::dev_with(args) }
+    }
+
+    pub fn start_dev(args: &[&str]) -> Self {
+        Self::dev_with(allowing_private_networks(args))
+    }
+
+    pub fn start_cluster(args: &[&str]) -> Self {
+        Self::cluster_with(allowing_private_networks(args))
+    }
+
+    fn dev_with(args: Vec<String>) -> Self {
+        let temp = tempfile::tempdir().expect("a temporary data directory");
         let (child, url) = spawn(temp.path(), &args);
         Self::with(Processes::Dev(Some(child)), url, temp, args)
     }
 
-    pub fn start_cluster(args: &[&str]) -> Self {
+    fn cluster_with(args: Vec<String>) -> Self {
         let temp = tempfile::tempdir().expect("a temporary data directory");
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let cluster = Cluster::start(temp.path(), &args);
         let url = cluster.url();
         Self::with(Processes::Cluster(Box::new(cluster)), url, temp, args)
@@ -199,6 +221,17 @@ impl Server {
                 c.wait_until_routed();
             }
         }
+    }
+
+    /// Stops the server and starts it again on the same data without
+    /// [`ALLOW_PRIVATE_NETWORKS`]: what was created on loopback is now refused at use.
+    pub fn restart_public_only(&mut self) {
+        self.stop();
+        self.args.retain(|a| a != ALLOW_PRIVATE_NETWORKS);
+        if let Processes::Cluster(c) = &mut self.processes {
+            c.args.retain(|a| a != ALLOW_PRIVATE_NETWORKS);
+        }
+        self.restart();
     }
 
     pub async fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<Body>) -> Response {
@@ -443,6 +476,10 @@ impl Cluster {
             "--admin-listen",
             &format!("127.0.0.1:{}", self.admin_ports[i]),
         ]);
+        // The gateway checks hosts on create under the same policy as the workers.
+        if self.args.iter().any(|a| a == ALLOW_PRIVATE_NETWORKS) {
+            command.arg(ALLOW_PRIVATE_NETWORKS);
+        }
         self.env(&mut command);
         self.gateways[i] = Some(spawn_ready(command, "switchboard gateway listening on ").0);
     }
@@ -734,6 +771,11 @@ impl Sipp {
             "provider": "sip", "host": "127.0.0.1", "port": self.port, "transport": self.transport,
             "username": "alice", "password": "secret"
         })
+    }
+
+    /// Every message SIPp traced so far.
+    pub fn trace(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until SIPp has traced messages starting with each of `lines`, in that order, and

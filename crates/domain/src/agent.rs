@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{check_length, non_blank};
+use crate::fields::check_length;
 
 /// The voices the media runtime can speak with. Documented in the README.
 pub const VOICES: &[&str] =
@@ -114,7 +114,7 @@ pub struct AgentSpec {
 
 impl AgentSpec {
     pub fn parse_name(raw: &str) -> Result<String, String> {
-        non_blank(raw, MAX_NAME_CHARS)
+        crate::fields::required_name(raw, MAX_NAME_CHARS)
     }
 
     pub fn parse_prompt(raw: &str) -> Result<String, String> {

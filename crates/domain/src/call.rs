@@ -530,11 +530,20 @@ pub struct Decision {
 /// the call's state decides nothing, or records the carrier event it ignored.
 pub fn decide(state: &CallState, command: CallCommand, now: Timestamp) -> Decision {
     if state.is_ended() {
+        let ignored = |event: &str| CallEvent::CarrierEventIgnored { event: event.into(), at: now };
         return match command {
-            CallCommand::Carrier(event) => Decision {
-                events: vec![CallEvent::CarrierEventIgnored { event: event.name().into(), at: now }],
-                actions: vec![],
-            },
+            // The carrier took, or is still carrying, a call that is over here (a trunk that
+            // answers after the call was hung up): it is torn down at the carrier, whatever
+            // the carrier says, since nobody else would end it, and it is not billed.
+            CallCommand::Carrier(event)
+                if state.phase == Phase::Ended && !matches!(event, CarrierEvent::Ended { .. }) =>
+            {
+                Decision { events: vec![ignored(event.name())], actions: vec![Action::HangUp] }
+            }
+            CallCommand::DialAccepted if state.phase == Phase::Ended => {
+                Decision { events: vec![ignored("dial_accepted")], actions: vec![Action::HangUp] }
+            }
+            CallCommand::Carrier(event) => Decision { events: vec![ignored(event.name())], actions: vec![] },
             CallCommand::RecordSettlement { charged_cents } if state.billing == Billing::Open => {
                 Decision { events: vec![CallEvent::Settled { charged_cents, at: now }], actions: vec![] }
             }
@@ -627,7 +636,9 @@ fn end(state: &CallState, reason: EndReason, sip_code: Option<u16>, now: Timesta
     // A call that was established ends normally unless the watchdog had to end it.
     let status = if connected && reason != EndReason::MaxDuration { Status::Completed } else { Status::Failed };
     let mut actions = Vec::new();
-    if hang_up && state.phase != Phase::Initiated {
+    // Also before the carrier accepted the dial: the dial may be in flight, and whatever the
+    // carrier answers later, the call must not go on there.
+    if hang_up {
         actions.push(Action::HangUp);
     }
     let mut events = vec![CallEvent::Ended { status, reason, sip_code, duration_seconds, at: now }];
@@ -645,6 +656,17 @@ fn settlement(state: &CallState, duration_seconds: u64) -> Option<Action> {
         (Some(funds), Some(_)) => Action::Settle { reference, cents: funds.cost_of(duration_seconds) },
         _ => Action::Void { reference },
     })
+}
+
+/// What a carrier's report on a call that the owner no longer holds asks for. Only ended,
+/// billed calls leave the owner's memory; one the carrier still reports as taken or under way
+/// is torn down there, as [`decide`] does for an ended call in memory.
+pub fn teardown_of_forgotten(command: &CallCommand) -> Option<Action> {
+    match command {
+        CallCommand::DialAccepted => Some(Action::HangUp),
+        CallCommand::Carrier(event) if !matches!(event, CarrierEvent::Ended { .. }) => Some(Action::HangUp),
+        _ => None,
+    }
 }
 
 /// What an ended or rejected call still owes billing, for an owner that restarted before

@@ -64,3 +64,37 @@ pub fn non_blank(value: &str, max_chars: usize) -> Result<String, String> {
     check_length(value, max_chars)?;
     Ok(value.to_owned())
 }
+
+pub const INVISIBLE: &str = "This field may not contain control or invisible formatting characters.";
+pub const CONTROL: &str = "This field may not contain control characters.";
+
+/// Refuses what a person cannot see or that changes how the text around it is shown: control
+/// characters (general category Cc: NUL, CR, LF, ...) and format characters (Cf: the bidi
+/// overrides and isolates, zero-width spaces and joiners, the soft hyphen, the byte order
+/// mark). A name with them can pass for another name in a dashboard, a log or an invoice.
+/// Every name and label the API stores goes through here.
+pub fn refuse_invisible(value: &str) -> Result<(), String> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let hidden = value.chars().any(|c| c.is_control() || c.general_category() == GeneralCategory::Format);
+    if hidden { Err(INVISIBLE.to_owned()) } else { Ok(()) }
+}
+
+/// Refuses control characters (Cc), for values written into a protocol's messages (SIP
+/// headers), where a CR or LF would end a header and start another the sender wrote.
+pub fn refuse_control(value: &str) -> Result<(), String> {
+    if value.chars().any(char::is_control) { Err(CONTROL.to_owned()) } else { Ok(()) }
+}
+
+/// A name or label that may be blank: bounded, and with nothing hidden in it.
+pub fn name(value: &str, max_chars: usize) -> Result<String, String> {
+    check_length(value, max_chars)?;
+    refuse_invisible(value)?;
+    Ok(value.to_owned())
+}
+
+/// A required name: non-blank, bounded, and with nothing hidden in it.
+pub fn required_name(value: &str, max_chars: usize) -> Result<String, String> {
+    let value = non_blank(value, max_chars)?;
+    refuse_invisible(&value)?;
+    Ok(value)
+}

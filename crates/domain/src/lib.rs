@@ -13,6 +13,7 @@ pub mod org;
 pub mod phone;
 pub mod test_call;
 pub mod time;
+pub mod verification_budget;
 pub mod voip;
 
 pub use fields::FieldErrors;

@@ -801,6 +801,11 @@ pub fn plan_outbound(state: &OrgState, request: OutboundRequest) -> Result<Outbo
 }
 
 pub const MAX_TEST_CALL_LIMIT: u32 = 1_000;
+
+/// An org's name, or an API key's.
+pub fn parse_name(raw: &str) -> Result<String, String> {
+    crate::fields::required_name(raw, 100)
+}
 /// Requests per second per API key, as the contract says, unless the admin sets another.
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 100;
 pub const MAX_RATE_LIMIT_PER_SECOND: u32 = 100_000;

@@ -101,6 +101,11 @@ impl Mode {
     }
 }
 
+/// A batch's name (blank allowed).
+pub fn parse_batch_name(raw: &str) -> Result<String, String> {
+    crate::fields::name(raw, 100)
+}
+
 pub fn parse_scenario(raw: &str) -> Result<String, String> {
     check_length(raw, MAX_SCENARIO_CHARS)?;
     Ok(raw.to_owned())

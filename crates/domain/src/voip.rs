@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{check_length, non_blank};
+use crate::fields::{non_blank, refuse_control};
 
 pub const MAX_HOST_CHARS: usize = 253;
 pub const MAX_CREDENTIAL_CHARS: usize = 256;
@@ -47,7 +47,10 @@ pub struct SipTrunk {
 }
 
 impl SipTrunk {
+    /// A host name or IP literal. Only its syntax is checked here; where it may lead is the
+    /// egress guard's to judge, each time the engine connects (it resolves then).
     pub fn parse_host(raw: &str) -> Result<String, String> {
+        refuse_control(raw)?;
         let host = non_blank(raw, MAX_HOST_CHARS)?;
         let ok = host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
         if ok { Ok(host) } else { Err("Enter a valid host name or IP address.".to_owned()) }
@@ -60,7 +63,10 @@ impl SipTrunk {
             .ok_or_else(|| "Ensure this value is between 1 and 65535.".to_owned())
     }
 
+    /// A username or password. Both go into SIP messages (the username verbatim into `From:`
+    /// and `Authorization:`), where a CR or LF would let the value write headers of its own.
     pub fn parse_credential(raw: &str) -> Result<String, String> {
+        refuse_control(raw)?;
         non_blank(raw, MAX_CREDENTIAL_CHARS)
     }
 }
@@ -83,6 +89,5 @@ impl Provider {
 }
 
 pub fn parse_connection_name(raw: &str) -> Result<String, String> {
-    check_length(raw, 100)?;
-    Ok(raw.to_owned())
+    crate::fields::name(raw, 100)
 }

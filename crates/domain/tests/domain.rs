@@ -755,7 +755,7 @@ mod calls {
     }
 
     #[test]
-    fn the_end_is_final_and_late_carrier_events_are_only_recorded() {
+    fn the_end_is_final_and_late_carrier_events_are_recorded_and_torn_down() {
         let mut commands = answered();
         commands.push((
             5_000,
@@ -764,13 +764,16 @@ mod calls {
         let ended = given(&commands);
         let late = call::decide(&ended, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }), at(6_000));
         assert_eq!(late.events, vec![CallEvent::CarrierEventIgnored { event: "answered".into(), at: at(6_000) }]);
-        assert!(late.actions.is_empty());
+        // Changed deliberately (issue 10, item 9): a late answer used to be recorded only, which
+        // left the far end connected; the carrier is now told to end it.
+        assert_eq!(late.actions, vec![Action::HangUp]);
         let again = call::decide(
             &ended,
             CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) }),
             at(6_000),
         );
         assert!(matches!(again.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]));
+        assert!(again.actions.is_empty(), "the carrier ended it already");
         assert_eq!(call::decide(&ended, CallCommand::Hangup, at(7_000)), Default::default());
         assert_eq!(
             call::decide(&ended, CallCommand::TimerFired(Timer::MaxDuration), at(9_999_999)),
@@ -891,6 +894,35 @@ mod calls {
             [CallEvent::Ended { reason: EndReason::AgentHangup, status: Status::Completed, .. }]
         ));
         assert_eq!(out.actions[0], Action::HangUp);
+    }
+
+    #[test]
+    fn a_call_hung_up_before_the_carrier_accepted_the_dial_is_torn_down_whatever_the_carrier_answers() {
+        // Given a placed call whose dial the carrier has not yet accepted,
+        let initiated = given(&[]);
+        // when the org hangs up, then it is canceled, the carrier is told, and nothing is charged.
+        let out = call::decide(&initiated, CallCommand::Hangup, at(50));
+        assert!(matches!(
+            out.events.as_slice(),
+            [CallEvent::Ended { reason: EndReason::Canceled, status: Status::Failed, .. }]
+        ));
+        assert_eq!(out.actions, vec![Action::HangUp, Action::Void { reference: "call/69".into() }]);
+        let canceled = given(&[(50, CallCommand::Hangup)]);
+        // When the carrier then accepts the dial, rings or answers, it is told again to end it.
+        for late in [
+            CallCommand::DialAccepted,
+            CallCommand::Carrier(CarrierEvent::Ringing),
+            CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }),
+        ] {
+            let out = call::decide(&canceled, late.clone(), at(2_000));
+            assert_eq!(out.actions, vec![Action::HangUp], "{late:?}");
+            assert!(matches!(out.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]), "{late:?}");
+            // The same holds once the call has left the owner's memory.
+            assert_eq!(call::teardown_of_forgotten(&late), Some(Action::HangUp), "{late:?}");
+        }
+        let ended = CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) });
+        assert_eq!(call::teardown_of_forgotten(&ended), None);
+        assert_eq!(canceled.ending.as_ref().unwrap().reason, EndReason::Canceled, "the end stays final");
     }
 
     #[test]
@@ -1084,5 +1116,54 @@ mod outbound {
         r.max_hold_seconds = Some(7);
         let plan = org::plan_outbound(&ok, r).unwrap();
         assert_eq!((plan.agent_id, plan.agent.name.as_str(), plan.max_hold_seconds), (None, "Inline", 7));
+    }
+}
+
+mod names {
+    use domain::fields::{INVISIBLE, refuse_invisible};
+    use domain::voip::{SipTrunk, parse_connection_name};
+
+    /// What a name must never hide: controls, bidi overrides and isolates, zero-width
+    /// characters, the soft hyphen and the byte order mark.
+    const HIDDEN: &[char] = &[
+        '\0', '\n', '\r', '\t', '\u{7f}', '\u{9b}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}',
+        '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}',
+        '\u{ad}', '\u{61c}',
+    ];
+
+    #[test]
+    fn every_name_parser_refuses_control_and_format_characters() {
+        let parsers: &[(&str, fn(&str) -> Result<String, String>)] = &[
+            ("org or key", domain::org::parse_name),
+            ("agent", domain::agent::AgentSpec::parse_name),
+            ("voip connection", parse_connection_name),
+            ("test batch", domain::test_call::parse_batch_name),
+        ];
+        for (what, parse) in parsers {
+            for c in HIDDEN {
+                let raw = format!("Acme{c}Corp");
+                assert_eq!(parse(&raw), Err(INVISIBLE.to_owned()), "{what} name with U+{:04X}", *c as u32);
+            }
+            // Letters of every script, accents, emoji and spaces are names.
+            for fine in ["Acme Corp", "Café Zürich", "東京 営業部", "שלום", "Support 🤖"] {
+                assert_eq!(parse(fine).as_deref(), Ok(fine), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_joiner_inside_an_emoji_sequence_is_refused_too() {
+        // ZWJ sequences are the one legitimate use of U+200D in names; refusing them is the
+        // price of a rule that a reviewer can hold in one line.
+        assert!(refuse_invisible("family 👨\u{200d}👩").is_err());
+    }
+
+    #[test]
+    fn sip_credentials_and_hosts_refuse_control_characters() {
+        let injection = "bob\r\nX-Injected: 1\r\n\r\nSET pwned 1";
+        assert_eq!(SipTrunk::parse_credential(injection), Err(domain::fields::CONTROL.to_owned()));
+        assert!(SipTrunk::parse_credential("pass\0word").is_err());
+        assert!(SipTrunk::parse_host("sip.example.com\r\nX: 1").is_err());
+        assert_eq!(SipTrunk::parse_credential("p@ss wörd!").as_deref(), Ok("p@ss wörd!"));
     }
 }

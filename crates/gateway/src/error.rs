@@ -117,7 +117,7 @@ impl From<Failure> for ApiError {
             FailureKind::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             FailureKind::TooManyRequests => {
                 return Self {
-                    retry_after_seconds: Some(5),
+                    retry_after_seconds: Some(f.retry_after_seconds.unwrap_or(5)),
                     ..Self::new(StatusCode::TOO_MANY_REQUESTS, &f.code, f.detail)
                 };
             }

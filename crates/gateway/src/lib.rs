@@ -44,6 +44,9 @@ pub struct Options {
     pub metrics: Option<MetricsRender>,
     /// How long clients may take to send a request, and how many connections they may hold.
     pub http_limits: HttpLimits,
+    /// Where a VoIP connection's host may be: checked on create, for a field error at once
+    /// (the engine checks again on every use).
+    pub egress: egress::Policy,
 }
 
 /// Where the gateway listens. With an admin listener, the admin API (`/admin/v1/...`) and
@@ -62,6 +65,7 @@ pub struct App {
     services: Services,
     admin_token: Arc<str>,
     metrics: Option<MetricsRender>,
+    egress: egress::Policy,
 }
 
 pub struct Gateway {
@@ -76,6 +80,7 @@ impl Gateway {
             services: Services::new(options.bus, options.partitioning, options.request_timeout),
             admin_token: options.admin_token.into(),
             metrics: options.metrics,
+            egress: options.egress,
         };
         let (public, admin) = match listeners.admin {
             Some(admin) => {
@@ -91,7 +96,8 @@ impl Gateway {
     pub(crate) fn router_for_tests() -> Router {
         let bus: SharedBus = Arc::new(bus::InProcessBus::new());
         let services = Services::new(bus, Partitioning::new(8), Duration::from_millis(100));
-        router(public_routes().merge(admin_routes()), App { services, admin_token: "admin".into(), metrics: None })
+        let app = App { services, admin_token: "admin".into(), metrics: None, egress: egress::Policy::default() };
+        router(public_routes().merge(admin_routes()), app)
     }
 
     /// The public listener's address.

@@ -151,7 +151,9 @@ fn error_response(status: u16) -> (String, Value) {
         405 => ("Method not allowed", reference("Error")),
         409 => ("Conflict, or an idempotency key in use", reference("Error")),
         413 => ("Body larger than 64 KiB", reference("Error")),
-        429 => ("Request rate, or concurrent test calls, over the limit; see Retry-After", reference("Error")),
+        429 => {
+            ("Request rate, concurrent test calls or verifications over the limit; see Retry-After", reference("Error"))
+        }
         502 => ("The carrier failed; safe to retry", reference("Error")),
         503 => ("No worker could answer; retry after Retry-After", reference("Error")),
         _ => unreachable!("undocumented status {status}"),

@@ -20,6 +20,7 @@ use telephony::Carrier;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use domain::verification_budget::VerificationLimits;
 pub use partition::CallLimits;
 use partition::Partition;
 
@@ -39,6 +40,8 @@ pub struct Options {
     pub bus: SharedBus,
     pub carrier: Arc<dyn Carrier>,
     pub call_limits: CallLimits,
+    /// How many verifications of VoIP connections may run; see [`domain::verification_budget`].
+    pub verification_limits: VerificationLimits,
 }
 
 /// The orchestrator's logs in a shared store.
@@ -62,6 +65,8 @@ impl Orchestrator {
     /// partitions answer requests as soon as [`Orchestrator::run`] is polled.
     pub async fn build(options: Options) -> Result<Self, Error> {
         let mut partitions = Vec::with_capacity(options.partitions.len());
+        // One bound on the probes of the whole process, whichever partitions they are for.
+        let probe_slots = Arc::new(tokio::sync::Semaphore::new(options.verification_limits.max_probes_in_flight));
         for &number in &options.partitions {
             assert!(number < options.partitioning.count(), "partition {number} out of range");
             let log = options.store.log(NAMESPACE, number, projections())?;
@@ -71,6 +76,7 @@ impl Orchestrator {
                 options.carrier.clone(),
                 options.bus.clone(),
                 options.call_limits,
+                partition::Verifications::new(options.verification_limits, probe_slots.clone()),
             )?;
             let subject = bus::subjects::orchestrator_commands(number);
             bus::ensure_unserved(options.bus.as_ref(), &subject).await?;

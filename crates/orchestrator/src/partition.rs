@@ -9,7 +9,7 @@ use bus::SharedBus;
 use domain::call::{CallCommand, CallState, CarrierEvent, Timer};
 use domain::directory::{self, DirectoryCommand, DirectoryEvent, DirectoryState};
 use domain::ids::{CallId, IdSequence, OrgId, Partitioning, VoipConnectionId};
-use domain::org::{self, OrgCommand, OrgEvent, OrgState, Resource};
+use domain::org::{self, OrgCommand, OrgEvent, OrgState};
 use domain::{Ctx, Timestamp};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use telephony::Carrier;
@@ -22,8 +22,10 @@ mod calls;
 mod idempotency;
 mod numbers;
 mod test_calls;
+mod verification;
 
 pub use calls::CallLimits;
+pub use verification::Verifications;
 
 /// Work that finished outside the actor (it waited on the network), on its way back in.
 enum Internal {
@@ -31,7 +33,6 @@ enum Internal {
         org: OrgId,
         connection: VoipConnectionId,
         outcome: Result<(), String>,
-        request: bus::Message,
     },
     Reserved {
         placement: Box<calls::Placement>,
@@ -79,6 +80,11 @@ pub struct Partition {
     running_tests: HashMap<OrgId, u32>,
     /// Calls whose settlement or void is being sent to billing.
     billing_in_flight: HashSet<CallId>,
+    /// The verifications of connections running, and what bounds them.
+    verifications: Verifications,
+    /// Calls whose dial is in flight, each with the way to tell its dial task that the call
+    /// was ended meanwhile: the carrier can end a call only once its dial has begun.
+    dialing: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
     /// Test-call batches with runs left to spawn.
     batches: HashMap<u64, Folded<domain::test_call::BatchState>>,
     /// When each batch's next run is due. Derived from the batches' states.
@@ -113,6 +119,7 @@ impl Partition {
         carrier: Arc<dyn Carrier>,
         bus: SharedBus,
         limits: CallLimits,
+        verifications: Verifications,
     ) -> Result<Self, eventlog::Error> {
         let directory = if log.partition() == partitioning.directory() {
             Some(actor::fold(&log, streams::DIRECTORY, DirectoryState::apply)?)
@@ -135,6 +142,8 @@ impl Partition {
             timers: BTreeSet::new(),
             running_tests: HashMap::new(),
             billing_in_flight: HashSet::new(),
+            dialing: HashMap::new(),
+            verifications,
             batches: HashMap::new(),
             batch_timers: BTreeSet::new(),
             internal_tx,
@@ -186,10 +195,7 @@ impl Partition {
 
     fn handle_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::Verified { org, connection, outcome, request } => {
-                let outcome = self.decide_org(org, OrgCommand::RecordVerification { id: connection, outcome });
-                answer(request, outcome);
-            }
+            Internal::Verified { org, connection, outcome } => self.verified(org, connection, outcome),
             Internal::Reserved { placement, outcome } => {
                 // The work continues the request that placed the call, under its id.
                 self.request_id = placement.request.as_ref().and_then(|r| r.headers.get("x-request-id").cloned());
@@ -231,15 +237,15 @@ impl Partition {
             }
         };
         let outcome = match kind {
-            Kind::RegisterOrg(r) => {
-                self.commit_directory(DirectoryCommand::RegisterOrg { name: r.name }).map(|(events, pending)| {
+            Kind::RegisterOrg(r) => wire::parse_name(&r.name).and_then(|name| {
+                self.commit_directory(DirectoryCommand::RegisterOrg { name }).map(|(events, pending)| {
                     let Some(DirectoryEvent::OrgRegistered { org_id, name, at }) = events.into_iter().next() else {
                         unreachable!("registering an org always records it")
                     };
                     let profile = org::OrgProfile::new(org_id, name, at);
                     Decided { pending, reply: Reply::with(reply::Result::Org((&profile).into())) }
                 })
-            }
+            }),
             Kind::ClaimNumber(c) => wire::parse_number(&c.number).and_then(|number| {
                 let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone(), token: c.token };
                 self.commit_directory(command).map(|(_, pending)| Decided { pending, reply: claimed(number.as_str()) })
@@ -331,25 +337,6 @@ impl Partition {
     /// What an answer rests on: the append a decision made, or everything appended before it.
     fn rests_on(&self, appended: Option<Pending>) -> Pending {
         appended.unwrap_or_else(|| self.log.barrier())
-    }
-
-    /// Asks the carrier to check a connection, outside the actor; the outcome comes back
-    /// through `verified_rx` and is recorded like any command.
-    fn start_verification(&mut self, org: OrgId, connection: VoipConnectionId, request: bus::Message) {
-        let provider = match load_org(&self.log, &mut self.orgs, org) {
-            Ok(folded) => match folded.state.connections.get(&connection) {
-                Some(c) => c.provider.clone(),
-                None => return answer(request, Err(wire::not_found(Resource::VoipConnection))),
-            },
-            Err(failure) => return answer(request, Err(failure)),
-        };
-        let carrier = self.carrier.clone();
-        let internal_tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let outcome = carrier.verify(&provider).await;
-            // The actor is gone only at shutdown, when nobody waits for the answer.
-            let _ = internal_tx.send(Internal::Verified { org, connection, outcome, request }).await;
-        });
     }
 }
 

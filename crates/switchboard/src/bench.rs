@@ -194,6 +194,8 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             max_call_seconds: 60,
             sip_answer_timeout_ms: 8_000,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
+            // The benchmark's calls run on the simulated carrier.
+            egress: crate::dev::EgressArgs { allow_private_networks: false },
         },
         http: crate::http::HttpArgs::default(),
     };

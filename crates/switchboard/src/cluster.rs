@@ -86,6 +86,8 @@ pub struct GatewayArgs {
     request_timeout_ms: u64,
     #[command(flatten)]
     http: crate::http::HttpArgs,
+    #[command(flatten)]
+    egress: crate::dev::EgressArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -141,6 +143,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             metrics: Some(crate::metrics()),
             http_limits: args.http.limits(),
+            egress: args.egress.policy(),
         },
         listeners,
     );
@@ -183,6 +186,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
         bus,
         carrier: Arc::new(args.calls.telephony()),
         call_limits: args.calls.limits(),
+        verification_limits: Default::default(),
     })
     .await?;
     println!("switchboard orchestrator ready with {owned} partitions");

@@ -50,6 +50,24 @@ pub struct CallArgs {
     /// runs it again (its gateway is taken for dead). What it created is found, not redone.
     #[arg(long, default_value_t = domain::idempotency::ABANDONED_AFTER_MS)]
     pub idempotency_abandoned_after_ms: i64,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+}
+
+/// Where the engine may connect on a customer's behalf (SIP trunks; webhooks later).
+#[derive(clap::Args, Clone, Debug)]
+pub struct EgressArgs {
+    /// Lets customers' hosts be on loopback, private (RFC 1918, ULA), link-local, CGNAT or
+    /// cloud metadata addresses. Off by default: those reach the operator's own network. For
+    /// trunks on a private network, and for SIPp on loopback in development.
+    #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_NETWORKS")]
+    pub allow_private_networks: bool,
+}
+
+impl EgressArgs {
+    pub fn policy(&self) -> egress::Policy {
+        egress::Policy { allow_private_networks: self.allow_private_networks }
+    }
 }
 
 impl CallArgs {
@@ -57,6 +75,7 @@ impl CallArgs {
         telephony::Telephony::new(telephony::Options {
             sim: telephony::sim::Options { ring_ms: self.sim_ring_ms, talk_ms: self.sim_talk_ms },
             sip_answer_timeout: Duration::from_millis(self.sip_answer_timeout_ms),
+            egress: self.egress.policy(),
             ..Default::default()
         })
     }
@@ -115,6 +134,7 @@ impl Server {
             bus: bus.clone(),
             carrier: Arc::new(args.calls.telephony()),
             call_limits: args.calls.limits(),
+            verification_limits: Default::default(),
         })
         .await?;
         let billing = billing::Billing::build(billing::Options {
@@ -134,6 +154,7 @@ impl Server {
                 request_timeout: Duration::from_secs(10),
                 metrics: Some(crate::metrics()),
                 http_limits: args.http.limits(),
+                egress: args.calls.egress.policy(),
             },
             listeners,
         );

@@ -64,6 +64,9 @@ pub trait Carrier: Send + Sync + 'static {
     fn resume(&self, dial: Dial, progress: Progress, events: CarrierEvents);
 
     /// Ends a call the engine ends (a hang-up, a timer). Ending an ended call does nothing.
+    /// A carrier knows a call from the moment `dial` is first polled: the owner sends a hang-up
+    /// for a call whose dial is in flight only after that (the orchestrator's dial task does),
+    /// never before, where it would find no call and be lost.
     fn hang_up(&self, call_id: CallId);
 }
 
@@ -76,6 +79,9 @@ pub struct Options {
     /// so it is shorter. Once the trunk answered, the call rings as long as the engine lets it.
     pub sip_answer_timeout: Duration,
     pub sim: sim::Options,
+    /// Where SIP trunks may be: each probe and each call resolves its trunk's host once and
+    /// connects to the address this policy let through.
+    pub egress: egress::Policy,
 }
 
 impl Default for Options {
@@ -84,6 +90,7 @@ impl Default for Options {
             sip_probe_timeout: Duration::from_secs(3),
             sip_answer_timeout: Duration::from_secs(8),
             sim: sim::Options::default(),
+            egress: egress::Policy::default(),
         }
     }
 }
@@ -91,6 +98,7 @@ impl Default for Options {
 /// The carrier adapter for every provider.
 pub struct Telephony {
     sip_probe_timeout: Duration,
+    egress: egress::Policy,
     sim: sim::SimulatedCarrier,
     sip: sip::SipCarrier,
 }
@@ -99,8 +107,9 @@ impl Telephony {
     pub fn new(options: Options) -> Self {
         Self {
             sip_probe_timeout: options.sip_probe_timeout,
+            egress: options.egress,
             sim: sim::SimulatedCarrier::new(options.sim),
-            sip: sip::SipCarrier::new(options.sip_answer_timeout),
+            sip: sip::SipCarrier::new(options.sip_answer_timeout, options.egress),
         }
     }
 }
@@ -117,7 +126,7 @@ impl Carrier for Telephony {
         match provider {
             // The simulated carrier is always reachable.
             Provider::Sim => Ok(()),
-            Provider::Sip(trunk) => sip::probe(trunk, self.sip_probe_timeout).await,
+            Provider::Sip(trunk) => sip::probe(trunk, self.sip_probe_timeout, self.egress).await,
         }
     }
 

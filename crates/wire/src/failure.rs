@@ -9,7 +9,13 @@ use crate::pb::{Failure, FailureKind, FieldError, Reply, reply};
 
 impl Failure {
     pub fn new(kind: FailureKind, code: &str, detail: impl Into<String>) -> Self {
-        Self { kind: kind as i32, code: code.to_owned(), detail: detail.into(), field_errors: Vec::new() }
+        Self {
+            kind: kind as i32,
+            code: code.to_owned(),
+            detail: detail.into(),
+            field_errors: Vec::new(),
+            retry_after_seconds: None,
+        }
     }
 
     pub fn invalid(errors: FieldErrors) -> Self {
@@ -18,6 +24,7 @@ impl Failure {
             code: "invalid".to_owned(),
             detail: errors.to_string(),
             field_errors: errors.0.into_iter().map(|(field, messages)| FieldError { field, messages }).collect(),
+            retry_after_seconds: None,
         }
     }
 

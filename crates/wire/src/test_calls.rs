@@ -60,7 +60,7 @@ pub fn batch_spec(b: pb::CreateTestBatch) -> Result<BatchSpec, Failure> {
             e.add(format!("scenario_prompts.{i}"), m);
         }
     }
-    let name = field(&mut e, "name", domain::fields::check_length(&b.name, 100).map(|_| b.name.clone()));
+    let name = field(&mut e, "name", domain::test_call::parse_batch_name(&b.name));
     match (c.target_type, c.direction, c.target_number, c.mode, name) {
         (Some(target_type), Some(direction), Some(target_number), Some(mode), Some(name)) if e.is_empty() => {
             Ok(BatchSpec {

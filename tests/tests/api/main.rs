@@ -4,6 +4,8 @@ use serde_json::{Value, json};
 mod calls;
 mod control_plane;
 mod hardening;
+mod names;
+mod network_guard;
 mod quotas;
 mod sip;
 mod test_calls;

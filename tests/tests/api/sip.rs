@@ -180,3 +180,47 @@ async fn a_call_over_a_tcp_trunk_authenticates_and_the_callee_hangs_up() {
     let call = finished(&server, &c.org.key, place(&server, &c).await).await;
     assert_eq!(outcome(&call), ("completed", "callee_hangup"));
 }
+
+/// Hangs up the call being placed as soon as the API shows it, while its `POST /v1/call` still
+/// waits for the trunk; returns that POST's answer and the hang-up's.
+async fn hang_up_while_placing(server: &Server, c: &Caller) -> (switchboard_tests::Response, Value) {
+    let placing = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO }));
+    let hanging_up = async {
+        let calls = wait_for(server, "/v1/calls", &c.org.key, SETTLE, |l| l["results"][0].is_object()).await;
+        let call = &calls["results"][0];
+        assert!(call["dialed_at"].is_null(), "the trunk has not taken the call yet: {call}");
+        server.post(&format!("/v1/calls/{}/hangup", call["id"]), &c.org.key, json!({})).await.expect(200)
+    };
+    tokio::join!(placing, hanging_up)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_hung_up_before_the_trunk_took_it_is_torn_down_there_whatever_the_trunk_answers() {
+    // The trunk's first answer comes after two seconds; the engine waits up to eight for it.
+    let server = Server::start_with(&["--sip-answer-timeout-ms", "8000"]);
+
+    // A trunk that answers at once with 200 after its silence: the engine ACKs, then BYEs.
+    let answers = Sipp::start("answers_late.xml");
+    let c = caller(&server, &answers, 500, "+14155550104").await;
+    let (placed, hung_up) = hang_up_while_placing(&server, &c).await;
+    assert_eq!((hung_up["status"].as_str(), hung_up["end_reason"].as_str()), (Some("failed"), Some("canceled")));
+    // The placement answers the call as its org left it (README: "A call hung up while it is placed").
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(placed.body["call_id"].as_u64(), hung_up["id"].as_u64(), "{}", placed.body);
+    answers.wait_for_messages(&["INVITE sip:", "SIP/2.0 200", "ACK sip:", "BYE sip:", "SIP/2.0 200"]).await;
+    let call = finished(&server, &c.org.key, hung_up["id"].as_u64().unwrap()).await;
+    assert_eq!((outcome(&call), call["cost_cents"].as_i64()), (("failed", "canceled"), Some(0)), "{call}");
+
+    // A trunk that rings after its silence: the engine CANCELs.
+    let rings = Sipp::start("rings_late.xml");
+    let c = caller(&server, &rings, 500, "+14155550105").await;
+    let (placed, hung_up) = hang_up_while_placing(&server, &c).await;
+    assert_eq!((placed.status, placed.body["call_id"].as_u64()), (201, hung_up["id"].as_u64()), "{}", placed.body);
+    rings
+        .wait_for_messages(&["INVITE sip:", "SIP/2.0 180", "CANCEL sip:", "SIP/2.0 200", "SIP/2.0 487", "ACK sip:"])
+        .await;
+    let call = finished(&server, &c.org.key, hung_up["id"].as_u64().unwrap()).await;
+    assert_eq!(outcome(&call), ("failed", "canceled"));
+    let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
+    assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));
+}

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use domain::fields::non_blank;
 use domain::ids::OrgId;
 use domain::org::Quota;
 use serde_json::Value;
@@ -18,7 +17,7 @@ use crate::{App, render};
 fn parse_name(body: JsonObject) -> Result<String, ApiError> {
     let mut f = Fields::new(body);
     let raw = f.required_str("name");
-    let name = f.parse("name", raw, |n| non_blank(&n, 100));
+    let name = f.parse("name", raw, |n| domain::org::parse_name(&n));
     f.finish(|| name)
 }
 

@@ -153,10 +153,11 @@ pub async fn create_batch(State(app): State<App>, caller: Caller, body: JsonObje
         None => f.optional_str("scenario_prompt").into_iter().collect(),
     };
     let name = f.optional_str("name").unwrap_or_default();
+    let name = f.parse("name", Some(name), |n| domain::test_call::parse_batch_name(&n));
     let spec = f.finish(|| {
         let t = target?;
         Some(pb::CreateTestBatch {
-            name,
+            name: name?,
             target_type: t.target_type,
             target_id: t.target_id,
             direction: t.direction,

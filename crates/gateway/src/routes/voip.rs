@@ -58,6 +58,18 @@ fn parse(body: JsonObject) -> Result<(String, Provider), ApiError> {
     f.finish(|| Some((name?, provider?)))
 }
 
+/// Refuses, as a field error, a host that is a refused address or resolves to one. A name that
+/// does not resolve now is let through: it may resolve later, and every use checks again.
+async fn check_host(egress: egress::Policy, trunk: &SipTrunk) -> Result<(), ApiError> {
+    match egress.resolve(&trunk.host, trunk.port).await {
+        Err(egress::Error::Refused { address, refusal, .. }) => {
+            let message = format!("Enter a public host: {address} is {}.", refusal.describe());
+            Err(ApiError::invalid(domain::FieldErrors::single("host", message)))
+        }
+        Ok(_) | Err(egress::Error::Unresolvable { .. }) => Ok(()),
+    }
+}
+
 fn connection_reply(result: R) -> Result<Value, ApiError> {
     match result {
         R::VoipConnection(c) => Ok(render::voip_connection(&c)),
@@ -67,6 +79,9 @@ fn connection_reply(result: R) -> Result<Value, ApiError> {
 
 pub async fn create(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<Created, ApiError> {
     let (name, provider) = parse(body)?;
+    if let Provider::Sip(trunk) = &provider {
+        check_host(app.egress, trunk).await?;
+    }
     let spec = wire::connection_spec(&name, &provider, true);
     let result = app.services.command(caller.org, Kind::CreateVoipConnection(spec)).await?;
     Ok(created(connection_reply(result)?))

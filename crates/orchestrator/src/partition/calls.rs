@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bus::Headers;
 use domain::Timestamp;
-use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, Funds, Phase};
+use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::org;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
+use tokio::sync::oneshot;
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
 
 use super::test_calls::counts_as_running_test;
@@ -212,10 +213,12 @@ impl Partition {
             let carrier = self.carrier.clone();
             let carrier_tx = self.carrier_tx.clone();
             let internal_tx = self.internal_tx.clone();
+            let (hung_up_tx, hung_up) = oneshot::channel();
+            self.dialing.insert(leg, hung_up_tx);
             tokio::spawn(async move {
                 // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
                 let outcome = match log.durable().await {
-                    Ok(()) => carrier.dial(dial, carrier_tx).await,
+                    Ok(()) => dial_unless_hung_up(carrier.as_ref(), dial, carrier_tx, hung_up).await,
                     Err(e) => Err(telephony::DialError {
                         reason: domain::call::EndReason::CarrierError,
                         sip_code: None,
@@ -233,6 +236,8 @@ impl Partition {
         outcome: Result<(), telephony::DialError>,
         request: Option<bus::Message>,
     ) {
+        // The dial is over (taken or refused): from now on a hang-up goes to the carrier itself.
+        self.dialing.remove(&call);
         let (command, failure) = match outcome {
             Ok(()) => (CallCommand::DialAccepted, None),
             Err(e) => {
@@ -249,12 +254,13 @@ impl Partition {
             Err(f) => return reply_to(request, Err(f)),
         };
         let Some(request) = request else { return };
-        let reply = match failure {
-            Some(failure) => Reply::failure(failure),
-            None => match self.calls.get(&call) {
-                Some(folded) => Reply::with(reply::Result::Call((&folded.state).into())),
-                None => Reply::failure(Failure::internal("the call vanished while it was placed")),
-            },
+        // A call its org hung up before the carrier took it was placed all the same: it answers
+        // 201, canceled, whatever the carrier did (it may have left memory, billed, by now).
+        let reply = match (failure, self.call_as_it_is(call)) {
+            (_, Err(f)) => Reply::failure(f),
+            (_, Ok(None)) => Reply::failure(Failure::internal("the call vanished while it was placed")),
+            (Some(failure), Ok(Some(state))) if !was_canceled(&state) => Reply::failure(failure),
+            (_, Ok(Some(state))) => placement_reply(&state),
         };
         actor::reply_when_durable(request, self.rests_on(pending), wire::encode(&reply), |e| {
             wire::encode(&Reply::failure(storage_failure(e)))
@@ -264,32 +270,16 @@ impl Partition {
     /// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it
     /// was never placed.
     fn placement_outcome(&self, org: OrgId, call: CallId) -> super::Outcome {
-        let state = match self.calls.get(&call) {
-            Some(folded) => folded.state.clone(),
-            None => calls_projection::read_call(&self.log, call)
-                .map_err(storage_failure)?
-                .filter(|c| c.setup.org == org)
-                .ok_or_else(wire::call_not_found)?,
-        };
-        let failure = match state.rejection.as_deref() {
-            Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
-            Some(code) => Some(Failure::new(
-                FailureKind::Unavailable,
-                "service_unavailable",
-                format!("The call could not be placed ({code}); retry."),
-            )),
-            None if state.is_ended() && state.dialed_at.is_none() => Some(Failure::new(
-                FailureKind::Upstream,
-                "carrier_error",
-                "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
-            )),
-            None => None,
-        };
-        let reply = match failure {
-            Some(failure) => Reply::failure(failure),
-            None => Reply::with(reply::Result::Call((&state).into())),
-        };
-        Ok(super::Decided { pending: self.log.barrier(), reply })
+        let state = self.call_as_it_is(call)?.filter(|c| c.setup.org == org).ok_or_else(wire::call_not_found)?;
+        Ok(super::Decided { pending: self.log.barrier(), reply: placement_reply(&state) })
+    }
+
+    /// The call as it is now: in memory while it runs or is not yet billed, else as projected.
+    fn call_as_it_is(&self, call: CallId) -> Result<Option<CallState>, Failure> {
+        match self.calls.get(&call) {
+            Some(folded) => Ok(Some(folded.state.clone())),
+            None => calls_projection::read_call(&self.log, call).map_err(storage_failure),
+        }
     }
 
     /// Ends a call at the org's request. Idempotent: an ended call answers as it is.
@@ -316,6 +306,11 @@ impl Partition {
     /// Decides a command for a call, appends what it decided and performs its actions.
     pub(super) fn drive_call(&mut self, call: CallId, command: CallCommand) -> Result<Option<Pending>, Failure> {
         let Some(folded) = self.calls.get_mut(&call) else {
+            if let Some(Action::HangUp) = call::teardown_of_forgotten(&command) {
+                // Only ended, billed calls leave memory, so the end is durable already.
+                tracing::info!(%call, "the carrier reported on an ended call; ending it there");
+                self.carrier.hang_up(call);
+            }
             return Ok(None);
         };
         let decision = call::decide(&folded.state, command, actor::now());
@@ -431,12 +426,20 @@ impl Partition {
     /// Ends the call at the carrier once the end is on disk, like every side effect: a crash
     /// before then must not leave a call ended at the far end that the log still has talking
     /// (and bills as talking until the restart).
-    fn hang_up_when_durable(&self, call: CallId) {
+    /// A call whose dial is in flight is ended through its dial task (see
+    /// [`dial_unless_hung_up`]), since a carrier cannot end a call it has not begun to dial.
+    fn hang_up_when_durable(&mut self, call: CallId) {
         let log = self.log.clone();
         let carrier = self.carrier.clone();
+        let dialing = self.dialing.remove(&call);
         tokio::spawn(async move {
             match log.durable().await {
-                Ok(()) => carrier.hang_up(call),
+                Ok(()) => {
+                    // A dial task that closed its end has seen the dial end: the carrier holds the call.
+                    if dialing.is_none_or(|dial_task| dial_task.send(()).is_err()) {
+                        carrier.hang_up(call);
+                    }
+                }
                 Err(e) => tracing::error!(%call, error = %e, "the end of a call could not be made durable"),
             }
         });
@@ -602,5 +605,161 @@ impl BillingClient {
             Some(result) => Ok(result),
             None => Err(Failure::internal("empty billing reply")),
         }
+    }
+}
+
+/// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it was
+/// never placed.
+fn placement_reply(state: &CallState) -> Reply {
+    let failure = match state.rejection.as_deref() {
+        Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
+        Some(code) => Some(Failure::new(
+            FailureKind::Unavailable,
+            "service_unavailable",
+            format!("The call could not be placed ({code}); retry."),
+        )),
+        None if state.is_ended() && state.dialed_at.is_none() && !was_canceled(state) => Some(Failure::new(
+            FailureKind::Upstream,
+            "carrier_error",
+            "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
+        )),
+        None => None,
+    };
+    match failure {
+        Some(failure) => Reply::failure(failure),
+        None => Reply::with(reply::Result::Call(state.into())),
+    }
+}
+
+/// Whether the org hung the call up before it ended otherwise.
+fn was_canceled(state: &CallState) -> bool {
+    state.ending.as_ref().is_some_and(|e| e.reason == EndReason::Canceled)
+}
+
+/// Dials, unless the call is ended before the dial begins; a hang-up that arrives while the
+/// dial is in flight is passed to the carrier once the dial has begun (the carrier knows a
+/// call from then on), and one that arrives as the dial ends is passed on too. So whatever
+/// the carrier answers later, a call ended here is ended there.
+async fn dial_unless_hung_up(
+    carrier: &dyn telephony::Carrier,
+    dial: telephony::Dial,
+    events: telephony::CarrierEvents,
+    mut hung_up: oneshot::Receiver<()>,
+) -> Result<(), telephony::DialError> {
+    let call = dial.call_id;
+    if hung_up.try_recv().is_ok() {
+        return Err(telephony::DialError {
+            reason: EndReason::Canceled,
+            sip_code: None,
+            detail: "The call was hung up before it was dialed.".into(),
+        });
+    }
+    let dialing = carrier.dial(dial, events);
+    tokio::pin!(dialing);
+    let outcome = tokio::select! {
+        // The dial is polled first, so that the carrier holds the call before it is told to end it.
+        biased;
+        outcome = &mut dialing => outcome,
+        Ok(()) = &mut hung_up => {
+            carrier.hang_up(call);
+            return dialing.await;
+        }
+    };
+    // A hang-up sent from now on fails, and its sender tells the carrier itself.
+    hung_up.close();
+    if hung_up.try_recv().is_ok() {
+        carrier.hang_up(call);
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use domain::voip::Provider;
+    use telephony::{Carrier, CarrierEvents, Dial, DialError, Progress};
+
+    use super::*;
+
+    /// A carrier that records what it is asked, and takes each dial when the test says so.
+    #[derive(Default)]
+    struct Recording {
+        asked: Mutex<Vec<&'static str>>,
+        take: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl Carrier for Recording {
+        async fn verify(&self, _: &Provider) -> Result<(), String> {
+            Ok(())
+        }
+        async fn dial(&self, _: Dial, _: CarrierEvents) -> Result<(), DialError> {
+            // Like the SIP carrier, it knows the call from the first poll of its dial on.
+            self.asked.lock().unwrap().push("dial");
+            self.take.notified().await;
+            Ok(())
+        }
+        fn resume(&self, _: Dial, _: Progress, _: CarrierEvents) {}
+        fn hang_up(&self, _: CallId) {
+            self.asked.lock().unwrap().push("hang_up");
+        }
+    }
+
+    fn dial() -> Dial {
+        Dial {
+            call_id: CallId(69),
+            from: domain::E164::parse("+14155550100").unwrap(),
+            to: domain::E164::parse("+14155550123").unwrap(),
+            provider: Provider::Sim,
+            agent: domain::agent::AgentSpec::named("Support".into()),
+            scenario_prompt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_hung_up_before_its_dial_began_is_never_dialed() {
+        let carrier = Recording::default();
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        tx.send(()).unwrap();
+        let outcome = dial_unless_hung_up(&carrier, dial(), events, rx).await;
+        assert_eq!(outcome.unwrap_err().reason, EndReason::Canceled);
+        assert!(carrier.asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_while_the_dial_is_in_flight_reaches_the_carrier_after_the_dial_began() {
+        let carrier = Arc::new(Recording::default());
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        let dialing = {
+            let carrier = carrier.clone();
+            tokio::spawn(async move { dial_unless_hung_up(carrier.as_ref(), dial(), events, rx).await })
+        };
+        while carrier.asked.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // The carrier is dialing and has not answered: the hang-up goes to it now, not later.
+        tx.send(()).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while carrier.asked.lock().unwrap().len() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the hang-up never reached the carrier");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*carrier.asked.lock().unwrap(), ["dial", "hang_up"]);
+        carrier.take.notify_one();
+        assert!(dialing.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn once_the_dial_is_over_a_hang_up_is_refused_so_its_sender_tells_the_carrier() {
+        let carrier = Recording::default();
+        carrier.take.notify_one();
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let (tx, rx) = oneshot::channel();
+        assert!(dial_unless_hung_up(&carrier, dial(), events, rx).await.is_ok());
+        assert!(tx.send(()).is_err(), "hang_up_when_durable then calls the carrier itself");
+        assert_eq!(*carrier.asked.lock().unwrap(), ["dial"]);
     }
 }

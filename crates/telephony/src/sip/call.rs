@@ -51,20 +51,28 @@ enum Socket {
 }
 
 impl Connection {
-    async fn open(trunk: &SipTrunk) -> Result<Self, DialError> {
+    /// Resolves the trunk's host once, through the egress guard, and connects to exactly the
+    /// address it let through.
+    async fn open(trunk: &SipTrunk, egress: egress::Policy) -> Result<Self, DialError> {
         let target = format!("{}:{}", trunk.host, trunk.port);
         let unreachable = |e: std::io::Error| carrier_error(format!("Cannot reach the SIP trunk {target}: {e}"), None);
+        if trunk.transport == Transport::Tls {
+            let detail = "Calls over tls SIP trunks are not supported yet; use udp or tcp.".to_owned();
+            return Err(carrier_error(detail, None));
+        }
+        let address = egress
+            .resolve(&trunk.host, trunk.port)
+            .await
+            .map_err(|e| carrier_error(format!("The SIP trunk cannot be reached: {e}."), None))?;
         let socket = match trunk.transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(unreachable)?;
-                socket.connect(&target).await.map_err(unreachable)?;
+                let any: SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                let socket = UdpSocket::bind(any).await.map_err(unreachable)?;
+                socket.connect(address).await.map_err(unreachable)?;
                 Socket::Udp(socket)
             }
-            Transport::Tcp => Socket::Tcp(TcpStream::connect(&target).await.map_err(unreachable)?, Mutex::default()),
-            Transport::Tls => {
-                let detail = "Calls over tls SIP trunks are not supported yet; use udp or tcp.".to_owned();
-                return Err(carrier_error(detail, None));
-            }
+            Transport::Tcp => Socket::Tcp(TcpStream::connect(address).await.map_err(unreachable)?, Mutex::default()),
+            Transport::Tls => unreachable!("tls trunks are refused above"),
         };
         let local = match &socket {
             Socket::Udp(s) => s.local_addr(),
@@ -193,8 +201,8 @@ fn branch() -> String {
 
 /// Ends the dialog of a call this process did not place (its owner restarted): a BYE from a
 /// new socket, which the trunk matches by Call-ID and tags.
-pub async fn end_dialog(trunk: &SipTrunk, mut dialog: SipDialog) {
-    match Connection::open(trunk).await {
+pub async fn end_dialog(trunk: &SipTrunk, egress: egress::Policy, mut dialog: SipDialog) {
+    match Connection::open(trunk, egress).await {
         Ok(connection) => connection.bye(&mut dialog).await,
         Err(e) => tracing::warn!(call_id = %dialog.call_id, detail = %e.detail, "could not end a sip dialog"),
     }
@@ -231,8 +239,8 @@ fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
 }
 
 impl Leg {
-    async fn open(dial: &Dial, trunk: SipTrunk) -> Result<Self, DialError> {
-        let connection = Connection::open(&trunk).await?;
+    async fn open(dial: &Dial, trunk: SipTrunk, egress: egress::Policy) -> Result<Self, DialError> {
+        let connection = Connection::open(&trunk, egress).await?;
         let unreachable = |e: std::io::Error| carrier_error(format!("Cannot hold a media port: {e}"), None);
         let media = UdpSocket::bind((connection.local.ip(), 0)).await.map_err(unreachable)?;
         let media_port = media.local_addr().map_err(unreachable)?.port();
@@ -310,12 +318,13 @@ impl Leg {
 pub async fn run(
     dial: Dial,
     trunk: SipTrunk,
+    egress: egress::Policy,
     answer_timeout: Duration,
     accepted: Accepted,
     events: CarrierEvents,
     hang_up: mpsc::Receiver<()>,
 ) {
-    let leg = match Leg::open(&dial, trunk).await {
+    let leg = match Leg::open(&dial, trunk, egress).await {
         Ok(leg) => leg,
         Err(e) => {
             let _ = accepted.send(Err(e));

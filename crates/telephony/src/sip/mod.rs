@@ -29,13 +29,15 @@ use crate::{CarrierEvents, Dial, DialError};
 pub struct SipCarrier {
     /// See [`crate::Options::sip_answer_timeout`].
     answer_timeout: Duration,
+    /// Where trunks may be; see [`crate::Options::egress`].
+    egress: egress::Policy,
     /// One slot per call: a hang-up is asked once, and the task takes it when it can.
     sessions: Arc<Mutex<HashMap<CallId, mpsc::Sender<()>>>>,
 }
 
 impl SipCarrier {
-    pub fn new(answer_timeout: Duration) -> Self {
-        Self { answer_timeout, sessions: Arc::default() }
+    pub fn new(answer_timeout: Duration, egress: egress::Policy) -> Self {
+        Self { answer_timeout, egress, sessions: Arc::default() }
     }
 
     pub async fn dial(&self, dial: Dial, trunk: SipTrunk, events: CarrierEvents) -> Result<(), DialError> {
@@ -44,9 +46,9 @@ impl SipCarrier {
         let (hang_up_tx, hang_up_rx) = mpsc::channel(1);
         self.sessions.lock().expect("sessions lock").insert(call_id, hang_up_tx);
         let sessions = self.sessions.clone();
-        let answer_timeout = self.answer_timeout;
+        let (answer_timeout, egress) = (self.answer_timeout, self.egress);
         tokio::spawn(async move {
-            call::run(dial, trunk, answer_timeout, accepted_tx, events, hang_up_rx).await;
+            call::run(dial, trunk, egress, answer_timeout, accepted_tx, events, hang_up_rx).await;
             sessions.lock().expect("sessions lock").remove(&call_id);
         });
         accepted_rx.await.unwrap_or_else(|_| {
@@ -64,9 +66,10 @@ impl SipCarrier {
     /// failure, billed up to now. (A call still ringing is left to the trunk's timers: the
     /// INVITE's identifiers are not recorded.)
     pub fn resume(&self, call_id: CallId, trunk: SipTrunk, dialog: Option<SipDialog>, events: CarrierEvents) {
+        let egress = self.egress;
         tokio::spawn(async move {
             if let Some(dialog) = dialog {
-                call::end_dialog(&trunk, dialog).await;
+                call::end_dialog(&trunk, egress, dialog).await;
             }
             let ended = CarrierEvent::Ended { reason: EndReason::CarrierError, sip_code: None };
             let _ = events.send((call_id, ended)).await;

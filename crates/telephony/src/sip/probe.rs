@@ -1,5 +1,6 @@
 //! A SIP `OPTIONS` probe (RFC 3261 §11): any SIP response means a SIP server is there.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use domain::voip::{SipTrunk, Transport};
@@ -9,13 +10,18 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::message::{Message, Request};
 use super::token;
 
-pub async fn probe(trunk: &SipTrunk, timeout: Duration) -> Result<(), String> {
+/// Probes the trunk at the one address its host resolved to through the egress guard.
+pub async fn probe(trunk: &SipTrunk, timeout: Duration, egress: egress::Policy) -> Result<(), String> {
     let target = format!("{}:{}", trunk.host, trunk.port);
     let exchange = async {
+        if trunk.transport == Transport::Tls {
+            return Err("TLS trunks cannot be verified yet; use udp or tcp.".to_owned());
+        }
+        let address = egress.resolve(&trunk.host, trunk.port).await.map_err(|e| format!("{e}."))?;
         match trunk.transport {
-            Transport::Udp => probe_udp(trunk, &target).await,
-            Transport::Tcp => probe_tcp(trunk, &target).await,
-            Transport::Tls => Err("TLS trunks cannot be verified yet; use udp or tcp.".to_owned()),
+            Transport::Udp => probe_udp(trunk, address, &target).await,
+            Transport::Tcp => probe_tcp(trunk, address, &target).await,
+            Transport::Tls => unreachable!("tls trunks are refused above"),
         }
     };
     let status = tokio::time::timeout(timeout, exchange)
@@ -48,9 +54,10 @@ fn options_request(trunk: &SipTrunk, local: &str, transport: &str) -> Vec<u8> {
     .to_bytes()
 }
 
-async fn probe_udp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
-    let socket = UdpSocket::bind("0.0.0.0:0").await.map_err(|e| e.to_string())?;
-    socket.connect(target).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
+async fn probe_udp(trunk: &SipTrunk, address: SocketAddr, target: &str) -> Result<u16, String> {
+    let any: SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = UdpSocket::bind(any).await.map_err(|e| e.to_string())?;
+    socket.connect(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?.to_string();
     socket.send(&options_request(trunk, &local, "UDP")).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let mut buf = vec![0u8; 4096];
@@ -58,8 +65,8 @@ async fn probe_udp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
     status_of(&buf[..n], target)
 }
 
-async fn probe_tcp(trunk: &SipTrunk, target: &str) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(target).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
+async fn probe_tcp(trunk: &SipTrunk, address: SocketAddr, target: &str) -> Result<u16, String> {
+    let mut stream = TcpStream::connect(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = stream.local_addr().map_err(|e| e.to_string())?.to_string();
     stream.write_all(&options_request(trunk, &local, "TCP")).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 4096];
@@ -75,6 +82,9 @@ fn status_of(response: &[u8], target: &str) -> Result<u16, String> {
 mod tests {
     use super::*;
 
+    /// These tests' trunks are on loopback.
+    const LOOPBACK: egress::Policy = egress::Policy { allow_private_networks: true };
+
     fn trunk(port: u16, transport: Transport) -> SipTrunk {
         SipTrunk { host: "127.0.0.1".into(), port, transport, username: "alice".into(), password: "secret".into() }
     }
@@ -89,14 +99,14 @@ mod tests {
             assert!(buf[..n].starts_with(b"OPTIONS sip:127.0.0.1 SIP/2.0"));
             server.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from).await.unwrap();
         });
-        assert_eq!(probe(&trunk(port, Transport::Udp), Duration::from_secs(2)).await, Ok(()));
+        assert_eq!(probe(&trunk(port, Transport::Udp), Duration::from_secs(2), LOOPBACK).await, Ok(()));
     }
 
     #[tokio::test]
     async fn silence_and_non_sip_answers_fail_with_a_reason() {
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = silent.local_addr().unwrap().port();
-        let err = probe(&trunk(port, Transport::Udp), Duration::from_millis(200)).await.unwrap_err();
+        let err = probe(&trunk(port, Transport::Udp), Duration::from_millis(200), LOOPBACK).await.unwrap_err();
         assert!(err.contains("No SIP answer"), "{err}");
 
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -107,7 +117,18 @@ mod tests {
             let _ = s.read(&mut buf).await;
             s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await.unwrap();
         });
-        let err = probe(&trunk(port, Transport::Tcp), Duration::from_secs(2)).await.unwrap_err();
+        let err = probe(&trunk(port, Transport::Tcp), Duration::from_secs(2), LOOPBACK).await.unwrap_err();
         assert!(err.contains("did not answer in SIP"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_trunk_on_loopback_is_not_probed_unless_private_networks_are_allowed() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let err =
+            probe(&trunk(port, Transport::Udp), Duration::from_secs(2), egress::Policy::default()).await.unwrap_err();
+        assert!(err.contains("127.0.0.1, a loopback address"), "{err}");
+        let mut buf = [0u8; 64];
+        assert!(server.try_recv_from(&mut buf).is_err(), "nothing reached the listener");
     }
 }

@@ -1,0 +1,143 @@
+//! The egress guard end to end: without `--allow-private-networks`, a VoIP connection's host
+//! may not lead to loopback, private, link-local or metadata addresses, neither on create nor
+//! at use; and no SIP field may carry control characters into a SIP message.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_tests::{Server, Sipp};
+
+fn sip(host: &str, port: u16) -> serde_json::Value {
+    json!({ "provider": "sip", "host": host, "port": port, "transport": "udp", "username": "alice", "password": "secret" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_on_loopback_private_or_metadata_addresses_are_refused_without_the_operator_flag() {
+    let server = Server::start_public_only(&[]);
+    let org = server.create_org("Acme").await;
+    for host in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.10",
+        "169.254.169.254",
+        "100.64.0.1",
+        "[::1]",
+        "::ffff:127.0.0.1",
+        "[fd00::1]",
+        "localhost",
+    ] {
+        let r = server.post("/v1/voip-connections", &org.key, sip(host, 5060)).await;
+        assert_eq!(r.status, 400, "{host}: {}", r.body);
+        let message = r.body["host"][0].as_str().unwrap_or_default();
+        assert!(message.starts_with("Enter a public host:"), "{host}: {}", r.body);
+    }
+    let r = server.post("/v1/voip-connections", &org.key, sip("169.254.169.254", 80)).await;
+    assert!(r.body["host"][0].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
+    // A public address is taken (it is not dialed on create).
+    server.post("/v1/voip-connections", &org.key, sip("192.0.43.10", 5060)).await.expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_made_on_loopback_is_neither_probed_nor_dialed_once_the_flag_is_gone() {
+    let mut server = Server::start_with(&[]);
+    let trunk = Sipp::start("uas");
+    let org = server.create_org("Acme").await;
+    let c = server.ready_to_call_over(org, 500, "+14155550100", trunk.connection()).await;
+    trunk.wait_for_messages(&["OPTIONS sip:"]).await;
+    let before = trunk.trace().len();
+
+    server.restart_public_only();
+    let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": "+14155550123" })).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("127.0.0.1, a loopback address"), "{}", r.body);
+
+    let path = format!("/v1/voip-connections/{}/verify", c.connection_id);
+    let verified = server.post(&path, &c.org.key, json!({})).await.expect(200);
+    assert_eq!(verified["verified"], false, "{verified}");
+    let reason = verified["verification_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("127.0.0.1, a loopback address"), "{verified}");
+
+    // Give a stray packet time to arrive: SIPp saw nothing after the restart.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(trunk.trace().len(), before, "nothing reached the trunk: {}", &trunk.trace()[before..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_sip_fields_are_refused_and_never_reach_a_listener() {
+    let server = Server::start_with(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let org = server.create_org("Acme").await;
+    let injection = "bob\r\nX-Injected: 1\r\n\r\nSET pwned 1";
+    for field in ["username", "password", "host"] {
+        let mut body = sip("127.0.0.1", port);
+        body["transport"] = json!("tcp");
+        body[field] = json!(if field == "host" { "127.0.0.1\r\nX-Injected: 1" } else { injection });
+        let r = server.post("/v1/voip-connections", &org.key, body).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.body);
+        assert!(r.body[field].is_array(), "{field}: {}", r.body);
+    }
+    let mut body = sip("127.0.0.1", port);
+    body["username"] = json!("nul\0byte");
+    assert_eq!(server.post("/v1/voip-connections", &org.key, body).await.status, 400);
+    let connections = server.get("/v1/voip-connections", &org.key).await.expect(200);
+    assert_eq!(connections, json!([]), "nothing was stored");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(listener.accept().is_err(), "nothing connected to the listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_are_bounded_per_org_per_minute_with_429_and_retry_after() {
+    let server = Server::start();
+    let org = server.create_org("Acme").await;
+    let other = server.create_org("Other").await;
+    let conn = server.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
+    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
+    // The default budget: ten probes per org per minute.
+    for i in 0..10 {
+        let r = server.post(&path, &org.key, json!({})).await;
+        assert_eq!(r.status, 200, "verification {i}: {}", r.body);
+    }
+    let r = server.post(&path, &org.key, json!({})).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (429, Some("rate_limited")), "{}", r.body);
+    let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+    // Another org's budget is its own.
+    let theirs = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
+    server.post(&format!("/v1/voip-connections/{}/verify", theirs["id"]), &other.key, json!({})).await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_of_a_connection_being_probed_share_the_one_probe() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = Server::start();
+    let org = server.create_org("Acme").await;
+    // A trunk that takes a second to answer OPTIONS, and counts the probes it gets.
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = trunk.local_addr().unwrap().port();
+    let probes = Arc::new(AtomicUsize::new(0));
+    let counted = probes.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = trunk.recv_from(&mut buf) {
+            if buf[..n].starts_with(b"OPTIONS ") {
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(1));
+                let _ = trunk.send_to(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", from);
+            }
+        }
+    });
+    let conn = server.post("/v1/voip-connections", &org.key, sip("127.0.0.1", port)).await.expect(201);
+    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
+    let (a, b, c) = tokio::join!(
+        server.post(&path, &org.key, json!({})),
+        server.post(&path, &org.key, json!({})),
+        server.post(&path, &org.key, json!({}))
+    );
+    for r in [&a, &b, &c] {
+        assert_eq!((r.status, &r.body["verified"]), (200, &json!(true)), "{}", r.body);
+    }
+    assert_eq!(probes.load(Ordering::SeqCst), 1, "three verifications, one probe");
+}
