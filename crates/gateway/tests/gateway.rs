@@ -39,6 +39,7 @@ async fn start(limits: HttpLimits, admin_listener: bool) -> Running {
         request_timeout: Duration::from_millis(200),
         metrics: Some(Arc::new(|| "# metrics\n".to_owned())),
         http_limits: limits,
+        egress: egress::Policy::default(),
     };
     let gateway = Gateway::build(options, Listeners { public, admin });
     let (public, admin) = (gateway.local_addr().unwrap(), gateway.admin_addr().unwrap());
