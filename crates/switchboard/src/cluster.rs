@@ -94,7 +94,7 @@ async fn start_metrics(worker: &WorkerArgs) -> anyhow::Result<()> {
 }
 
 fn open_store(worker: &WorkerArgs) -> anyhow::Result<(eventlog::Store, Partitioning, Vec<u32>)> {
-    std::fs::create_dir_all(&worker.data_dir)?;
+    crate::private::create_dir(&worker.data_dir)?;
     let store = eventlog::Store::open(worker.data_dir.join("events"), &eventlog::Options::default())
         .context("opening the event log")?;
     let count = worker.common.partition_count;

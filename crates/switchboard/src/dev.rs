@@ -71,7 +71,7 @@ impl CallArgs {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    crate::private::create_dir(&args.data_dir)?;
     let admin_token = admin_token(&args.data_dir)?;
     let server = Server::start(&args, admin_token).await?;
     // Tests and scripts read this line to find the port.
@@ -174,7 +174,7 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         return Ok(token.trim().to_owned());
     }
     let token = format!("sb_admin_{}", Alphanumeric.sample_string(&mut rand::rng(), 32));
-    std::fs::write(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    crate::private::write_new(&path, token.as_bytes())?;
     println!("admin token (also in {}): {token}", path.display());
     Ok(token)
 }

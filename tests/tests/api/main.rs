@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 mod calls;
 mod hardening;
+mod secrets;
 mod sip;
 mod test_calls;
 
