@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "sb_admin_test_token";
+/// The secrets key the cluster's orchestrators share (`dev` makes its own).
+const CLUSTER_SECRETS_KEY: &str = "5b0d6c1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e";
 
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one cargo built beside this test.
 /// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, so a
@@ -324,6 +326,7 @@ impl Cluster {
             dir: dir.to_owned(),
             args: args.to_vec(),
         };
+        std::fs::write(dir.join("secrets.key"), CLUSTER_SECRETS_KEY).expect("writing the cluster's secrets key");
         cluster.start_all();
         cluster.start_nginx();
         cluster
@@ -360,6 +363,7 @@ impl Cluster {
         command
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SWITCHBOARD_NATS_URL", self.nats.url())
+            .env("SWITCHBOARD_SECRETS_KEY_FILE", self.dir.join("secrets.key"))
             .env("RUST_LOG", "warn");
     }
 

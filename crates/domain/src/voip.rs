@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fields::{check_length, non_blank};
-use crate::secret::Sealed;
+use crate::secret::Secret;
 
 pub const MAX_HOST_CHARS: usize = 253;
 pub const MAX_CREDENTIAL_CHARS: usize = 256;
@@ -36,11 +36,12 @@ impl Transport {
     }
 }
 
-/// A SIP trunk's address and credentials. Its password is [`Sealed`] wherever it is kept (events,
-/// projections, memory between uses) and a [`crate::secret::Secret`] only on its way in, and when
-/// the carrier speaks to the trunk.
+/// A SIP trunk's address and credentials. Its password is [`crate::secret::Sealed`] wherever it
+/// is kept (events, projections, memory between uses: `SipTrunk<Sealed>`), and a [`Secret`] only
+/// on its way in and when the carrier speaks to the trunk (`SipTrunk`, which cannot be
+/// serialized).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SipTrunk<P = Sealed> {
+pub struct SipTrunk<P = Secret> {
     pub host: String,
     pub port: u16,
     pub transport: Transport,
@@ -70,7 +71,7 @@ impl SipTrunk {
 
 /// Who carries the calls of a connection; `P` is how its SIP password is held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Provider<P = Sealed> {
+pub enum Provider<P = Secret> {
     /// The simulated carrier (see the `telephony` crate).
     Sim,
     Sip(SipTrunk<P>),

@@ -9,6 +9,7 @@ pub mod projection;
 mod queries;
 pub mod streams;
 pub mod test_calls_projection;
+pub mod vault;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub enum Error {
     Log(#[from] eventlog::Error),
     #[error("bus: {0}")]
     Bus(#[from] bus::Error),
+    #[error("vault: {0}")]
+    Vault(#[from] vault::Error),
 }
 
 pub struct Options {
@@ -39,6 +42,9 @@ pub struct Options {
     pub bus: SharedBus,
     pub carrier: Arc<dyn Carrier>,
     pub call_limits: CallLimits,
+    /// Seals the secrets orgs give (SIP passwords) and keys idempotency fingerprints. It never
+    /// enters the log; without it nothing sealed can be opened.
+    pub secrets_key: vault::MasterKey,
 }
 
 /// The orchestrator's logs in a shared store.
@@ -62,6 +68,8 @@ impl Orchestrator {
     /// partitions answer requests as soon as [`Orchestrator::run`] is polled.
     pub async fn build(options: Options) -> Result<Self, Error> {
         let mut partitions = Vec::with_capacity(options.partitions.len());
+        // The data keys of every owned partition's secrets, beside its logs.
+        let vault = vault::Vault::new(&options.secrets_key, options.store.key_store(NAMESPACE)?);
         for &number in &options.partitions {
             assert!(number < options.partitioning.count(), "partition {number} out of range");
             let log = options.store.log(NAMESPACE, number, projections())?;
@@ -71,6 +79,7 @@ impl Orchestrator {
                 options.carrier.clone(),
                 options.bus.clone(),
                 options.call_limits,
+                vault.clone(),
             )?;
             let subject = bus::subjects::orchestrator_commands(number);
             bus::ensure_unserved(options.bus.as_ref(), &subject).await?;

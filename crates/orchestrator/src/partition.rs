@@ -20,6 +20,7 @@ use crate::streams;
 
 mod calls;
 mod idempotency;
+mod secrets;
 mod test_calls;
 
 pub use calls::CallLimits;
@@ -77,6 +78,8 @@ pub struct Partition {
     carrier_rx: mpsc::Receiver<(CallId, CarrierEvent)>,
     /// The id of the request being handled, recorded as the correlation id of its events.
     request_id: Option<String>,
+    /// Seals and opens the partition's secrets, and keys idempotency fingerprints.
+    vault: crate::vault::Vault,
 }
 
 /// Bounds the work in flight outside the actor and the carrier events waiting for it; a full
@@ -98,6 +101,7 @@ impl Partition {
         carrier: Arc<dyn Carrier>,
         bus: SharedBus,
         limits: CallLimits,
+        vault: crate::vault::Vault,
     ) -> Result<Self, eventlog::Error> {
         let directory = if log.partition() == partitioning.directory() {
             Some(actor::fold(&log, streams::DIRECTORY, DirectoryState::apply)?)
@@ -124,6 +128,7 @@ impl Partition {
             carrier_tx,
             carrier_rx,
             request_id: None,
+            vault,
         })
     }
 
@@ -132,6 +137,7 @@ impl Partition {
             tracing::error!(partition = self.log.partition(), detail = %failure.detail, "could not resume calls");
         }
         let mut sweep = tokio::time::interval(calls::SETTLEMENT_SWEEP);
+        let mut key_sweep = tokio::time::interval(idempotency::sweep_interval(self.limits.idempotency_retention_ms));
         loop {
             let next_timer = self
                 .timers
@@ -162,6 +168,7 @@ impl Partition {
                 }
                 _ = calls::sleep_until(next_timer) => self.fire_due_timers(),
                 _ = sweep.tick() => self.sweep_settlements(),
+                _ = key_sweep.tick() => self.sweep_expired_keys(),
             }
         }
     }
@@ -239,6 +246,8 @@ impl Partition {
                     .map(|(_, pending)| Decided { pending, reply: done() })
             }),
             Kind::VerifyVoipConnection(r) => return self.start_verification(org, VoipConnectionId(r.id), request),
+            Kind::CreateVoipConnection(spec) => self.create_connection(org, spec),
+            Kind::DeleteVoipConnection(r) => return self.delete_connection(org, VoipConnectionId(r.id), request),
             Kind::PlaceCall(p) => return self.place_call(org, p, request),
             Kind::CreateTestRun(r) => {
                 return match wire::run_request(r) {
@@ -312,10 +321,14 @@ impl Partition {
             },
             Err(failure) => return answer(request, Err(failure)),
         };
+        let opened = self.open_provider(&provider);
         let carrier = self.carrier.clone();
         let internal_tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            let outcome = carrier.verify(&provider).await;
+            let outcome = match opened {
+                Ok(provider) => carrier.verify(&provider).await,
+                Err(detail) => Err(detail),
+            };
             // The actor is gone only at shutdown, when nobody waits for the answer.
             let _ = internal_tx.send(Internal::Verified { org, connection, outcome, request }).await;
         });
@@ -385,11 +398,21 @@ pub(crate) fn storage_failure(error: eventlog::Error) -> Failure {
 }
 
 /// Appends, tagging the events with the request that caused them, if any.
-fn append(log: &Log, request_id: Option<&str>, mut appends: Vec<StreamAppend>) -> Result<Pending, eventlog::Error> {
+fn append(log: &Log, request_id: Option<&str>, appends: Vec<StreamAppend>) -> Result<Pending, eventlog::Error> {
+    append_expiring(log, request_id, appends, Vec::new())
+}
+
+/// Appends as [`append`] does, setting when streams kept for a while expire.
+fn append_expiring(
+    log: &Log,
+    request_id: Option<&str>,
+    mut appends: Vec<StreamAppend>,
+    expiries: Vec<eventlog::StreamExpiry>,
+) -> Result<Pending, eventlog::Error> {
     if let Some(id) = request_id {
         for event in appends.iter_mut().flat_map(|a| a.events.iter_mut()) {
             event.correlation_id.get_or_insert_with(|| id.to_owned());
         }
     }
-    log.append(appends)
+    log.append_expiring(appends, expiries)
 }

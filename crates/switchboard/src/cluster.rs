@@ -49,6 +49,10 @@ pub struct WorkerArgs {
 pub struct OrchestratorArgs {
     #[command(flatten)]
     worker: WorkerArgs,
+    /// The key that seals stored secrets (SIP passwords): a file of 64 hex digits, the same for
+    /// every orchestrator of a cluster and kept outside its data directories. Required.
+    #[arg(long, env = "SWITCHBOARD_SECRETS_KEY_FILE")]
+    secrets_key_file: PathBuf,
     #[command(flatten)]
     calls: crate::dev::CallArgs,
 }
@@ -107,6 +111,7 @@ fn open_store(worker: &WorkerArgs) -> anyhow::Result<(eventlog::Store, Partition
 }
 
 pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
+    let secrets_key = crate::private::read_secrets_key(&args.secrets_key_file)?;
     let (store, partitioning, partitions) = open_store(&args.worker)?;
     start_metrics(&args.worker).await?;
     let bus = connect(&args.worker.common).await?;
@@ -118,6 +123,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
         bus,
         carrier: Arc::new(args.calls.telephony()),
         call_limits: args.calls.limits(),
+        secrets_key,
     })
     .await?;
     println!("switchboard orchestrator ready with {owned} partitions");

@@ -21,6 +21,11 @@ pub struct Args {
     /// Partitions for a new data directory; an existing one keeps the count it was made with.
     #[arg(long, default_value_t = Partitioning::DEFAULT_COUNT)]
     pub partitions: u32,
+    /// The key that seals stored secrets (SIP passwords): 64 hex digits in a file. Made at
+    /// `<data-dir>/secrets.key` on first start when not given; made at the given path if it
+    /// does not exist yet.
+    #[arg(long, env = "SWITCHBOARD_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub calls: CallArgs,
 }
@@ -48,6 +53,10 @@ pub struct CallArgs {
     /// runs it again (its gateway is taken for dead). What it created is found, not redone.
     #[arg(long, default_value_t = domain::idempotency::ABANDONED_AFTER_MS)]
     pub idempotency_abandoned_after_ms: i64,
+    /// Idempotency keys: how long a key replays its first response; its stream is removed from
+    /// disk soon after. A day; shorter only for tests.
+    #[arg(long, default_value_t = domain::idempotency::RETENTION_MS)]
+    pub idempotency_retention_ms: i64,
 }
 
 impl CallArgs {
@@ -66,6 +75,7 @@ impl CallArgs {
             // The simulated calls' own length: what a test call's estimate should assume.
             expected_test_call_seconds: (self.sim_ring_ms + self.sim_talk_ms).div_ceil(1000).max(1) as u32,
             idempotency_abandoned_after_ms: self.idempotency_abandoned_after_ms,
+            idempotency_retention_ms: self.idempotency_retention_ms,
         }
     }
 }
@@ -94,6 +104,9 @@ pub struct Server {
 
 impl Server {
     pub async fn start(args: &Args, admin_token: String) -> anyhow::Result<Self> {
+        crate::private::create_dir(&args.data_dir)?;
+        let secrets_key_file = args.secrets_key_file.clone().unwrap_or_else(|| args.data_dir.join("secrets.key"));
+        let secrets_key = crate::private::secrets_key_or_create(&secrets_key_file)?;
         let store = eventlog::Store::open(args.data_dir.join("events"), &eventlog::Options::default())
             .context("opening the event log")?;
         let partitioning =
@@ -107,6 +120,7 @@ impl Server {
             bus: bus.clone(),
             carrier: Arc::new(args.calls.telephony()),
             call_limits: args.calls.limits(),
+            secrets_key,
         })
         .await?;
         let billing = billing::Billing::build(billing::Options {

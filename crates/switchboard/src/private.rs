@@ -40,3 +40,19 @@ pub fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", path.display()))
 }
+
+/// Reads the secrets key (see `orchestrator::vault`) from its file.
+pub fn read_secrets_key(path: &Path) -> anyhow::Result<orchestrator::vault::MasterKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the secrets key {}", path.display()))?;
+    orchestrator::vault::MasterKey::parse(&text).with_context(|| format!("the secrets key {}", path.display()))
+}
+
+/// Reads the secrets key from `path`, first making a new one there (0600) if there is none, as
+/// `dev` does on its first start.
+pub fn secrets_key_or_create(path: &Path) -> anyhow::Result<orchestrator::vault::MasterKey> {
+    if !path.exists() {
+        write_new(path, format!("{}\n", orchestrator::vault::MasterKey::generate_hex()).as_bytes())?;
+        println!("secrets key written to {} (keep it: without it no stored secret opens)", path.display());
+    }
+    read_secrets_key(path)
+}

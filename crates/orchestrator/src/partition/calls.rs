@@ -12,6 +12,7 @@ use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::org;
+use domain::secret::Sealed;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
@@ -29,6 +30,8 @@ pub struct CallLimits {
     /// How long the first run of a request with an idempotency key may take before a retry
     /// runs it again (its gateway is taken for dead).
     pub idempotency_abandoned_after_ms: i64,
+    /// How long an idempotency key is kept: a day, or less in tests.
+    pub idempotency_retention_ms: i64,
 }
 
 impl Default for CallLimits {
@@ -38,6 +41,7 @@ impl Default for CallLimits {
             max_duration_seconds: 3_600,
             expected_test_call_seconds: 60,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
+            idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         }
     }
 }
@@ -54,8 +58,8 @@ const BILLING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A call being placed, while billing reserves its funds.
 pub struct Placement {
     pub(super) call: CallId,
-    /// The carrier to dial with; kept out of the log, since a SIP trunk's carries its password.
-    pub(super) provider: Provider,
+    /// The carrier to dial with, its password sealed until the dial opens it.
+    pub(super) provider: Provider<Sealed>,
     /// Who waits for the answer; nobody for the runs a batch spawns.
     pub(super) request: Option<bus::Message>,
     /// The test-call run the call is for, answered with once its funds are reserved.
@@ -198,19 +202,26 @@ impl Partition {
         };
         for (leg, request) in [(Some(call), request), (companion, None)] {
             let Some(leg) = leg else { continue };
-            let Some(dial) = self.calls.get(&leg).map(|f| dial_of(&f.state.setup, provider.clone())) else { continue };
+            let Some(setup) = self.calls.get(&leg).map(|f| f.state.setup.clone()) else { continue };
+            // The password is opened only now, for the carrier, and lives no longer than the dial.
+            let dial = self.open_provider(&provider).map(|provider| dial_of(&setup, provider));
             let log = self.log.clone();
             let carrier = self.carrier.clone();
             let carrier_tx = self.carrier_tx.clone();
             let internal_tx = self.internal_tx.clone();
             tokio::spawn(async move {
                 // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
-                let outcome = match log.durable().await {
-                    Ok(()) => carrier.dial(dial, carrier_tx).await,
-                    Err(e) => Err(telephony::DialError {
+                let outcome = match (log.durable().await, dial) {
+                    (Ok(()), Ok(dial)) => carrier.dial(dial, carrier_tx).await,
+                    (Err(e), _) => Err(telephony::DialError {
                         reason: domain::call::EndReason::CarrierError,
                         sip_code: None,
                         detail: format!("the call could not be recorded: {e}"),
+                    }),
+                    (Ok(()), Err(detail)) => Err(telephony::DialError {
+                        reason: domain::call::EndReason::CarrierError,
+                        sip_code: None,
+                        detail,
                     }),
                 };
                 let _ = internal_tx.send(Internal::Dialed { call: leg, outcome, request }).await;
@@ -501,7 +512,7 @@ impl Partition {
                 }
                 Phase::Dialing | Phase::Ringing | Phase::Answered => {
                     // Test calls run on the simulated carrier; others on their connection's.
-                    let provider = match setup.test_run_id {
+                    let provider: Option<Provider<Sealed>> = match setup.test_run_id {
                         Some(_) => Some(Provider::Sim),
                         None => load_org(&self.log, &mut self.orgs, org)?
                             .state
@@ -509,9 +520,14 @@ impl Partition {
                             .get(&connection.unwrap_or(domain::ids::VoipConnectionId(0)))
                             .map(|c| c.provider.clone()),
                     };
-                    // A call whose connection is gone cannot be followed; its timers end it.
-                    if let Some(provider) = provider {
-                        self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone());
+                    // A call whose connection (or its password) is gone cannot be followed; its
+                    // timers end it.
+                    match provider.map(|p| self.open_provider(&p)) {
+                        Some(Ok(provider)) => {
+                            self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone())
+                        }
+                        Some(Err(detail)) => tracing::warn!(%call, %detail, "cannot follow a call again"),
+                        None => {}
                     }
                 }
             }
