@@ -76,6 +76,7 @@ async fn the_data_directory_and_every_file_in_it_are_private_to_their_owner() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_ne!(token.trim(), ADMIN_TOKEN);
+    assert!(data_dir.join("secrets.key").exists(), "dev makes a secrets key on first start");
     assert_private(&data_dir);
 }
 
