@@ -249,3 +249,23 @@ async fn idempotency_keys_leave_the_disk_after_their_retention_and_the_log_still
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+#[test]
+fn an_orchestrator_refuses_to_start_without_a_valid_secrets_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let orchestrator = |key_file: Option<&Path>| {
+        let mut command = Command::new(binary());
+        command.args(["orchestrator", "--partitions", "all", "--data-dir"]).arg(dir.path().join("data"));
+        command.env_remove("SWITCHBOARD_SECRETS_KEY_FILE").env("SWITCHBOARD_NATS_URL", "nats://127.0.0.1:1");
+        if let Some(file) = key_file {
+            command.arg("--secrets-key-file").arg(file);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(orchestrator(None).contains("--secrets-key-file"));
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not a key").unwrap();
+    assert!(orchestrator(Some(&bad)).contains("64 hexadecimal digits"));
+}
