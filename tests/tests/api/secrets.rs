@@ -193,6 +193,11 @@ async fn a_keyed_api_key_create_never_writes_the_key_and_its_replay_withholds_it
     let raw = first["key"].as_str().unwrap().to_owned();
     assert!(raw.starts_with("sk_live_"), "{first}");
     assert_eq!(server.get("/v1/agents", &raw).await.status, 200, "the key shown once works");
+    // The raw key's secret part is on no disk, even after everything was flushed.
+    server.stop();
+    let secret_part = &raw[raw.len() - 32..];
+    assert_eq!(files_holding(&server, secret_part), Vec::<PathBuf>::new());
+    server.restart();
 
     let (status, headers, replay) = post_keyed(&server, &org.key, "new-key-1", "/v1/keys", body.clone()).await;
     assert_eq!(status, 201);
@@ -202,11 +207,6 @@ async fn a_keyed_api_key_create_never_writes_the_key_and_its_replay_withholds_it
     expected["key"] = serde_json::Value::Null;
     assert_eq!(replay, expected, "the same key, its secret withheld");
     assert_eq!(server.get("/v1/keys", &org.key).await.expect(200).as_array().unwrap().len(), 2, "created once");
-
-    // The raw key's secret part is on no disk, even after everything was flushed.
-    server.stop();
-    let secret_part = &raw[raw.len() - 32..];
-    assert_eq!(files_holding(&server, secret_part), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]
