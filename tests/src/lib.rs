@@ -14,6 +14,9 @@ pub const ADMIN_TOKEN: &str = "sb_admin_test_4f7c2e9a1b6d3058e1a9";
 /// starts without it, as production runs.
 pub const ALLOW_PRIVATE_NETWORKS: &str = "--allow-private-networks";
 
+/// The secrets key the cluster's orchestrators share (`dev` makes its own).
+const CLUSTER_SECRETS_KEY: &str = "5b0d6c1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e";
+
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one cargo built beside this test.
 /// `cargo test --workspace` rebuilds it; `cargo test -p switchboard-tests` alone does not, so a
 /// binary older than the sources it is built from fails the test at once rather than testing
@@ -402,6 +405,7 @@ impl Cluster {
             dir: dir.to_owned(),
             args: args.to_vec(),
         };
+        std::fs::write(dir.join("secrets.key"), CLUSTER_SECRETS_KEY).expect("writing the cluster's secrets key");
         cluster.start_all();
         cluster.start_nginx();
         cluster
@@ -446,7 +450,11 @@ impl Cluster {
     }
 
     fn env(&self, command: &mut Command) {
-        command.env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN).envs(self.nats.client_env()).env("RUST_LOG", "warn");
+        command
+            .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
+            .envs(self.nats.client_env())
+            .env("SWITCHBOARD_SECRETS_KEY_FILE", self.dir.join("secrets.key"))
+            .env("RUST_LOG", "warn");
     }
 
     pub fn start_orchestrator(&mut self, i: usize) {

@@ -158,6 +158,7 @@ async fn a_worker_given_partitions_another_owns_refuses_to_start() {
         .args(["orchestrator", "--partition-count", "8", "--partitions", "2-5", "--data-dir"])
         .arg(dir.path())
         .envs(nats)
+        .env("SWITCHBOARD_SECRETS_KEY_FILE", server.data_dir.join("secrets.key"))
         .output()
         .unwrap();
     assert!(!out.status.success());

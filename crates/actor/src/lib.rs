@@ -96,7 +96,8 @@ pub fn reply_when_durable(
     });
 }
 
-/// Answers a refusal at once: it acknowledges nothing, so nothing has to be durable first.
+/// Answers at once: a refusal (it acknowledges nothing, so nothing has to be durable first), or
+/// an acknowledgement whose durability the caller has awaited already.
 pub fn reply_now(request: bus::Message, reply: Bytes) {
     tokio::spawn(respond(request, reply));
 }

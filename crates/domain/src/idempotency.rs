@@ -26,8 +26,12 @@ pub fn parse_key(raw: &str) -> Result<String, String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredResponse {
     pub status: u16,
+    /// The body as recorded: with every secret it carried withheld (see `withheld`).
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// The fields of the body whose secrets were shown once and withheld from the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
 }
 
 /// One use of a key: the request it was first sent with, what it created, and its response once
@@ -139,18 +143,47 @@ impl KeyState {
     }
 }
 
+/// How long a key holds: its retention (a day, [`RETENTION_MS`]), and how long its first run
+/// may take before it is taken for dead ([`ABANDONED_AFTER_MS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub retention_ms: i64,
+    pub abandoned_after_ms: i64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self { retention_ms: RETENTION_MS, abandoned_after_ms: ABANDONED_AFTER_MS }
+    }
+}
+
+impl Window {
+    /// When a key's stream may leave the disk: its retention after the start of its latest use,
+    /// which the event that starts a use fixes. Nothing a key recorded is needed after that (a
+    /// request with the key is then new), so the stream is removed whole, not compacted.
+    pub fn expiry_of(&self, event: &IdempotencyEvent) -> Option<Timestamp> {
+        match event {
+            IdempotencyEvent::Started { at, .. } => Some(Timestamp(at.0.saturating_add(self.retention_ms))),
+            _ => None,
+        }
+    }
+}
+
 /// Decides what a request with `key` does, and what to record. A first run older than
-/// `abandoned_after_ms` is taken for dead (its gateway died), and the request runs again.
+/// `window.abandoned_after_ms` is taken for dead (its gateway died), and the request runs again.
+/// The fingerprint identifies the request (its method, path and body); the engine records a
+/// keyed MAC of it, never a bare hash.
 pub fn begin(
     state: &KeyState,
     key: &str,
     fingerprint: &[u8],
     now: Timestamp,
-    abandoned_after_ms: i64,
+    window: Window,
 ) -> (Begin, Vec<IdempotencyEvent>) {
     let start = || vec![IdempotencyEvent::Started { key: key.to_owned(), fingerprint: fingerprint.to_vec(), at: now }];
+    let abandoned_after_ms = window.abandoned_after_ms;
     match &state.latest {
-        Some(latest) if now.0 - latest.started_at.0 < RETENTION_MS => {
+        Some(latest) if now.0 - latest.started_at.0 < window.retention_ms => {
             if latest.fingerprint != fingerprint {
                 (Begin::Conflict, vec![])
             } else if let Some(response) = &latest.response {
@@ -195,23 +228,29 @@ mod tests {
         state
     }
 
+    const W: Window = Window { retention_ms: RETENTION_MS, abandoned_after_ms: ABANDONED_AFTER_MS };
+
+    fn window(abandoned_after_ms: i64) -> Window {
+        Window { abandoned_after_ms, ..W }
+    }
+
     fn ok() -> StoredResponse {
-        StoredResponse { status: 201, body: b"{\"call_id\":7}".to_vec() }
+        StoredResponse { status: 201, body: b"{\"call_id\":7}".to_vec(), withheld: vec![] }
     }
 
     #[test]
     fn a_key_runs_once_and_then_replays() {
-        let (first, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), ABANDONED_AFTER_MS);
+        let (first, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), W);
         assert_eq!(first, Begin::Proceed);
         let state = after(&started);
-        assert_eq!(begin(&state, "k", b"f", Timestamp(10), ABANDONED_AFTER_MS).0, Begin::InProgress);
-        assert_eq!(begin(&state, "k", b"other", Timestamp(10), ABANDONED_AFTER_MS).0, Begin::Conflict);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(10), W).0, Begin::InProgress);
+        assert_eq!(begin(&state, "k", b"other", Timestamp(10), W).0, Begin::Conflict);
         let done = complete(&state, "k", b"f", ok(), Timestamp(20));
         let state = after(&[started, done].concat());
-        assert_eq!(begin(&state, "k", b"f", Timestamp(30), ABANDONED_AFTER_MS).0, Begin::Replay(ok()));
-        assert_eq!(begin(&state, "k", b"other", Timestamp(30), ABANDONED_AFTER_MS).0, Begin::Conflict);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(30), W).0, Begin::Replay(ok()));
+        assert_eq!(begin(&state, "k", b"other", Timestamp(30), W).0, Begin::Conflict);
         assert_eq!(
-            begin(&state, "k", b"f", Timestamp(RETENTION_MS + 1), ABANDONED_AFTER_MS).0,
+            begin(&state, "k", b"f", Timestamp(RETENTION_MS + 1), W).0,
             Begin::Proceed,
             "a day later the key is new"
         );
@@ -219,33 +258,44 @@ mod tests {
 
     #[test]
     fn failures_worth_retrying_release_the_key_and_abandoned_keys_are_given_up() {
-        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), ABANDONED_AFTER_MS);
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), W);
         let state = after(&started);
-        let released = complete(&state, "k", b"f", StoredResponse { status: 503, body: vec![] }, Timestamp(5));
+        let released =
+            complete(&state, "k", b"f", StoredResponse { status: 503, body: vec![], withheld: vec![] }, Timestamp(5));
         assert!(matches!(released.as_slice(), [IdempotencyEvent::Released { .. }]));
-        assert_eq!(
-            begin(&after(&[started.clone(), released].concat()), "k", b"f", Timestamp(6), ABANDONED_AFTER_MS).0,
-            Begin::Proceed
-        );
-        assert_eq!(begin(&state, "k", b"f", Timestamp(ABANDONED_AFTER_MS), ABANDONED_AFTER_MS).0, Begin::Proceed);
+        assert_eq!(begin(&after(&[started.clone(), released].concat()), "k", b"f", Timestamp(6), W).0, Begin::Proceed);
+        assert_eq!(begin(&state, "k", b"f", Timestamp(ABANDONED_AFTER_MS), W).0, Begin::Proceed);
         assert_eq!(parse_key("ok-1").as_deref(), Ok("ok-1"));
         assert!(parse_key("").is_err() && parse_key("has space").is_err());
     }
 
     #[test]
     fn a_request_run_again_after_it_was_abandoned_finds_what_it_created() {
-        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), 500);
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(0), window(500));
         let effected = vec![IdempotencyEvent::Effected { key: "k".into(), resource: 77, at: Timestamp(1) }];
         let state = after(&[started.clone(), effected.clone()].concat());
         assert_eq!(state.effect(), Some(77));
         // Its gateway died: after the abandonment the request runs again, and still knows call 77.
-        let (again, restarted) = begin(&state, "k", b"f", Timestamp(600), 500);
+        let (again, restarted) = begin(&state, "k", b"f", Timestamp(600), window(500));
         assert_eq!(again, Begin::Proceed);
         let state = after(&[started.clone(), effected.clone(), restarted].concat());
         assert_eq!(state.effect(), Some(77));
         // A failure worth retrying releases the key, and what it created with it.
-        let released = complete(&state, "k", b"f", StoredResponse { status: 502, body: vec![] }, Timestamp(700));
+        let released =
+            complete(&state, "k", b"f", StoredResponse { status: 502, body: vec![], withheld: vec![] }, Timestamp(700));
         let state = after(&[started, effected, released].concat());
         assert_eq!(state.effect(), None);
+    }
+
+    #[test]
+    fn a_key_expires_its_retention_after_its_latest_start_and_is_new_then() {
+        let short = Window { retention_ms: 1_000, abandoned_after_ms: 500 };
+        let (_, started) = begin(&KeyState::default(), "k", b"f", Timestamp(10), short);
+        assert_eq!(short.expiry_of(&started[0]), Some(Timestamp(1_010)));
+        let done = complete(&after(&started), "k", b"f", ok(), Timestamp(20));
+        assert_eq!(short.expiry_of(&done[0]), None, "only a start moves the expiry");
+        let state = after(&[started, done].concat());
+        assert_eq!(begin(&state, "k", b"f", Timestamp(1_009), short).0, Begin::Replay(ok()));
+        assert_eq!(begin(&state, "k", b"other", Timestamp(1_010), short).0, Begin::Proceed);
     }
 }

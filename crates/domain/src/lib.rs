@@ -11,6 +11,7 @@ pub mod ids;
 pub mod ledger;
 pub mod org;
 pub mod phone;
+pub mod secret;
 pub mod test_call;
 pub mod time;
 pub mod verification_budget;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{AgentPatch, AgentSpec};
 use crate::ids::{AgentId, ApiKeyId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
+use crate::secret::Sealed;
 use crate::voip::Provider;
 use crate::{E164, FieldErrors, Timestamp};
 
@@ -51,7 +52,7 @@ pub struct Agent {
 pub struct VoipConnection {
     pub id: VoipConnectionId,
     pub name: String,
-    pub provider: Provider,
+    pub provider: Provider<Sealed>,
     pub verified: bool,
     pub verified_at: Option<Timestamp>,
     /// Why the last verification failed, if it did.
@@ -254,7 +255,7 @@ pub enum OrgCommand {
     },
     CreateVoipConnection {
         name: String,
-        provider: Provider,
+        provider: Provider<Sealed>,
     },
     RecordVerification {
         id: VoipConnectionId,
@@ -333,7 +334,7 @@ pub enum OrgEvent {
     VoipConnectionCreated {
         id: VoipConnectionId,
         name: String,
-        provider: Provider,
+        provider: Provider<Sealed>,
         at: Timestamp,
     },
     VoipConnectionVerified {
@@ -746,7 +747,7 @@ pub struct OutboundPlan {
     pub agent: AgentSpec,
     pub max_hold_seconds: u32,
     pub voip_connection_id: VoipConnectionId,
-    pub provider: Provider,
+    pub provider: Provider<Sealed>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fields::{non_blank, refuse_control};
+use crate::secret::Secret;
 
 pub const MAX_HOST_CHARS: usize = 253;
 pub const MAX_CREDENTIAL_CHARS: usize = 256;
@@ -35,15 +36,18 @@ impl Transport {
     }
 }
 
-/// A SIP trunk's address and credentials.
+/// A SIP trunk's address and credentials. Its password is [`crate::secret::Sealed`] wherever it
+/// is kept (events, projections, memory between uses: `SipTrunk<Sealed>`), and a [`Secret`] only
+/// on its way in and when the carrier speaks to the trunk (`SipTrunk`, which cannot be
+/// serialized).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SipTrunk {
+pub struct SipTrunk<P = Secret> {
     pub host: String,
     pub port: u16,
     pub transport: Transport,
     pub username: String,
-    /// Kept to register with the trunk; never returned by the API.
-    pub password: String,
+    /// Kept to authenticate to the trunk; never returned by the API.
+    pub password: P,
 }
 
 impl SipTrunk {
@@ -71,15 +75,33 @@ impl SipTrunk {
     }
 }
 
-/// Who carries the calls of a connection.
+/// Who carries the calls of a connection; `P` is how its SIP password is held.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Provider {
+pub enum Provider<P = Secret> {
     /// The simulated carrier (see the `telephony` crate).
     Sim,
-    Sip(SipTrunk),
+    Sip(SipTrunk<P>),
 }
 
-impl Provider {
+impl<P> Provider<P> {
+    /// The same provider with its password turned into another form (sealed, or opened).
+    pub fn try_map_password<Q, E>(self, f: impl FnOnce(P) -> Result<Q, E>) -> Result<Provider<Q>, E> {
+        Ok(match self {
+            Self::Sim => Provider::Sim,
+            Self::Sip(SipTrunk { host, port, transport, username, password }) => {
+                Provider::Sip(SipTrunk { host, port, transport, username, password: f(password)? })
+            }
+        })
+    }
+
+    /// The password, for a SIP trunk.
+    pub fn password(&self) -> Option<&P> {
+        match self {
+            Self::Sim => None,
+            Self::Sip(trunk) => Some(&trunk.password),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sim => "sim",

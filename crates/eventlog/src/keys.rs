@@ -8,6 +8,8 @@
 //! - `p` projection NUL key      -> a projection's value
 //! - `m` name                    -> bookkeeping, such as the next position and the version of
 //!                                    each projection's shape
+//! - `x` expires_at_ms stream     -> nothing: the index of streams by when they expire
+//! - `X` stream                  -> when the stream expires (to move its `x` entry)
 
 pub const EVENT_PREFIX: &[u8] = b"e";
 pub const STREAM_VERSION_PREFIX: &[u8] = b"v";
@@ -53,6 +55,17 @@ pub fn projection(name: &str, key: &[u8]) -> Vec<u8> {
     full.push(0);
     full.extend_from_slice(key);
     full
+}
+
+pub const EXPIRY_PREFIX: &[u8] = b"x";
+
+/// An expiry index entry: sorted by time, so the streams due first are read first.
+pub fn expiry(expires_at_ms: u64, stream: &str) -> Vec<u8> {
+    [b"x".as_slice(), &expires_at_ms.to_be_bytes(), stream.as_bytes()].concat()
+}
+
+pub fn stream_expiry(stream: &str) -> Vec<u8> {
+    [b"X".as_slice(), stream.as_bytes()].concat()
 }
 
 pub fn be_u64(bytes: &[u8]) -> u64 {

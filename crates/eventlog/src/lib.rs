@@ -10,6 +10,12 @@
 //! them durable. One flusher thread per store serves every partition, so a burst of appends from
 //! many callers pays for one fsync. sled recovers a prefix of its log after a crash, so an event
 //! that a durable event depended on is durable too.
+//!
+//! Two things sit beside the logs, outside every stream and so outside every hash chain: a
+//! stream may be given a retention deadline when it is appended to, after which
+//! [`Log::expire_streams`] removes it whole (for records kept for a while, not for business
+//! history), and a [`KeyStore`] keeps small values that must be deletable, such as the data keys
+//! that seal secrets.
 
 pub mod chain;
 mod envelope;
@@ -151,6 +157,13 @@ impl Store {
         Ok(log)
     }
 
+    /// A small key-value store beside the logs (a tree of its own, in no stream and no hash
+    /// chain), whose entries can be deleted for good. Its writes become durable with the next
+    /// flush of the store, so with the next append anyone waits for.
+    pub fn key_store(&self, name: &str) -> Result<KeyStore> {
+        Ok(KeyStore { tree: self.db.open_tree(format!("keys/{name}"))?, flusher: self.flusher.clone() })
+    }
+
     /// Flushes everything written so far, now, without waiting for other writers.
     /// This is the "one fsync per append" baseline the benchmark compares group commit against.
     pub fn flush_now(&self) -> Result<()> {
@@ -168,6 +181,44 @@ impl Store {
     pub fn hold_flushes(&self) -> FlushHold {
         self.flusher.hold()
     }
+}
+
+/// See [`Store::key_store`].
+#[derive(Clone)]
+pub struct KeyStore {
+    tree: sled::Tree,
+    flusher: Arc<Flusher>,
+}
+
+impl KeyStore {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tree.insert(key, value)?;
+        // Numbered like an append, so that the next flush is known to cover it.
+        self.flusher.written();
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &[u8]) -> Result<()> {
+        self.tree.remove(key)?;
+        self.flusher.written();
+        Ok(())
+    }
+
+    /// Waits until every write so far is durable, sharing a flush with the logs.
+    pub async fn durable(&self) -> Result<()> {
+        self.flusher.request(self.flusher.last_written()).await
+    }
+}
+
+/// When a stream may be removed: see [`Log::append_expiring`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamExpiry {
+    pub stream: String,
+    pub expires_at_ms: i64,
 }
 
 /// The log of one partition: its streams, its global order and its projections.
@@ -215,6 +266,12 @@ impl Log {
     /// Appends events to one or more streams atomically, folding them into every projection
     /// in the same batch. Nothing is written if any stream is not at its expected version.
     pub fn append(&self, appends: Vec<StreamAppend>) -> Result<Pending> {
+        self.append_expiring(appends, Vec::new())
+    }
+
+    /// Appends as [`Log::append`] does, and in the same batch sets when each of `expiries`'
+    /// streams may be removed by [`Log::expire_streams`] (replacing a deadline set before).
+    pub fn append_expiring(&self, appends: Vec<StreamAppend>, expiries: Vec<StreamExpiry>) -> Result<Pending> {
         let inner = &*self.inner;
         let mut state = inner.write_lock.lock().expect("event log write lock poisoned");
         let recorded_at_ms = now_ms();
@@ -265,6 +322,14 @@ impl Log {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
             }
+        }
+        for StreamExpiry { stream, expires_at_ms } in expiries {
+            if let Some(previous) = keys::read_u64(&inner.tree, &keys::stream_expiry(&stream))? {
+                batch.remove(keys::expiry(previous, &stream));
+            }
+            let at = expires_at_ms.max(0) as u64;
+            batch.insert(keys::expiry(at, &stream), &[]);
+            batch.insert(keys::stream_expiry(&stream), &at.to_be_bytes());
         }
         batch.insert(keys::NEXT_POSITION, &position.to_be_bytes());
         inner.tree.apply_batch(batch)?;
@@ -334,6 +399,54 @@ impl Log {
                 Ok(String::from_utf8_lossy(&key[1..]).into_owned())
             })
             .collect()
+    }
+
+    /// Up to `limit` streams whose deadline (see [`Log::append_expiring`]) is at or before
+    /// `now_ms`, the earliest first. Reads only the index entries it returns.
+    pub fn expired_streams(&self, now_ms: i64, limit: usize) -> Result<Vec<String>> {
+        let end = keys::expiry(now_ms.max(0) as u64 + 1, "");
+        let skip = keys::expiry(0, "").len();
+        self.inner
+            .tree
+            .range(keys::EXPIRY_PREFIX.to_vec()..end)
+            .keys()
+            .take(limit)
+            .map(|key| Ok(String::from_utf8_lossy(&key?[skip..]).into_owned()))
+            .collect()
+    }
+
+    /// Removes streams whole: their events, their index entries, their version, the head of
+    /// their chain and their deadline, in one batch. What remains still verifies: no other
+    /// stream's chain passes through them, and a stream removed this way must be one no
+    /// projection folds (its records are kept for a while, not history), so the projections'
+    /// replay equals them still. A removed stream starts again from version 0.
+    /// Returns how many events were removed.
+    pub fn expire_streams(&self, streams: &[String]) -> Result<u64> {
+        let inner = &*self.inner;
+        let _writer = inner.write_lock.lock().expect("event log write lock poisoned");
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for stream in streams {
+            let version = self.stream_version(stream)?;
+            for v in 1..=version {
+                let entry = keys::stream_entry(stream, v);
+                if let Some(position) = inner.tree.get(&entry)? {
+                    batch.remove(keys::event(keys::be_u64(&position)));
+                    removed += 1;
+                }
+                batch.remove(entry);
+            }
+            batch.remove(keys::stream_version(stream));
+            batch.remove(keys::stream_head(stream));
+            if let Some(at) = keys::read_u64(&inner.tree, &keys::stream_expiry(stream))? {
+                batch.remove(keys::expiry(at, stream));
+            }
+            batch.remove(keys::stream_expiry(stream));
+        }
+        inner.tree.apply_batch(batch)?;
+        inner.flusher.written();
+        metrics::counter!("eventlog_streams_expired_total").increment(streams.len() as u64);
+        Ok(removed)
     }
 
     /// One value of a projection.

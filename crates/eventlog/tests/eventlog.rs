@@ -311,4 +311,78 @@ async fn a_barrier_waits_for_the_flush_of_everything_appended_before_it() {
         .await
         .expect("a barrier over flushed appends resolves at once")
         .unwrap();
+/// Counts only streams kept for good; streams under `tmp/` are records kept for a while.
+struct KeptCounts;
+
+impl Projection for KeptCounts {
+    fn name(&self) -> &'static str {
+        "kept"
+    }
+
+    fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
+        if event.stream.starts_with("tmp/") { Ok(()) } else { CountsProjection.apply(event, writer) }
+    }
+}
+
+#[tokio::test]
+async fn expired_streams_leave_the_disk_whole_and_the_rest_still_verifies() {
+    use eventlog::StreamExpiry;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let log = store.log("test", 0, vec![Arc::new(KeptCounts)]).unwrap();
+    let expiring = |stream: &str, at: i64| StreamExpiry { stream: stream.into(), expires_at_ms: at };
+    for (stream, at) in [("tmp/a", 100), ("tmp/b", 300), ("tmp/c", 200)] {
+        let appends = vec![
+            append(stream, ExpectedVersion::Any, vec![event("x", 1), event("x", 2)]),
+            append("kept", ExpectedVersion::Any, vec![event("y", 1)]),
+        ];
+        log.append_expiring(appends, vec![expiring(stream, at)]).unwrap().durable().await.unwrap();
+    }
+    // A later deadline replaces the earlier one: tmp/a now expires after tmp/c.
+    log.append_expiring(
+        vec![append("tmp/a", ExpectedVersion::Exactly(2), vec![event("x", 3)])],
+        vec![expiring("tmp/a", 250)],
+    )
+    .unwrap()
+    .durable()
+    .await
+    .unwrap();
+
+    assert_eq!(log.expired_streams(99, 10).unwrap(), Vec::<String>::new());
+    assert_eq!(log.expired_streams(200, 10).unwrap(), vec!["tmp/c"]);
+    assert_eq!(log.expired_streams(1_000, 2).unwrap(), vec!["tmp/c", "tmp/a"], "the earliest first, bounded");
+
+    let due = log.expired_streams(260, 10).unwrap();
+    assert_eq!(log.expire_streams(&due).unwrap(), 5);
+    assert_eq!(log.stream_version("tmp/a").unwrap(), 0);
+    assert!(log.read_stream("tmp/c", 1).unwrap().is_empty());
+    assert_eq!(log.read_all().count(), 2 + 3, "tmp/b's events and the kept stream's are left");
+    assert_eq!(log.expired_streams(1_000, 10).unwrap(), vec!["tmp/b"]);
+    let report = log.verify_chains().unwrap();
+    assert_eq!((report.streams, report.breaks), (2, vec![]));
+    assert_eq!(log.replay_projections().unwrap(), log.live_projections().unwrap());
+
+    // A removed stream starts again, as a new one.
+    log.append_durable(vec![append("tmp/a", ExpectedVersion::NoStream, vec![event("x", 9)])]).await.unwrap();
+    assert!(log.verify_chains().unwrap().breaks.is_empty());
+}
+
+#[tokio::test]
+async fn a_key_store_keeps_values_beside_the_log_until_they_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &options()).unwrap();
+        let keys = store.key_store("secrets").unwrap();
+        keys.insert(b"k1", b"wrapped").unwrap();
+        keys.insert(b"k2", b"other").unwrap();
+        keys.durable().await.unwrap();
+        keys.remove(b"k2").unwrap();
+        keys.durable().await.unwrap();
+        let log = store.log("test", 0, projections()).unwrap();
+        assert_eq!(log.read_all().count(), 0, "nothing of it is in a log");
+    }
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let keys = store.key_store("secrets").unwrap();
+    assert_eq!(keys.get(b"k1").unwrap().as_deref(), Some(&b"wrapped"[..]));
+    assert_eq!(keys.get(b"k2").unwrap(), None);
 }

@@ -5,6 +5,11 @@
 //!
 //! A request with a key runs to its end in a task of its own: a client that disconnects
 //! mid-request cannot cancel it half-way, so its outcome is always recorded and a retry gets it.
+//!
+//! Secrets are shown once. A handler whose response carries one (the raw key of a new API key,
+//! a webhook's signing secret) names its fields with [`SecretFields`]; the response is recorded
+//! with those fields set to null, so no secret reaches the log, and a replay answers the same
+//! object with them null and `Idempotent-Secret-Withheld: <fields>`.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -24,6 +29,46 @@ pub const HEADER: &str = "idempotency-key";
 #[derive(Clone, Debug)]
 pub struct Key(pub String);
 pub const REPLAYED: &str = "idempotent-replayed";
+/// On a replay, the fields whose secrets the first response showed and the record withheld.
+pub const SECRET_WITHHELD: &str = "idempotent-secret-withheld";
+
+/// The top-level fields of a response body that hold secrets, which are never recorded for
+/// replay. A handler adds it to its response (it is an `Extension`, so it can stand in a
+/// response tuple).
+#[derive(Clone, Copy, Debug)]
+pub struct SecretFields(pub &'static [&'static str]);
+
+impl axum::response::IntoResponseParts for SecretFields {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut parts: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        parts.extensions_mut().insert(self);
+        Ok(parts)
+    }
+}
+
+/// The body to record for replay: `body` with the secrets of `fields` set to null, and the
+/// fields that held one. A body that is not a JSON object holds no field to withhold.
+fn withhold(body: &[u8], fields: Option<&SecretFields>) -> (Vec<u8>, Vec<String>) {
+    let Some(SecretFields(fields)) = fields else { return (body.to_vec(), vec![]) };
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (body.to_vec(), vec![]);
+    };
+    let mut withheld = Vec::new();
+    for field in *fields {
+        if let Some(value) = object.get_mut(*field)
+            && !value.is_null()
+        {
+            *value = serde_json::Value::Null;
+            withheld.push((*field).to_owned());
+        }
+    }
+    let recorded = serde_json::to_vec(&object).expect("a JSON object always serializes");
+    (recorded, withheld)
+}
 
 /// Responses past this size are not recorded for replay; nothing this API answers comes near.
 const MAX_RECORDED_BYTES: usize = 1024 * 1024;
@@ -104,11 +149,13 @@ async fn run_keyed(
     let response = next.run(request).await;
     let (parts, body) = response.into_parts();
     let body = to_bytes(body, MAX_RECORDED_BYTES).await.unwrap_or_default();
+    let (recorded, withheld) = withhold(&body, parts.extensions.get::<SecretFields>());
     let complete = Kind::CompleteIdempotent(pb::IdempotentResponse {
         key,
         fingerprint,
         status: parts.status.as_u16().into(),
-        body: body.to_vec(),
+        body: recorded,
+        withheld,
     });
     if let Err(e) = app.services.command(caller.org, complete).await {
         // The key stays in progress until it is given up on; a retry then runs again.
@@ -119,9 +166,30 @@ async fn run_keyed(
 
 fn replay(recorded: pb::IdempotentResponse) -> Response {
     let status = StatusCode::from_u16(recorded.status as u16).unwrap_or(StatusCode::OK);
-    let mut response = (status, recorded.body).into_response();
+    let mut response = (status, recorded.body.clone()).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
+    if !recorded.withheld.is_empty()
+        && let Ok(fields) = HeaderValue::from_str(&recorded.withheld.join(", "))
+    {
+        headers.insert(SECRET_WITHHELD, fields);
+    }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_withheld_from_the_record_and_named() {
+        let body = br#"{"id":7,"name":"ci","key":"sk_live_0000000000000007abcdefghijabcdefghijabcdefghijab"}"#;
+        let (recorded, withheld) = withhold(body, Some(&SecretFields(&["key", "secret"])));
+        assert_eq!(withheld, vec!["key"]);
+        let recorded: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
+        assert_eq!(recorded, serde_json::json!({ "id": 7, "name": "ci", "key": null }));
+        assert_eq!(withhold(body, None).0, body.to_vec(), "a response without secrets is recorded as it is");
+        assert_eq!(withhold(b"not json", Some(&SecretFields(&["key"]))).1, Vec::<String>::new());
+    }
 }

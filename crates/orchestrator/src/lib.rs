@@ -9,6 +9,7 @@ pub mod projection;
 mod queries;
 pub mod streams;
 pub mod test_calls_projection;
+pub mod vault;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub enum Error {
     Log(#[from] eventlog::Error),
     #[error("bus: {0}")]
     Bus(#[from] bus::Error),
+    #[error("vault: {0}")]
+    Vault(#[from] vault::Error),
 }
 
 pub struct Options {
@@ -42,6 +45,9 @@ pub struct Options {
     pub call_limits: CallLimits,
     /// How many verifications of VoIP connections may run; see [`domain::verification_budget`].
     pub verification_limits: VerificationLimits,
+    /// Seals the secrets orgs give (SIP passwords) and keys idempotency fingerprints. It never
+    /// enters the log; without it nothing sealed can be opened.
+    pub secrets_key: vault::MasterKey,
 }
 
 /// The orchestrator's logs in a shared store.
@@ -67,6 +73,8 @@ impl Orchestrator {
         let mut partitions = Vec::with_capacity(options.partitions.len());
         // One bound on the probes of the whole process, whichever partitions they are for.
         let probe_slots = Arc::new(tokio::sync::Semaphore::new(options.verification_limits.max_probes_in_flight));
+        // The data keys of every owned partition's secrets, beside its logs.
+        let vault = vault::Vault::new(&options.secrets_key, options.store.key_store(NAMESPACE)?);
         for &number in &options.partitions {
             assert!(number < options.partitioning.count(), "partition {number} out of range");
             let log = options.store.log(NAMESPACE, number, projections())?;
@@ -77,6 +85,7 @@ impl Orchestrator {
                 options.bus.clone(),
                 options.call_limits,
                 partition::Verifications::new(options.verification_limits, probe_slots.clone()),
+                vault.clone(),
             )?;
             let subject = bus::subjects::orchestrator_commands(number);
             bus::ensure_unserved(options.bus.as_ref(), &subject).await?;

@@ -21,6 +21,7 @@ use crate::streams;
 mod calls;
 mod idempotency;
 mod numbers;
+mod secrets;
 mod test_calls;
 mod verification;
 
@@ -97,6 +98,8 @@ pub struct Partition {
     carrier_rx: mpsc::Receiver<(CallId, CarrierEvent)>,
     /// The id of the request being handled, recorded as the correlation id of its events.
     request_id: Option<String>,
+    /// Seals and opens the partition's secrets, and keys idempotency fingerprints.
+    vault: crate::vault::Vault,
 }
 
 /// Bounds the work in flight outside the actor and the carrier events waiting for it; a full
@@ -120,6 +123,7 @@ impl Partition {
         bus: SharedBus,
         limits: CallLimits,
         verifications: Verifications,
+        vault: crate::vault::Vault,
     ) -> Result<Self, eventlog::Error> {
         let directory = if log.partition() == partitioning.directory() {
             Some(actor::fold(&log, streams::DIRECTORY, DirectoryState::apply)?)
@@ -151,6 +155,7 @@ impl Partition {
             carrier_tx,
             carrier_rx,
             request_id: None,
+            vault,
         })
     }
 
@@ -159,6 +164,7 @@ impl Partition {
             tracing::error!(partition = self.log.partition(), detail = %failure.detail, "could not resume calls");
         }
         let mut sweep = tokio::time::interval(calls::SETTLEMENT_SWEEP);
+        let mut key_sweep = tokio::time::interval(idempotency::sweep_interval(self.limits.idempotency_retention_ms));
         loop {
             let next_timer = self
                 .timers
@@ -189,6 +195,7 @@ impl Partition {
                 }
                 _ = calls::sleep_until(next_timer) => self.fire_due_timers(),
                 _ = sweep.tick() => self.sweep_settlements(),
+                _ = key_sweep.tick() => self.sweep_expired_keys(),
             }
         }
     }
@@ -272,6 +279,8 @@ impl Partition {
             Kind::CreateDemoNumber(n) => return self.create_number(org, wire::demo_number(n), request),
             Kind::DeletePhoneNumber(r) => return self.delete_number(org, domain::ids::PhoneNumberId(r.id), request),
             Kind::VerifyVoipConnection(r) => return self.start_verification(org, VoipConnectionId(r.id), request),
+            Kind::CreateVoipConnection(spec) => self.create_connection(org, spec),
+            Kind::DeleteVoipConnection(r) => return self.delete_connection(org, VoipConnectionId(r.id), request),
             Kind::PlaceCall(p) => return self.place_call(org, p, request),
             Kind::CreateTestRun(r) => {
                 return match wire::run_request(r) {
@@ -401,11 +410,21 @@ pub(crate) fn storage_failure(error: eventlog::Error) -> Failure {
 }
 
 /// Appends, tagging the events with the request that caused them, if any.
-fn append(log: &Log, request_id: Option<&str>, mut appends: Vec<StreamAppend>) -> Result<Pending, eventlog::Error> {
+fn append(log: &Log, request_id: Option<&str>, appends: Vec<StreamAppend>) -> Result<Pending, eventlog::Error> {
+    append_expiring(log, request_id, appends, Vec::new())
+}
+
+/// Appends as [`append`] does, setting when streams kept for a while expire.
+fn append_expiring(
+    log: &Log,
+    request_id: Option<&str>,
+    mut appends: Vec<StreamAppend>,
+    expiries: Vec<eventlog::StreamExpiry>,
+) -> Result<Pending, eventlog::Error> {
     if let Some(id) = request_id {
         for event in appends.iter_mut().flat_map(|a| a.events.iter_mut()) {
             event.correlation_id.get_or_insert_with(|| id.to_owned());
         }
     }
-    log.append(appends)
+    log.append_expiring(appends, expiries)
 }

@@ -93,7 +93,10 @@ impl Projection for OrgConfigProjection {
         NAME
     }
 
-    /// 2: one key per resource (1 kept the whole configuration in one value).
+    /// 2: one key per resource (1 kept the whole configuration in one value); SIP passwords are
+    /// sealed. A log whose projection was built before holds passwords in the clear in it; the
+    /// rebuild rewrites every value from the events, upcast (see `domain::secret`), so no
+    /// projection value holds one any more.
     fn version(&self) -> u32 {
         2
     }

@@ -15,3 +15,10 @@ pub const DIRECTORY: &str = "directory";
 pub fn org_of(stream: &str) -> Option<OrgId> {
     stream.strip_prefix(ORG_PREFIX)?.parse().ok().map(OrgId)
 }
+
+/// An org's idempotency key: `idempotency/<org>/<key>`, kept for its retention, then removed.
+pub fn idempotency(org: OrgId, key: &str) -> String {
+    format!("{IDEMPOTENCY_PREFIX}{org}/{key}")
+}
+
+pub const IDEMPOTENCY_PREFIX: &str = "idempotency/";

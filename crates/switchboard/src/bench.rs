@@ -187,6 +187,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().join("single"),
         partitions: domain::Partitioning::DEFAULT_COUNT,
+        secrets_key_file: None,
         calls: crate::dev::CallArgs {
             sim_ring_ms: 20,
             sim_talk_ms: 100,
@@ -196,6 +197,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
             // The benchmark's calls run on the simulated carrier.
             egress: crate::dev::EgressArgs { allow_private_networks: false },
+            idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         },
         http: crate::http::HttpArgs::default(),
     };
@@ -258,12 +260,15 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
 
         let mut processes = Vec::new();
         let exe = std::env::current_exe()?;
+        let secrets_key = dir.path().join("secrets.key");
+        crate::private::secrets_key_or_create(&secrets_key)?;
         let spawn = |role_args: Vec<String>, ready: &str| -> anyhow::Result<(std::process::Child, String)> {
             let mut command = std::process::Command::new(&exe);
             command
                 .args(&role_args)
                 .envs(nats.client_env())
                 .env("SWITCHBOARD_ADMIN_TOKEN", admin)
+                .env("SWITCHBOARD_SECRETS_KEY_FILE", &secrets_key)
                 .env("RUST_LOG", "warn");
             Ok(bus::testing::spawn_ready(command, ready)?)
         };

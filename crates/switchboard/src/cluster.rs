@@ -109,6 +109,10 @@ pub struct WorkerArgs {
 pub struct OrchestratorArgs {
     #[command(flatten)]
     worker: WorkerArgs,
+    /// The key that seals stored secrets (SIP passwords): a file of 64 hex digits, the same for
+    /// every orchestrator of a cluster and kept outside its data directories. Required.
+    #[arg(long, env = "SWITCHBOARD_SECRETS_KEY_FILE")]
+    secrets_key_file: PathBuf,
     #[command(flatten)]
     calls: crate::dev::CallArgs,
 }
@@ -162,7 +166,7 @@ async fn start_metrics(worker: &WorkerArgs) -> anyhow::Result<()> {
 }
 
 fn open_store(worker: &WorkerArgs) -> anyhow::Result<(eventlog::Store, Partitioning, Vec<u32>)> {
-    std::fs::create_dir_all(&worker.data_dir)?;
+    crate::private::create_dir(&worker.data_dir)?;
     let store = eventlog::Store::open(worker.data_dir.join("events"), &eventlog::Options::default())
         .context("opening the event log")?;
     let count = worker.common.partition_count;
@@ -175,6 +179,7 @@ fn open_store(worker: &WorkerArgs) -> anyhow::Result<(eventlog::Store, Partition
 }
 
 pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
+    let secrets_key = crate::private::read_secrets_key(&args.secrets_key_file)?;
     let (store, partitioning, partitions) = open_store(&args.worker)?;
     start_metrics(&args.worker).await?;
     let bus = connect(&args.worker.common).await?;
@@ -187,6 +192,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
         carrier: Arc::new(args.calls.telephony()),
         call_limits: args.calls.limits(),
         verification_limits: Default::default(),
+        secrets_key,
     })
     .await?;
     println!("switchboard orchestrator ready with {owned} partitions");

@@ -21,6 +21,11 @@ pub struct Args {
     /// Partitions for a new data directory; an existing one keeps the count it was made with.
     #[arg(long, default_value_t = Partitioning::DEFAULT_COUNT)]
     pub partitions: u32,
+    /// The key that seals stored secrets (SIP passwords): 64 hex digits in a file. Made at
+    /// `<data-dir>/secrets.key` on first start when not given; made at the given path if it
+    /// does not exist yet.
+    #[arg(long, env = "SWITCHBOARD_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub calls: CallArgs,
     #[command(flatten)]
@@ -50,6 +55,10 @@ pub struct CallArgs {
     /// runs it again (its gateway is taken for dead). What it created is found, not redone.
     #[arg(long, default_value_t = domain::idempotency::ABANDONED_AFTER_MS)]
     pub idempotency_abandoned_after_ms: i64,
+    /// Idempotency keys: how long a key replays its first response; its stream is removed from
+    /// disk soon after. A day; shorter only for tests.
+    #[arg(long, default_value_t = domain::idempotency::RETENTION_MS)]
+    pub idempotency_retention_ms: i64,
     #[command(flatten)]
     pub egress: EgressArgs,
 }
@@ -90,12 +99,13 @@ impl CallArgs {
             // Billing answers within seconds; the dial waits up to the trunk's answer timeout.
             placement_timeout_ms: (self.sip_answer_timeout_ms as i64 + 30_000)
                 .max(domain::call::DEFAULT_PLACEMENT_TIMEOUT_MS),
+            idempotency_retention_ms: self.idempotency_retention_ms,
         }
     }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    crate::private::create_dir(&args.data_dir)?;
     let admin_token = admin_token(&args.data_dir)?;
     let server = Server::start(&args, admin_token).await?;
     crate::http::print_admin_ready(server.admin_addr);
@@ -121,6 +131,9 @@ pub struct Server {
 
 impl Server {
     pub async fn start(args: &Args, admin_token: String) -> anyhow::Result<Self> {
+        crate::private::create_dir(&args.data_dir)?;
+        let secrets_key_file = args.secrets_key_file.clone().unwrap_or_else(|| args.data_dir.join("secrets.key"));
+        let secrets_key = crate::private::secrets_key_or_create(&secrets_key_file)?;
         let store = eventlog::Store::open(args.data_dir.join("events"), &eventlog::Options::default())
             .context("opening the event log")?;
         let partitioning =
@@ -135,6 +148,7 @@ impl Server {
             carrier: Arc::new(args.calls.telephony()),
             call_limits: args.calls.limits(),
             verification_limits: Default::default(),
+            secrets_key,
         })
         .await?;
         let billing = billing::Billing::build(billing::Options {
@@ -203,7 +217,7 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         return Ok(token.trim().to_owned());
     }
     let token = format!("sb_admin_{}", Alphanumeric.sample_string(&mut rand::rng(), 32));
-    std::fs::write(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    crate::private::write_new(&path, token.as_bytes())?;
     println!("admin token (also in {}): {token}", path.display());
     Ok(token)
 }

@@ -7,6 +7,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod http;
+mod private;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +44,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    private::restrict_new_files();
     // A benchmark logs only what goes wrong: a line per request would drown its report.
     let default_level = if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into());

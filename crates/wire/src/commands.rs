@@ -5,9 +5,9 @@ use domain::ids::{AgentId, ApiKeyId, OrgId, PhoneNumberId, VoipConnectionId};
 use domain::org::{NewNumber, NumberBacking, OrgCommand};
 use domain::{E164, FieldErrors};
 
+use crate::assignment_from_pb;
 use crate::pb::command::Kind;
 use crate::pb::{self, Failure, FailureKind};
-use crate::{assignment_from_pb, parse_connection_spec};
 
 /// The org command a wire command names. Directory commands and verification are not org
 /// commands; the caller routes them before asking.
@@ -41,10 +41,6 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
             patch: AgentPatch::try_from(u.patch.unwrap_or_default()).map_err(Failure::invalid)?,
         },
         Kind::DeleteAgent(r) => OrgCommand::DeleteAgent { id: AgentId(r.id) },
-        Kind::CreateVoipConnection(spec) => {
-            let (name, provider) = parse_connection_spec(spec).map_err(Failure::invalid)?;
-            OrgCommand::CreateVoipConnection { name, provider }
-        }
         Kind::DeleteVoipConnection(r) => OrgCommand::DeleteVoipConnection { id: VoipConnectionId(r.id) },
         Kind::UpdatePhoneNumber(u) => OrgCommand::UpdatePhoneNumber {
             id: PhoneNumberId(u.id),
@@ -59,6 +55,8 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
         | Kind::ClaimDemoNumber(_)
         | Kind::ReleaseNumber(_)
         | Kind::VerifyVoipConnection(_)
+        // Its password is sealed by the actor first (see `parse_connection_spec`).
+        | Kind::CreateVoipConnection(_)
         | Kind::PlaceCall(_)
         | Kind::HangupCall(_)
         | Kind::CreateTestRun(_)

@@ -5,6 +5,7 @@ use domain::FieldErrors;
 use domain::agent::{AgentPatch, AgentSpec, Tool, Voice, check_tools};
 use domain::ids::AgentId;
 use domain::org::{self, NumberBacking};
+use domain::secret::Secret;
 use domain::voip::{Provider, SipTrunk, Transport};
 
 use crate::pb;
@@ -155,9 +156,14 @@ impl From<&org::ApiKey> for pb::ApiKey {
     }
 }
 
-/// A connection's provider for the wire. `with_secret` keeps the SIP password: only for
-/// the create command, never for replies.
-pub fn connection_spec(name: &str, provider: &Provider, with_secret: bool) -> pb::VoipConnectionSpec {
+/// A connection to create, for the wire: the only message that carries a SIP password, in the
+/// clear, from the gateway that received it to the actor that seals it.
+pub fn connection_spec(name: &str, provider: &Provider) -> pb::VoipConnectionSpec {
+    spec_of(name, provider, |p| p.expose().to_owned())
+}
+
+/// A connection's provider as replies show it: never with its password.
+fn spec_of<P>(name: &str, provider: &Provider<P>, password: impl Fn(&P) -> String) -> pb::VoipConnectionSpec {
     let provider = match provider {
         Provider::Sim => pb::voip_connection_spec::Provider::Sim(pb::Empty {}),
         Provider::Sip(t) => pb::voip_connection_spec::Provider::Sip(pb::SipTrunk {
@@ -165,7 +171,7 @@ pub fn connection_spec(name: &str, provider: &Provider, with_secret: bool) -> pb
             port: t.port.into(),
             transport: t.transport.as_str().to_owned(),
             username: t.username.clone(),
-            password: if with_secret { t.password.clone() } else { String::new() },
+            password: password(&t.password),
         }),
     };
     pb::VoipConnectionSpec { name: name.to_owned(), provider: Some(provider) }
@@ -186,7 +192,7 @@ pub fn parse_connection_spec(spec: pb::VoipConnectionSpec) -> Result<(String, Pr
             let port = field(&mut e, "port", SipTrunk::parse_port(t.port.into()));
             let transport = field(&mut e, "transport", Transport::parse(&t.transport));
             let username = field(&mut e, "username", SipTrunk::parse_credential(&t.username));
-            let password = field(&mut e, "password", SipTrunk::parse_credential(&t.password));
+            let password = field(&mut e, "password", SipTrunk::parse_credential(&t.password).map(Secret::new));
             match (host, port, transport, username, password) {
                 (Some(host), Some(port), Some(transport), Some(username), Some(password)) => {
                     Some(Provider::Sip(SipTrunk { host, port, transport, username, password }))
@@ -205,7 +211,7 @@ impl From<&org::VoipConnection> for pb::VoipConnection {
     fn from(c: &org::VoipConnection) -> Self {
         Self {
             id: c.id.0,
-            spec: Some(connection_spec(&c.name, &c.provider, false)),
+            spec: Some(spec_of(&c.name, &c.provider, |_| String::new())),
             verified: c.verified,
             verified_at_ms: c.verified_at.map(|t| t.as_millis()),
             verification_error: c.verification_error.clone(),

@@ -7,6 +7,7 @@ mod hardening;
 mod names;
 mod network_guard;
 mod quotas;
+mod secrets;
 mod sip;
 mod test_calls;
 

@@ -8,7 +8,7 @@ use domain::org::Quota;
 use serde_json::Value;
 use wire::pb::{self, command::Kind, query, reply::Result as R};
 
-use super::{Created, created, path_id};
+use super::{Created, CreatedWithSecrets, created, created_with_secrets, path_id};
 use crate::auth::{Admin, Caller, NewSecret};
 use crate::body::{Fields, JsonObject};
 use crate::error::ApiError;
@@ -108,16 +108,16 @@ pub async fn update_org(
     }
 }
 
-async fn create_key(app: &App, org: OrgId, name: String) -> Result<Created, ApiError> {
+async fn create_key(app: &App, org: OrgId, name: String) -> Result<CreatedWithSecrets, ApiError> {
     let secret = NewSecret::generate();
     let command = Kind::CreateApiKey(pb::CreateApiKey { name, secret_hash: secret.hash.clone() });
     let R::ApiKey(key) = app.services.command(org, command).await? else {
         return Err(ApiError::unexpected_reply());
     };
     let mut body = render::api_key(&key);
-    // The raw key is shown this once and never stored.
+    // The raw key is shown this once and never stored, not even for an idempotent replay.
     body["key"] = Value::String(secret.into_key(key.id));
-    Ok(created(body))
+    Ok(created_with_secrets(body, &["key"]))
 }
 
 pub async fn admin_create_key(
@@ -125,13 +125,13 @@ pub async fn admin_create_key(
     _: Admin,
     Path(id): Path<String>,
     body: JsonObject,
-) -> Result<Created, ApiError> {
+) -> Result<CreatedWithSecrets, ApiError> {
     let org = OrgId(path_id(&id)?);
     let name = parse_name(body)?;
     create_key(&app, org, name).await
 }
 
-pub async fn create(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<Created, ApiError> {
+pub async fn create(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<CreatedWithSecrets, ApiError> {
     let name = parse_name(body)?;
     create_key(&app, caller.org, name).await
 }

@@ -20,6 +20,13 @@ pub fn created(body: Value) -> Created {
     (StatusCode::CREATED, Json(body))
 }
 
+/// A 201 whose body shows secrets once, in `fields`: they are never recorded for a replay.
+pub type CreatedWithSecrets = (StatusCode, crate::idempotency::SecretFields, Json<Value>);
+
+pub fn created_with_secrets(body: Value, fields: &'static [&'static str]) -> CreatedWithSecrets {
+    (StatusCode::CREATED, crate::idempotency::SecretFields(fields), Json(body))
+}
+
 /// A path id: anything but a positive integer names nothing, so it is a 404 like any other.
 pub fn path_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(ApiError::not_found)

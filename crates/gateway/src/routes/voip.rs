@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use domain::secret::Secret;
 use domain::voip::{DEFAULT_SIP_PORT, Provider, SipTrunk, Transport, parse_connection_name};
 use serde_json::Value;
 use wire::pb::{self, command::Kind, query, reply::Result as R};
@@ -42,7 +43,7 @@ fn parse(body: JsonObject) -> Result<(String, Provider), ApiError> {
             let username = f.required_str("username");
             let username = f.parse("username", username, |u| SipTrunk::parse_credential(&u));
             let password = f.required_str("password");
-            let password = f.parse("password", password, |p| SipTrunk::parse_credential(&p));
+            let password = f.parse("password", password, |p| SipTrunk::parse_credential(&p).map(Secret::new));
             match (host, port, transport, username, password) {
                 (Some(host), Some(port), Some(transport), Some(username), Some(password)) => {
                     Some(Provider::Sip(SipTrunk { host, port, transport, username, password }))
@@ -82,7 +83,7 @@ pub async fn create(State(app): State<App>, caller: Caller, body: JsonObject) ->
     if let Provider::Sip(trunk) = &provider {
         check_host(app.egress, trunk).await?;
     }
-    let spec = wire::connection_spec(&name, &provider, true);
+    let spec = wire::connection_spec(&name, &provider);
     let result = app.services.command(caller.org, Kind::CreateVoipConnection(spec)).await?;
     Ok(created(connection_reply(result)?))
 }

@@ -12,6 +12,7 @@ use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::org;
+use domain::secret::Sealed;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use tokio::sync::oneshot;
@@ -34,6 +35,8 @@ pub struct CallLimits {
     /// See [`domain::call::CallSetup::placement_timeout_ms`]; longer than a dial may wait for
     /// the carrier's first answer.
     pub placement_timeout_ms: i64,
+    /// How long an idempotency key is kept: a day, or less in tests.
+    pub idempotency_retention_ms: i64,
 }
 
 impl Default for CallLimits {
@@ -44,6 +47,7 @@ impl Default for CallLimits {
             expected_test_call_seconds: 60,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
             placement_timeout_ms: domain::call::DEFAULT_PLACEMENT_TIMEOUT_MS,
+            idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         }
     }
 }
@@ -62,8 +66,8 @@ const STORAGE_RETRY_MS: i64 = 1_000;
 /// A call being placed, while billing reserves its funds.
 pub struct Placement {
     pub(super) call: CallId,
-    /// The carrier to dial with; kept out of the log, since a SIP trunk's carries its password.
-    pub(super) provider: Provider,
+    /// The carrier to dial with, its password sealed until the dial opens it.
+    pub(super) provider: Provider<Sealed>,
     /// Who waits for the answer; nobody for the runs a batch spawns.
     pub(super) request: Option<bus::Message>,
     /// The test-call run the call is for, answered with once its funds are reserved.
@@ -208,7 +212,9 @@ impl Partition {
         };
         for (leg, request) in [(Some(call), request), (companion, None)] {
             let Some(leg) = leg else { continue };
-            let Some(dial) = self.calls.get(&leg).map(|f| dial_of(&f.state.setup, provider.clone())) else { continue };
+            let Some(setup) = self.calls.get(&leg).map(|f| f.state.setup.clone()) else { continue };
+            // The password is opened only now, for the carrier, and lives no longer than the dial.
+            let dial = self.open_provider(&provider).map(|provider| dial_of(&setup, provider));
             let log = self.log.clone();
             let carrier = self.carrier.clone();
             let carrier_tx = self.carrier_tx.clone();
@@ -217,12 +223,17 @@ impl Partition {
             self.dialing.insert(leg, hung_up_tx);
             tokio::spawn(async move {
                 // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
-                let outcome = match log.durable().await {
-                    Ok(()) => dial_unless_hung_up(carrier.as_ref(), dial, carrier_tx, hung_up).await,
-                    Err(e) => Err(telephony::DialError {
+                let outcome = match (log.durable().await, dial) {
+                    (Ok(()), Ok(dial)) => dial_unless_hung_up(carrier.as_ref(), dial, carrier_tx, hung_up).await,
+                    (Err(e), _) => Err(telephony::DialError {
                         reason: domain::call::EndReason::CarrierError,
                         sip_code: None,
                         detail: format!("the call could not be recorded: {e}"),
+                    }),
+                    (Ok(()), Err(detail)) => Err(telephony::DialError {
+                        reason: domain::call::EndReason::CarrierError,
+                        sip_code: None,
+                        detail,
                     }),
                 };
                 let _ = internal_tx.send(Internal::Dialed { call: leg, outcome, request }).await;
@@ -535,7 +546,7 @@ impl Partition {
                 }
                 Phase::Dialing | Phase::Ringing | Phase::Answered => {
                     // Test calls run on the simulated carrier; others on their connection's.
-                    let provider = match setup.test_run_id {
+                    let provider: Option<Provider<Sealed>> = match setup.test_run_id {
                         Some(_) => Some(Provider::Sim),
                         None => load_org(&self.log, &mut self.orgs, org)?
                             .state
@@ -543,9 +554,14 @@ impl Partition {
                             .get(&connection.unwrap_or(domain::ids::VoipConnectionId(0)))
                             .map(|c| c.provider.clone()),
                     };
-                    // A call whose connection is gone cannot be followed; its timers end it.
-                    if let Some(provider) = provider {
-                        self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone());
+                    // A call whose connection (or its password) is gone cannot be followed; its
+                    // timers end it.
+                    match provider.map(|p| self.open_provider(&p)) {
+                        Some(Ok(provider)) => {
+                            self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone())
+                        }
+                        Some(Err(detail)) => tracing::warn!(%call, %detail, "cannot follow a call again"),
+                        None => {}
                     }
                 }
             }

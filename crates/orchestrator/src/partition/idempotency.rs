@@ -1,17 +1,31 @@
 //! Idempotency keys inside the partition actor: one small stream per key of an org
 //! (`idempotency/<org>/<key>`), folded when a request names the key. Nothing is kept in memory
 //! between requests, and no request reads another key's history.
+//!
+//! Each start of a key's use sets when its stream expires (its retention after that start), in
+//! the event log's expiry index, and a periodic sweep removes streams past it, a bounded number
+//! at a time, reading only the index entries that are due. The fingerprint a key records is an
+//! HMAC, under the vault's key, of the digest the gateway sent.
 
-use domain::idempotency::{self, Begin, IdempotencyEvent, KeyState, StoredResponse};
+use domain::idempotency::{self, Begin, IdempotencyEvent, KeyState, StoredResponse, Window};
 use domain::ids::OrgId;
-use eventlog::{ExpectedVersion, StreamAppend};
+use eventlog::{ExpectedVersion, StreamAppend, StreamExpiry};
 use wire::pb::{self, Failure, FailureKind, Reply, idempotency_decision::Decision, reply};
 
 use super::{Decided, Outcome, Partition, storage_failure};
 
 fn stream(org: OrgId, key: &str) -> String {
-    format!("idempotency/{org}/{key}")
+    crate::streams::idempotency(org, key)
 }
+
+/// How often expired keys are swept: every minute, or more often when keys are kept shorter (in
+/// tests), so a key is gone soon after its retention whatever it is.
+pub(super) fn sweep_interval(retention_ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis((retention_ms / 4).clamp(50, 60_000) as u64)
+}
+
+/// How many expired keys one sweep removes at most, so a sweep never holds up the actor long.
+pub(super) const MAX_EXPIRED_PER_SWEEP: usize = 256;
 
 /// Events for a key's stream, at the version the key was folded to.
 fn key_append(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, events: &[IdempotencyEvent]) -> StreamAppend {
@@ -55,16 +69,51 @@ impl Partition {
         if events.is_empty() {
             return Ok(None);
         }
-        let pending = super::append(&self.log, self.request_id.as_deref(), vec![key_append(org, key, folded, &events)])
-            .map_err(storage_failure)?;
+        let window = self.window();
+        let expiries = events
+            .iter()
+            .filter_map(|e| window.expiry_of(e))
+            .map(|at| StreamExpiry { stream: stream(org, key), expires_at_ms: at.0 })
+            .collect();
+        let pending = super::append_expiring(
+            &self.log,
+            self.request_id.as_deref(),
+            vec![key_append(org, key, folded, &events)],
+            expiries,
+        )
+        .map_err(storage_failure)?;
         Ok(Some(pending))
+    }
+
+    fn window(&self) -> Window {
+        Window {
+            retention_ms: self.limits.idempotency_retention_ms,
+            abandoned_after_ms: self.limits.idempotency_abandoned_after_ms,
+        }
+    }
+
+    /// Removes the streams of keys whose retention is over, up to [`MAX_EXPIRED_PER_SWEEP`].
+    /// They are records kept for a while, not history: no projection folds them, so the
+    /// projections' replay and every other stream's chain are as they were.
+    pub(super) fn sweep_expired_keys(&mut self) {
+        let expired = match self.log.expired_streams(actor::now().0, MAX_EXPIRED_PER_SWEEP) {
+            Ok(expired) => expired,
+            Err(e) => return tracing::error!(error = %e, "could not read expired idempotency keys"),
+        };
+        if expired.is_empty() {
+            return;
+        }
+        match self.log.expire_streams(&expired) {
+            Ok(events) => tracing::debug!(keys = expired.len(), events, "expired idempotency keys"),
+            Err(e) => tracing::error!(error = %e, "could not expire idempotency keys"),
+        }
     }
 
     pub(super) fn begin_idempotent(&mut self, org: OrgId, request: pb::IdempotentRequest) -> Outcome {
         let folded = self.load_key(org, &request.key)?;
-        let abandoned_after_ms = self.limits.idempotency_abandoned_after_ms;
+        let fingerprint = self.vault.fingerprint(&request.fingerprint);
         let (decision, events) =
-            idempotency::begin(&folded.state, &request.key, &request.fingerprint, actor::now(), abandoned_after_ms);
+            idempotency::begin(&folded.state, &request.key, &fingerprint, actor::now(), self.window());
         let pending = self.record_key(org, &request.key, &folded, events)?;
         // A replay rests on the key's completion, which may not be flushed yet.
         let pending = self.rests_on(pending);
@@ -75,6 +124,7 @@ impl Partition {
                 fingerprint: request.fingerprint,
                 status: r.status.into(),
                 body: r.body,
+                withheld: r.withheld,
             }),
             Begin::Conflict => Decision::Conflict(pb::Empty {}),
             Begin::InProgress => Decision::InProgress(pb::Empty {}),
@@ -85,8 +135,13 @@ impl Partition {
 
     pub(super) fn complete_idempotent(&mut self, org: OrgId, response: pb::IdempotentResponse) -> Outcome {
         let folded = self.load_key(org, &response.key)?;
-        let stored = StoredResponse { status: response.status.min(u16::MAX.into()) as u16, body: response.body };
-        let events = idempotency::complete(&folded.state, &response.key, &response.fingerprint, stored, actor::now());
+        let stored = StoredResponse {
+            status: response.status.min(u16::MAX.into()) as u16,
+            body: response.body,
+            withheld: response.withheld,
+        };
+        let fingerprint = self.vault.fingerprint(&response.fingerprint);
+        let events = idempotency::complete(&folded.state, &response.key, &fingerprint, stored, actor::now());
         let pending = self.rests_on(self.record_key(org, &response.key, &folded, events)?);
         Ok(Decided { pending, reply: Reply::with(reply::Result::Done(pb::Empty {})) })
     }

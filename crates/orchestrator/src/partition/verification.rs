@@ -60,10 +60,14 @@ impl Partition {
             }
         }
         v.waiting.insert((org, connection), vec![request]);
+        let opened = self.open_provider(&provider);
         let carrier = self.carrier.clone();
         let internal_tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            let outcome = carrier.verify(&provider).await;
+            let outcome = match opened {
+                Ok(provider) => carrier.verify(&provider).await,
+                Err(detail) => Err(detail),
+            };
             // The process's slot is free again once the probe is over.
             drop(permit);
             // The actor is gone only at shutdown, when nobody waits for the answer.

@@ -488,7 +488,7 @@ impl Call {
                     };
                     authenticated = true;
                     let (trunk, uri) = (&self.leg.trunk, &self.leg.dialog.remote_uri);
-                    let value = challenge.answer(&trunk.username, &trunk.password, "INVITE", uri, &token(12));
+                    let value = challenge.answer(&trunk.username, trunk.password.expose(), "INVITE", uri, &token(12));
                     self.leg.authorization = Some((answer, value));
                     invite = self.leg.invite();
                     self.leg.connection.send(&invite).await;

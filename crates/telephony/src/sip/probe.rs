@@ -86,7 +86,13 @@ mod tests {
     const LOOPBACK: egress::Policy = egress::Policy { allow_private_networks: true };
 
     fn trunk(port: u16, transport: Transport) -> SipTrunk {
-        SipTrunk { host: "127.0.0.1".into(), port, transport, username: "alice".into(), password: "secret".into() }
+        SipTrunk {
+            host: "127.0.0.1".into(),
+            port,
+            transport,
+            username: "alice".into(),
+            password: domain::secret::Secret::new("secret".into()),
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,69 @@
+//! The secrets of an org's VoIP connections inside the partition actor: a SIP password is
+//! sealed before the command that records it is decided, opened only when a trunk is handed to
+//! the carrier (verify, dial, resume), and shredded once the connection's deletion is durable.
+
+use domain::ids::{OrgId, VoipConnectionId};
+use domain::org::OrgCommand;
+use domain::secret::Sealed;
+use domain::voip::Provider;
+use wire::pb::{self, Failure, FailureKind};
+
+use super::{Decided, Outcome, Partition, answer, load_org, storage_failure};
+
+impl Partition {
+    /// Creates a connection, its password sealed under a data key of its own.
+    pub(super) fn create_connection(&mut self, org: OrgId, spec: pb::VoipConnectionSpec) -> Outcome {
+        let (name, provider) = wire::parse_connection_spec(spec).map_err(Failure::invalid)?;
+        let provider = provider.try_map_password(|p| self.vault.seal(&p)).map_err(vault_failure)?;
+        let sealed = provider.password().cloned();
+        let outcome = self.decide_org(org, OrgCommand::CreateVoipConnection { name, provider });
+        if outcome.is_err()
+            && let Some(sealed) = sealed
+        {
+            self.vault.discard(&sealed);
+        }
+        outcome
+    }
+
+    /// Deletes a connection, and once its deletion is durable, its password's data key: from
+    /// then on no copy of the password (the events keep its ciphertext for good) can be opened.
+    /// The answer waits for both.
+    pub(super) fn delete_connection(&mut self, org: OrgId, id: VoipConnectionId, request: bus::Message) {
+        let sealed = match load_org(&self.log, &mut self.orgs, org) {
+            Ok(folded) => folded.state.connections.get(&id).and_then(|c| c.provider.password().cloned()),
+            Err(failure) => return answer(request, Err(failure)),
+        };
+        let Decided { pending, reply } = match self.decide_org(org, OrgCommand::DeleteVoipConnection { id }) {
+            Ok(decided) => decided,
+            Err(failure) => return answer(request, Err(failure)),
+        };
+        let vault = self.vault.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pending.durable().await {
+                return answer(request, Err(storage_failure(e)));
+            }
+            let shredded = match sealed {
+                Some(sealed) => vault.shred(&sealed).await,
+                None => Ok(()),
+            };
+            match shredded {
+                // The deletion is durable (awaited above), and so is the shredding.
+                Ok(()) => actor::reply_now(request, wire::encode(&reply)),
+                Err(e) => answer(request, Err(vault_failure(e))),
+            }
+        });
+    }
+
+    /// A provider with its password opened, for the carrier. `Err` says why it cannot be.
+    pub(super) fn open_provider(&self, provider: &Provider<Sealed>) -> Result<Provider, String> {
+        provider
+            .clone()
+            .try_map_password(|sealed| self.vault.open(&sealed))
+            .map_err(|e| format!("The connection's password cannot be used: {e}."))
+    }
+}
+
+fn vault_failure(error: crate::vault::Error) -> Failure {
+    tracing::error!(%error, "vault failure");
+    Failure::new(FailureKind::Unavailable, "storage_unavailable", "The secret store is unavailable; retry later.")
+}
