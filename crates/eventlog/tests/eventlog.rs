@@ -311,6 +311,8 @@ async fn a_barrier_waits_for_the_flush_of_everything_appended_before_it() {
         .await
         .expect("a barrier over flushed appends resolves at once")
         .unwrap();
+}
+
 /// Counts only streams kept for good; streams under `tmp/` are records kept for a while.
 struct KeptCounts;
 
