@@ -133,7 +133,8 @@ async fn request_ids_are_kept_or_made_returned_and_recorded_on_the_events_they_c
     assert_eq!(funds["request_id"], "call-trace-7");
 }
 
-async fn post_keyed(
+/// A POST with an `Idempotency-Key`: its status, headers and body.
+pub(crate) async fn post_keyed(
     server: &Server,
     key: &str,
     idempotency_key: &str,

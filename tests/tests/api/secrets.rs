@@ -9,6 +9,8 @@ use std::process::Command;
 
 use switchboard_tests::{ADMIN_TOKEN, Server, binary, cluster_mode};
 
+use super::hardening::post_keyed;
+
 /// Every file and directory under `dir`, with its mode bits.
 fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
     let mut found = vec![(dir.to_owned(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777)];
@@ -160,26 +162,6 @@ async fn a_sip_password_is_sealed_at_rest_still_dials_and_is_shredded_with_its_c
     server.restart();
     let verify = format!("/v1/voip-connections/{}/verify", kept["id"]);
     assert_eq!(server.post(&verify, &c.org.key, serde_json::json!({})).await.expect(200)["verified"], true);
-}
-
-/// A keyed POST, with the response's headers.
-async fn post_keyed(
-    server: &Server,
-    key: &str,
-    idempotency_key: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", server.url))
-        .bearer_auth(key)
-        .header("Idempotency-Key", idempotency_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, headers) = (response.status().as_u16(), response.headers().clone());
-    (status, headers, response.json().await.unwrap())
 }
 
 #[tokio::test]
