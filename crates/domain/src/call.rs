@@ -535,12 +535,10 @@ pub fn decide(state: &CallState, command: CallCommand, now: Timestamp) -> Decisi
             // The carrier took, or is still carrying, a call that is over here (a trunk that
             // answers after the call was hung up): it is torn down at the carrier, whatever
             // the carrier says, since nobody else would end it, and it is not billed.
-            CallCommand::Carrier(event)
-                if state.phase == Phase::Ended && !matches!(event, CarrierEvent::Ended { .. }) =>
-            {
+            CallCommand::Carrier(event) if !matches!(event, CarrierEvent::Ended { .. }) => {
                 Decision { events: vec![ignored(event.name())], actions: vec![Action::HangUp] }
             }
-            CallCommand::DialAccepted if state.phase == Phase::Ended => {
+            CallCommand::DialAccepted => {
                 Decision { events: vec![ignored("dial_accepted")], actions: vec![Action::HangUp] }
             }
             CallCommand::Carrier(event) => Decision { events: vec![ignored(event.name())], actions: vec![] },

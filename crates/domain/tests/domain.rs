@@ -824,6 +824,23 @@ mod calls {
         assert!(!call::timers(&dialing).iter().any(|(t, _)| *t == Timer::Placement));
     }
 
+    /// A call given up on before its funds arrived is never dialed; should a carrier report on
+    /// it all the same, it is torn down there, as an ended call is.
+    #[test]
+    fn a_rejected_call_takes_no_late_grant_and_is_torn_down_at_a_carrier_that_reports_on_it() {
+        let mut rejected = requested();
+        for e in call::decide(&rejected, CallCommand::TimerFired(Timer::Placement), at(60_000)).events {
+            rejected.apply(&e);
+        }
+        assert_eq!(rejected.phase, Phase::Rejected);
+        assert_eq!(call::decide(&rejected, CallCommand::FundsReserved(funds()), at(61_000)), Default::default());
+        let late = call::decide(&rejected, CallCommand::DialAccepted, at(62_000));
+        assert_eq!(late.actions, vec![Action::HangUp]);
+        let answered =
+            call::decide(&rejected, CallCommand::Carrier(CarrierEvent::Answered { sip_dialog: None }), at(63_000));
+        assert_eq!(answered.actions, vec![Action::HangUp]);
+    }
+
     #[test]
     fn timers_follow_from_the_state_and_fire_only_when_due() {
         let dialing = given(&[(10, CallCommand::DialAccepted)]);
@@ -968,7 +985,9 @@ mod calls {
         rejected.apply(&refused.events[0]);
         assert!(!rejected.is_placed() && rejected.is_ended());
         assert_eq!(call::pending_settlement(&rejected), Some(Action::Void { reference: "call/69".into() }));
-        assert_eq!(call::decide(&rejected, CallCommand::DialAccepted, at(9)), Default::default());
+        // A carrier that took a dial for it anyway is told to end it (it never rings here).
+        let late = call::decide(&rejected, CallCommand::DialAccepted, at(9));
+        assert_eq!(late.actions, vec![Action::HangUp]);
     }
 
     #[test]

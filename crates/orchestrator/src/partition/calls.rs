@@ -65,6 +65,7 @@ const STORAGE_RETRY_MS: i64 = 1_000;
 
 /// A call being placed, while billing reserves its funds.
 pub struct Placement {
+    pub(super) org: OrgId,
     pub(super) call: CallId,
     /// The carrier to dial with, its password sealed until the dial opens it.
     pub(super) provider: Provider<Sealed>,
@@ -151,8 +152,14 @@ impl Partition {
         self.follow(call, actor::Folded { state, version: 1 });
         let billing = self.billing_client();
         let internal_tx = self.internal_tx.clone();
-        let placement =
-            Box::new(Placement { call, provider: plan.provider, request: Some(request), run: None, companion: None });
+        let placement = Box::new(Placement {
+            org,
+            call,
+            provider: plan.provider,
+            request: Some(request),
+            run: None,
+            companion: None,
+        });
         tokio::spawn(async move {
             // Billing hears of the call only once the call is on record: a restart then knows
             // every reservation it may have to release.
@@ -171,7 +178,7 @@ impl Partition {
     /// Funds are reserved (or refused): the call is placed and dialed once that is durable,
     /// or the request is rejected.
     pub(super) fn initiate_call(&mut self, placement: Placement, reserved: Result<pb::Reservation, Failure>) {
-        let Placement { call, provider, request, run, companion } = placement;
+        let Placement { org, call, provider, request, run, companion } = placement;
         let (command, failure) = match reserved {
             Ok(r) => (
                 CallCommand::FundsReserved(Funds {
@@ -183,11 +190,19 @@ impl Partition {
             ),
             Err(failure) => (CallCommand::ReservationRefused { code: failure.code.clone() }, Some(failure)),
         };
+        let granted = failure.is_none();
         let pending = match self.drive_call(call, command) {
             Ok(pending) => pending,
             Err(f) => return reply_to(request, Err(f)),
         };
-        if let Some(failure) = failure {
+        // Billing may answer after the call's placement deadline gave it up (rejected, its funds
+        // voided): such a call is never dialed, and the late grant is released, since the void
+        // may have reached billing before the reservation did.
+        let placed = self.calls.get(&call).is_some_and(|f| f.state.phase == Phase::Initiated);
+        if granted && !placed {
+            self.void_late_grant(org, call);
+        }
+        if let Some(failure) = failure.or_else(|| (!placed).then(|| self.placement_failure(call))) {
             if let Some(leg) = companion {
                 // The loopback's other leg never rings without its call.
                 if let Err(f) = self.drive_call(leg, CallCommand::Hangup) {
@@ -283,6 +298,42 @@ impl Partition {
     fn placement_outcome(&self, org: OrgId, call: CallId) -> super::Outcome {
         let state = self.call_as_it_is(call)?.filter(|c| c.setup.org == org).ok_or_else(wire::call_not_found)?;
         Ok(super::Decided { pending: self.log.barrier(), reply: placement_reply(&state) })
+    }
+
+    /// Why a call that was to be dialed was not placed after all (its placement deadline passed).
+    fn placement_failure(&self, call: CallId) -> Failure {
+        let reply = match self.call_as_it_is(call) {
+            Ok(Some(state)) => placement_reply(&state),
+            Ok(None) => return Failure::internal("the call vanished while it was placed"),
+            Err(failure) => return failure,
+        };
+        match reply.result {
+            Some(reply::Result::Failure(failure)) => failure,
+            _ => Failure::internal("a call given up on answers as placed"),
+        }
+    }
+
+    /// Releases funds billing granted a call that was given up on before they arrived.
+    fn void_late_grant(&self, org: OrgId, call: CallId) {
+        let billing = self.billing_client();
+        let reference = format!("call/{call}");
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            for _ in 0..BILLING_ATTEMPTS {
+                let void = billing_command::Kind::Void(pb::Reference { reference: reference.clone() });
+                match billing.send(org, void).await {
+                    Ok(_) => return,
+                    // Released already: the rejection's own void came after the grant.
+                    Err(f) if f.code == "reservation_closed" => return,
+                    Err(f) => {
+                        tracing::warn!(%call, code = %f.code, "billing did not release a late grant; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            tracing::error!(%call, "gave up releasing a late grant: billing releases it at its expiry");
+        });
     }
 
     /// The call as it is now: in memory while it runs or is not yet billed, else as projected.

@@ -198,7 +198,7 @@ impl Partition {
             expires_in_seconds: self.limits.max_duration_seconds + super::calls::RESERVATION_GRACE_SECONDS,
         };
         let placement =
-            Box::new(Placement { call, provider: Provider::Sim, request: reply, run: Some(run_id), companion });
+            Box::new(Placement { org, call, provider: Provider::Sim, request: reply, run: Some(run_id), companion });
         let billing = self.billing_client();
         let log = self.log.clone();
         let internal_tx = self.internal_tx.clone();
