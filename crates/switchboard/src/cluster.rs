@@ -129,6 +129,9 @@ fn admin_token() -> anyhow::Result<String> {
     let Ok(token) = std::env::var("SWITCHBOARD_ADMIN_TOKEN") else {
         bail!("set SWITCHBOARD_ADMIN_TOKEN: every gateway of a cluster needs the same admin token");
     };
+    // Checked and used alike without surrounding whitespace (a token read from a file, as
+    // Kubernetes Secrets often are, ends in a newline no request carries).
+    let token = token.trim().to_owned();
     if let Err(weak) = gateway::check_admin_token(&token) {
         bail!("{weak}: set SWITCHBOARD_ADMIN_TOKEN to a random one, such as `openssl rand -hex 32` prints");
     }

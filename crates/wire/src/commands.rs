@@ -41,7 +41,6 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
             patch: AgentPatch::try_from(u.patch.unwrap_or_default()).map_err(Failure::invalid)?,
         },
         Kind::DeleteAgent(r) => OrgCommand::DeleteAgent { id: AgentId(r.id) },
-        Kind::DeleteVoipConnection(r) => OrgCommand::DeleteVoipConnection { id: VoipConnectionId(r.id) },
         Kind::UpdatePhoneNumber(u) => OrgCommand::UpdatePhoneNumber {
             id: PhoneNumberId(u.id),
             inbound_agent_id: assignment_from_pb(u.inbound),
@@ -57,6 +56,7 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
         | Kind::VerifyVoipConnection(_)
         // Its password is sealed by the actor first (see `parse_connection_spec`).
         | Kind::CreateVoipConnection(_)
+        | Kind::DeleteVoipConnection(_)
         | Kind::PlaceCall(_)
         | Kind::HangupCall(_)
         | Kind::CreateTestRun(_)

@@ -3,7 +3,7 @@
 //! directory under the id the org will record it as, record it, and release the claim only if
 //! it will not be recorded. Deleting a number records the deletion, then releases its claim.
 //!
-//! Because this actor alone records the org's numbers and claims one number at a time, and a
+//! Because this actor alone records the org's numbers and runs one claim of each number at a time, and a
 //! release names the claim it releases (see `domain::directory`), the directory holds a claim
 //! for every number an org records: no failure report, timeout or parallel request can undo it.
 
@@ -47,6 +47,17 @@ impl Partition {
             return answer(request, Err(OrgError::NumberExists(own.clone()).into()));
         }
         let id = PhoneNumberId(self.ids.next_id());
+        // The id is the claim's token, which the directory records: the block it comes from must
+        // be on record before the claim is sent, or a restart could hand the id out again.
+        if let Some(reservation) = actor::id_reservation(&mut self.ids)
+            && let Err(e) = super::append(&self.log, self.request_id.as_deref(), vec![reservation])
+        {
+            if let Some(own) = &number.number {
+                self.claiming.remove(&(org, own.clone()));
+            }
+            return answer(request, Err(super::storage_failure(e)));
+        }
+        let recorded = self.log.barrier();
         let kind = match &number.number {
             Some(own) => Kind::ClaimNumber(pb::ClaimNumber { number: own.to_string(), token: id.0 }),
             None => Kind::ClaimDemoNumber(pb::ClaimDemoNumber { token: id.0 }),
@@ -55,10 +66,13 @@ impl Partition {
         let internal_tx = self.internal_tx.clone();
         let claim = Box::new(PendingClaim { org, id, number, request });
         tokio::spawn(async move {
-            let outcome = match directory.send(org, kind).await {
-                Ok(reply::Result::NumberClaimed(c)) => wire::parse_number(&c.number),
-                Ok(_) => Err(Failure::internal("unexpected directory reply")),
-                Err(failure) => Err(failure),
+            let outcome = match recorded.durable().await {
+                Err(e) => Err(super::storage_failure(e)),
+                Ok(_) => match directory.send(org, kind).await {
+                    Ok(reply::Result::NumberClaimed(c)) => wire::parse_number(&c.number),
+                    Ok(_) => Err(Failure::internal("unexpected directory reply")),
+                    Err(failure) => Err(failure),
+                },
             };
             let _ = internal_tx.send(Internal::Claimed { claim, outcome }).await;
         });
