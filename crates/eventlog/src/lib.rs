@@ -401,6 +401,33 @@ impl Log {
             .collect()
     }
 
+    /// Gives every stream under `prefix` that has no deadline yet (one written before it had
+    /// one) the deadline `after_ms` past its last event, so that [`Log::expire_streams`] removes
+    /// it in time too. Returns how many it gave one. Reads every stream under the prefix: for a
+    /// start-up pass over streams that are themselves retained for a bounded time.
+    pub fn expire_unexpiring(&self, prefix: &str, after_ms: i64) -> Result<usize> {
+        let inner = &*self.inner;
+        let _writer = inner.write_lock.lock().expect("event log write lock poisoned");
+        let mut batch = sled::Batch::default();
+        let mut given = 0;
+        for stream in self.streams_with_prefix(prefix)? {
+            if inner.tree.contains_key(keys::stream_expiry(&stream))? {
+                continue;
+            }
+            let version = self.stream_version(&stream)?;
+            let Some(last) = self.read_stream(&stream, version)?.pop() else { continue };
+            let at = (last.recorded_at_ms.saturating_add(after_ms)).max(0) as u64;
+            batch.insert(keys::expiry(at, &stream), &[]);
+            batch.insert(keys::stream_expiry(&stream), &at.to_be_bytes());
+            given += 1;
+        }
+        if given > 0 {
+            inner.tree.apply_batch(batch)?;
+            inner.flusher.written();
+        }
+        Ok(given)
+    }
+
     /// Up to `limit` streams whose deadline (see [`Log::append_expiring`]) is at or before
     /// `now_ms`, the earliest first. Reads only the index entries it returns.
     pub fn expired_streams(&self, now_ms: i64, limit: usize) -> Result<Vec<String>> {

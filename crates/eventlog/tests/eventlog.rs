@@ -388,3 +388,23 @@ async fn a_key_store_keeps_values_beside_the_log_until_they_are_removed() {
     assert_eq!(keys.get(b"k1").unwrap().as_deref(), Some(&b"wrapped"[..]));
     assert_eq!(keys.get(b"k2").unwrap(), None);
 }
+
+/// Streams written before they had deadlines (by an older version) are given one, their
+/// retention after their last event, once; streams that have one keep it.
+#[tokio::test]
+async fn streams_written_without_a_deadline_are_given_one_after_their_last_event() {
+    use eventlog::StreamExpiry;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let log = store.log("test", 0, vec![Arc::new(KeptCounts)]).unwrap();
+    log.append_durable(vec![append("tmp/old", ExpectedVersion::NoStream, vec![event("x", 1)])]).await.unwrap();
+    let dated = vec![StreamExpiry { stream: "tmp/dated".into(), expires_at_ms: 5 }];
+    let appends = vec![append("tmp/dated", ExpectedVersion::NoStream, vec![event("x", 1)])];
+    log.append_expiring(appends, dated).unwrap().durable().await.unwrap();
+    let last = log.read_stream("tmp/old", 1).unwrap()[0].recorded_at_ms;
+
+    assert_eq!(log.expire_unexpiring("tmp/", 1_000).unwrap(), 1);
+    assert_eq!(log.expire_unexpiring("tmp/", 1_000).unwrap(), 0, "once given, a deadline stays");
+    assert_eq!(log.expired_streams(last + 999, 10).unwrap(), vec!["tmp/dated"]);
+    assert_eq!(log.expired_streams(last + 1_000, 10).unwrap(), vec!["tmp/dated", "tmp/old"]);
+}

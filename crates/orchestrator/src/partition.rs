@@ -163,6 +163,7 @@ impl Partition {
         if let Err(failure) = self.resume_calls().and_then(|()| self.resume_batches()) {
             tracing::error!(partition = self.log.partition(), detail = %failure.detail, "could not resume calls");
         }
+        self.expire_keys_recorded_without_deadline();
         let mut sweep = tokio::time::interval(calls::SETTLEMENT_SWEEP);
         let mut key_sweep = tokio::time::interval(idempotency::sweep_interval(self.limits.idempotency_retention_ms));
         loop {

@@ -92,6 +92,18 @@ impl Partition {
         }
     }
 
+    /// Gives the keys recorded before keys had deadlines (by an older version, which also kept
+    /// the responses' secrets) the deadline of their retention after their last event, so that
+    /// the sweep removes them too. Once per start; a no-op when every key has one.
+    pub(super) fn expire_keys_recorded_without_deadline(&self) {
+        let prefix = crate::streams::IDEMPOTENCY_PREFIX;
+        match self.log.expire_unexpiring(prefix, self.limits.idempotency_retention_ms) {
+            Ok(0) => {}
+            Ok(given) => tracing::info!(keys = given, "gave idempotency keys recorded without a deadline one"),
+            Err(e) => tracing::error!(error = %e, "could not give old idempotency keys a deadline"),
+        }
+    }
+
     /// Removes the streams of keys whose retention is over, up to [`MAX_EXPIRED_PER_SWEEP`].
     /// They are records kept for a while, not history: no projection folds them, so the
     /// projections' replay and every other stream's chain are as they were.

@@ -3,9 +3,10 @@
 //! directory under the id the org will record it as, record it, and release the claim only if
 //! it will not be recorded. Deleting a number records the deletion, then releases its claim.
 //!
-//! Because this actor alone records the org's numbers and runs one claim of each number at a time, and a
-//! release names the claim it releases (see `domain::directory`), the directory holds a claim
-//! for every number an org records: no failure report, timeout or parallel request can undo it.
+//! Because this actor alone records the org's numbers and runs one claim of each number at a
+//! time, and a release names the claim it releases (see `domain::directory`), the directory holds
+//! a claim for every number an org records: no failure report, timeout or parallel request can
+//! undo it.
 
 use std::time::Duration;
 
