@@ -84,6 +84,17 @@ pub fn reply_when_durable(
     reply: Bytes,
     on_storage_error: impl FnOnce(eventlog::Error) -> Bytes + Send + 'static,
 ) {
+    reply_all_when_durable(vec![request], durable, reply, on_storage_error);
+}
+
+/// Answers every one of `requests` (that one decision answers alike) as [`reply_when_durable`]
+/// answers one.
+pub fn reply_all_when_durable(
+    requests: Vec<bus::Message>,
+    durable: Pending,
+    reply: Bytes,
+    on_storage_error: impl FnOnce(eventlog::Error) -> Bytes + Send + 'static,
+) {
     tokio::spawn(async move {
         let reply = match durable.durable().await {
             Ok(_) => reply,
@@ -92,7 +103,9 @@ pub fn reply_when_durable(
                 on_storage_error(e)
             }
         };
-        respond(request, reply).await;
+        for request in requests {
+            respond(request, reply.clone()).await;
+        }
     });
 }
 

@@ -80,9 +80,7 @@ impl NatsServer {
             panic!("cannot start {binary} (install Debian's package nats-server, or set NATS_SERVER_BIN): {e}")
         });
         let mut server = Self { child, port, config };
-        wait_until_ready(&mut server.child, &format!("nats-server on port {port}"), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        wait_until_ready(&mut server.child, &format!("nats-server on port {port}"), || greets_as_nats(port));
         server
     }
 
@@ -148,6 +146,16 @@ impl Drop for NatsServer {
 /// outgoing connection (a client of another test) can never take a port between the moment it
 /// is handed out and the moment its server binds it; a port asked of the kernel (`:0`) could be.
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Whether what listens on `port` is a NATS server: it greets every connection with `INFO`
+/// (before any TLS), so a port some other process holds is not taken for the server's.
+fn greets_as_nats(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut greeting = [0u8; 5];
+    stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO "
+}
 
 /// Waits (10 s at most) until `ready` holds for a server just started, and fails loudly if it
 /// exits first or never gets there: a test that needs the server must never run without it.

@@ -91,26 +91,19 @@ fn too_many(detail: String, retry_after_seconds: u32) -> Failure {
     }
 }
 
-/// Answers every request with the same outcome, once its events are durable.
+/// Answers every request with the same outcome: once it is durable, or at once for a refusal.
 fn answer_all(requests: Vec<bus::Message>, outcome: Outcome) {
-    let (reply, pending) = match outcome {
-        Ok(super::Decided { pending, reply }) => (reply, Some(pending)),
-        // A refusal acknowledges nothing: it is answered at once.
-        Err(failure) => (Reply::failure(failure), None),
-    };
-    let reply = wire::encode(&reply);
-    tokio::spawn(async move {
-        let reply = match pending {
-            None => reply,
-            Some(pending) => match pending.durable().await {
-                Ok(_) => reply,
-                Err(e) => wire::encode(&Reply::failure(storage_failure(e))),
-            },
-        };
-        for request in requests {
-            if let Err(e) = request.respond(reply.clone()).await {
-                tracing::warn!(error = %e, "could not answer a verification");
+    match outcome {
+        Ok(super::Decided { pending, reply }) => {
+            actor::reply_all_when_durable(requests, pending, wire::encode(&reply), |e| {
+                wire::encode(&Reply::failure(storage_failure(e)))
+            })
+        }
+        Err(failure) => {
+            let reply = wire::encode(&Reply::failure(failure));
+            for request in requests {
+                actor::reply_now(request, reply.clone());
             }
         }
-    });
+    }
 }
