@@ -37,10 +37,25 @@ pub struct Claim {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirectoryCommand {
-    RegisterOrg { name: String },
-    ClaimNumber { org_id: OrgId, number: E164, token: u64 },
-    ClaimDemoNumber { org_id: OrgId, token: u64 },
-    ReleaseNumber { org_id: OrgId, number: E164, token: u64 },
+    RegisterOrg {
+        name: String,
+    },
+    ClaimNumber {
+        org_id: OrgId,
+        number: E164,
+        token: u64,
+    },
+    ClaimDemoNumber {
+        org_id: OrgId,
+        token: u64,
+    },
+    /// Releases what the claim `token` holds: `number`, or (`None`, for a demo claim whose
+    /// answer was lost) whichever number it took.
+    ReleaseNumber {
+        org_id: OrgId,
+        number: Option<E164>,
+        token: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,11 +164,16 @@ pub fn decide(
                 .ok_or(DirectoryError::DemoPoolExhausted)?;
             Ok(vec![DirectoryEvent::NumberClaimed { number, org_id, token, at }])
         }
-        DirectoryCommand::ReleaseNumber { org_id, number, token } => match state.numbers.get(&number) {
-            Some(claim) if claim.org_id == org_id && (claim.token == token || claim.token == 0) => {
-                Ok(vec![DirectoryEvent::NumberReleased { number, org_id, token, at }])
+        DirectoryCommand::ReleaseNumber { org_id, number, token } => {
+            let Some(number) = number.or_else(|| state.claimed_as(Claim { org_id, token }).cloned()) else {
+                return Ok(vec![]);
+            };
+            match state.numbers.get(&number) {
+                Some(claim) if claim.org_id == org_id && (claim.token == token || claim.token == 0) => {
+                    Ok(vec![DirectoryEvent::NumberReleased { number, org_id, token, at }])
+                }
+                _ => Ok(vec![]),
             }
-            _ => Ok(vec![]),
-        },
+        }
     }
 }

@@ -289,7 +289,7 @@ fn a_number_belongs_to_one_org_and_claims_are_idempotent() {
     let claimed = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 7, at: EARLIER }];
     let state = directory_given(&claimed);
     let claim = |org, token| DirectoryCommand::ClaimNumber { org_id: OrgId(org), number: n.clone(), token };
-    let release = |org, token| DirectoryCommand::ReleaseNumber { org_id: OrgId(org), number: n.clone(), token };
+    let release = |org, token| DirectoryCommand::ReleaseNumber { org_id: OrgId(org), number: Some(n.clone()), token };
     assert_eq!(directory_when(&state, claim(1, 7)), Ok(vec![]));
     assert_eq!(directory_when(&state, claim(2, 9)), Err(DirectoryError::NumberTaken(n.clone())));
     // Only the holder can release it, and only the claim it names.
@@ -314,7 +314,7 @@ fn a_late_release_cannot_undo_a_later_claim_of_the_same_number() {
     .unwrap();
     assert_eq!(again, vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 8, at: NOW }]);
     let state = directory_given(&[first, again].concat());
-    let late = DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: n.clone(), token: 7 };
+    let late = DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: Some(n.clone()), token: 7 };
     assert_eq!(directory_when(&state, late), Ok(vec![]));
     assert_eq!(
         directory_when(&state, DirectoryCommand::ClaimNumber { org_id: OrgId(2), number: n.clone(), token: 1 }),
@@ -328,7 +328,7 @@ fn a_claim_recorded_before_tokens_is_released_by_its_org() {
     let legacy = vec![DirectoryEvent::NumberClaimed { number: n.clone(), org_id: OrgId(1), token: 0, at: EARLIER }];
     let released = directory_when(
         &directory_given(&legacy),
-        DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: n, token: 5 },
+        DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: Some(n), token: 5 },
     );
     assert!(matches!(released.as_deref(), Ok([DirectoryEvent::NumberReleased { .. }])), "{released:?}");
 }
@@ -353,6 +353,15 @@ fn demo_numbers_come_from_the_pool_and_cannot_be_claimed_by_hand() {
         state.claimed_as(Claim { org_id: OrgId(1), token: 3 }).map(E164::to_string),
         Some("+15005550000".into())
     );
+    // A claim whose answer was lost is released by its token alone: the pool gets it back.
+    let release = DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: None, token: 3 };
+    let released = directory_when(&state, release).unwrap();
+    assert!(
+        matches!(released.as_slice(), [DirectoryEvent::NumberReleased { number, token: 3, .. }] if number.as_str() == "+15005550000"),
+        "{released:?}"
+    );
+    let unknown = DirectoryCommand::ReleaseNumber { org_id: OrgId(1), number: None, token: 99 };
+    assert_eq!(directory_when(&state, unknown), Ok(vec![]));
     let err = directory_when(
         &directory_given(&[]),
         DirectoryCommand::ClaimNumber { org_id: OrgId(1), number: E164::parse("+15005550042").unwrap(), token: 1 },

@@ -267,10 +267,13 @@ impl Partition {
                     Decided { pending, reply: claimed(number.as_str()) }
                 })
             }
-            Kind::ReleaseNumber(c) => wire::parse_number(&c.number).and_then(|number| {
-                self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number, token: c.token })
-                    .map(|(_, pending)| Decided { pending, reply: done() })
-            }),
+            // No number: whichever the claim took (a demo claim whose answer was lost).
+            Kind::ReleaseNumber(c) => {
+                (!c.number.is_empty()).then(|| wire::parse_number(&c.number)).transpose().and_then(|number| {
+                    self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number, token: c.token })
+                        .map(|(_, pending)| Decided { pending, reply: done() })
+                })
+            }
             Kind::CreatePhoneNumber(n) => {
                 return match wire::own_number(n) {
                     Ok(number) => self.create_number(org, number, request),

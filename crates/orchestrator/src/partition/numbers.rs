@@ -18,6 +18,8 @@ use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
 
 use super::{Internal, Partition, answer, load_org};
 
+/// The code of a request the directory did not answer: it may or may not have been decided.
+const DIRECTORY_UNAVAILABLE: &str = "directory_unavailable";
 /// How long a claim or release waits for the directory.
 const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at a release before the claim is left to the org (logged): it stays the org's, so
@@ -88,14 +90,11 @@ impl Partition {
         let claimed = match outcome {
             Ok(claimed) => claimed,
             Err(failure) => {
-                // Refused (taken, reserved), nothing was claimed. Otherwise the directory may
-                // have claimed it without telling us: release that claim, whose token only
-                // this request used.
-                if failure.kind() != FailureKind::Conflict
-                    && failure.kind() != FailureKind::Invalid
-                    && let Some(own) = number.number
-                {
-                    self.release_number(org, own, id, None);
+                // A refusal (taken, reserved, none left) claimed nothing. A directory that did
+                // not answer may have claimed all the same: release that claim, whose token only
+                // this request used (for a demo number, whichever number it took).
+                if failure.code == DIRECTORY_UNAVAILABLE {
+                    self.release_number(org, number.number, id, None);
                 }
                 return answer(request, Err(failure));
             }
@@ -105,7 +104,7 @@ impl Partition {
         if outcome.is_err() {
             // The org changed while the directory claimed (an agent deleted, say): the number
             // will not be recorded under this claim.
-            self.release_number(org, claimed, id, None);
+            self.release_number(org, Some(claimed), id, None);
         }
         answer(request, outcome);
     }
@@ -118,15 +117,23 @@ impl Partition {
             Err(failure) => return answer(request, Err(failure)),
         };
         match (self.decide_org(org, OrgCommand::DeletePhoneNumber { id }), number) {
-            (Ok(decided), Some(number)) => self.release_number(org, number, id, Some((request, decided.reply))),
+            (Ok(decided), Some(number)) => self.release_number(org, Some(number), id, Some((request, decided.reply))),
             (outcome, _) => answer(request, outcome),
         }
     }
 
-    /// Releases the claim `id` holds on `number`, once everything appended so far is durable
-    /// (a deletion must not free the number while a crash could still bring it back), retrying
-    /// a directory that does not answer. `then` is answered after the first attempt.
-    fn release_number(&self, org: OrgId, number: E164, id: PhoneNumberId, mut then: Option<(bus::Message, Reply)>) {
+    /// Releases the claim `id` holds on `number` (or, with none, on whichever number it took),
+    /// once everything appended so far is durable (a deletion must not free the number while a
+    /// crash could still bring it back), retrying a directory that does not answer. `then` is
+    /// answered after the first attempt.
+    fn release_number(
+        &self,
+        org: OrgId,
+        number: Option<E164>,
+        id: PhoneNumberId,
+        mut then: Option<(bus::Message, Reply)>,
+    ) {
+        let number = number.map(|n| n.to_string()).unwrap_or_default();
         let durable = self.log.barrier();
         let directory = self.directory_client();
         tokio::spawn(async move {
@@ -139,7 +146,7 @@ impl Partition {
             }
             let mut backoff = Duration::from_millis(100);
             for _ in 0..RELEASE_ATTEMPTS {
-                let release = Kind::ReleaseNumber(pb::ClaimNumber { number: number.to_string(), token: id.0 });
+                let release = Kind::ReleaseNumber(pb::ClaimNumber { number: number.clone(), token: id.0 });
                 let released = directory.send(org, release).await;
                 if let Some((request, reply)) = then.take() {
                     actor::reply_now(request, wire::encode(&reply));
@@ -187,7 +194,7 @@ impl DirectoryClient {
                 |e| {
                     Failure::new(
                         FailureKind::Unavailable,
-                        "directory_unavailable",
+                        DIRECTORY_UNAVAILABLE,
                         format!("The directory is unavailable: {e}"),
                     )
                 },
