@@ -84,7 +84,12 @@ def main():
          "--sim-talk-ms", "5"],
         stdout=subprocess.PIPE, env=env, text=True)
     try:
-        line = server.stdout.readline()
+        # Other lines may come first (the secrets key a new data directory is given).
+        line = ""
+        while not line.startswith("switchboard listening on "):
+            line = server.stdout.readline()
+            if not line:
+                raise SystemExit("the server exited before it listened")
         base = line.strip().rsplit(" ", 1)[-1]
         admin = Client(base, TOKEN)
         print(f"binary {args.bin}, data dir {data_dir}")
