@@ -21,6 +21,11 @@ pub fn projection_version(name: &str) -> Vec<u8> {
     [b"mprojection_version/".as_slice(), name.as_bytes()].concat()
 }
 
+/// Set once every stream under a prefix has a deadline (see `Log::expire_unexpiring`).
+pub fn deadlines_given(prefix: &str) -> Vec<u8> {
+    [b"mdeadlines_given/".as_slice(), prefix.as_bytes()].concat()
+}
+
 pub fn event(position: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(9);
     key.push(b'e');

@@ -403,11 +403,16 @@ impl Log {
 
     /// Gives every stream under `prefix` that has no deadline yet (one written before it had
     /// one) the deadline `after_ms` past its last event, so that [`Log::expire_streams`] removes
-    /// it in time too. Returns how many it gave one. Reads every stream under the prefix: for a
-    /// start-up pass over streams that are themselves retained for a bounded time.
+    /// it in time too. Returns how many it gave one. It reads every stream under the prefix, so
+    /// it does so once per log: the pass records that it ran, and every stream appended since
+    /// was given its deadline with its events.
     pub fn expire_unexpiring(&self, prefix: &str, after_ms: i64) -> Result<usize> {
         let inner = &*self.inner;
         let _writer = inner.write_lock.lock().expect("event log write lock poisoned");
+        let done = keys::deadlines_given(prefix);
+        if inner.tree.contains_key(&done)? {
+            return Ok(0);
+        }
         let mut batch = sled::Batch::default();
         let mut given = 0;
         for stream in self.streams_with_prefix(prefix)? {
@@ -421,10 +426,9 @@ impl Log {
             batch.insert(keys::stream_expiry(&stream), &at.to_be_bytes());
             given += 1;
         }
-        if given > 0 {
-            inner.tree.apply_batch(batch)?;
-            inner.flusher.written();
-        }
+        batch.insert(done, &[]);
+        inner.tree.apply_batch(batch)?;
+        inner.flusher.written();
         Ok(given)
     }
 

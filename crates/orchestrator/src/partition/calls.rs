@@ -302,14 +302,11 @@ impl Partition {
 
     /// Why a call that was to be dialed was not placed after all (its placement deadline passed).
     fn placement_failure(&self, call: CallId) -> Failure {
-        let reply = match self.call_as_it_is(call) {
-            Ok(Some(state)) => placement_reply(&state),
-            Ok(None) => return Failure::internal("the call vanished while it was placed"),
-            Err(failure) => return failure,
-        };
-        match reply.result {
-            Some(reply::Result::Failure(failure)) => failure,
-            _ => Failure::internal("a call given up on answers as placed"),
+        match self.call_as_it_is(call) {
+            Ok(Some(state)) => placement_failure_of(&state)
+                .unwrap_or_else(|| Failure::internal("a call given up on answers as placed")),
+            Ok(None) => Failure::internal("the call vanished while it was placed"),
+            Err(failure) => failure,
         }
     }
 
@@ -678,7 +675,15 @@ impl BillingClient {
 /// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it was
 /// never placed.
 fn placement_reply(state: &CallState) -> Reply {
-    let failure = match state.rejection.as_deref() {
+    match placement_failure_of(state) {
+        Some(failure) => Reply::failure(failure),
+        None => Reply::with(reply::Result::Call(state.into())),
+    }
+}
+
+/// Why a call was never placed, if it was not: what `POST /v1/call` answers instead of the call.
+fn placement_failure_of(state: &CallState) -> Option<Failure> {
+    match state.rejection.as_deref() {
         Some("insufficient_balance") => Some(domain::ledger::LedgerError::InsufficientBalance.into()),
         Some(code) => Some(Failure::new(
             FailureKind::Unavailable,
@@ -691,10 +696,6 @@ fn placement_reply(state: &CallState) -> Reply {
             "Upstream carrier failure: the carrier did not take the call. Safe to retry.",
         )),
         None => None,
-    };
-    match failure {
-        Some(failure) => Reply::failure(failure),
-        None => Reply::with(reply::Result::Call(state.into())),
     }
 }
 

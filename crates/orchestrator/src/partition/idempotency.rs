@@ -94,7 +94,7 @@ impl Partition {
 
     /// Gives the keys recorded before keys had deadlines (by an older version, which also kept
     /// the responses' secrets) the deadline of their retention after their last event, so that
-    /// the sweep removes them too. Once per start; a no-op when every key has one.
+    /// the sweep removes them too. The log does it once (see `Log::expire_unexpiring`).
     pub(super) fn expire_keys_recorded_without_deadline(&self) {
         let prefix = crate::streams::IDEMPOTENCY_PREFIX;
         match self.log.expire_unexpiring(prefix, self.limits.idempotency_retention_ms) {

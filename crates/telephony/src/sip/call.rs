@@ -65,12 +65,7 @@ impl Connection {
             .await
             .map_err(|e| carrier_error(format!("The SIP trunk cannot be reached: {e}."), None))?;
         let socket = match trunk.transport {
-            Transport::Udp => {
-                let any: SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-                let socket = UdpSocket::bind(any).await.map_err(unreachable)?;
-                socket.connect(address).await.map_err(unreachable)?;
-                Socket::Udp(socket)
-            }
+            Transport::Udp => Socket::Udp(super::connected_udp(address).await.map_err(unreachable)?),
             Transport::Tcp => Socket::Tcp(TcpStream::connect(address).await.map_err(unreachable)?, Mutex::default()),
             Transport::Tls => unreachable!("tls trunks are refused above"),
         };

@@ -17,6 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use probe::probe;
 
+/// A UDP socket of its own to the trunk at `address` (the one the egress guard let through),
+/// bound to any local address of the same family, so what arrives on it is the trunk's.
+async fn connected_udp(address: std::net::SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let any: std::net::SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = tokio::net::UdpSocket::bind(any).await?;
+    socket.connect(address).await?;
+    Ok(socket)
+}
+
 /// Random letters and digits, for the branches, tags and Call-IDs that must not repeat.
 fn token(chars: usize) -> String {
     use rand::distr::{Alphanumeric, SampleString};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use domain::voip::{SipTrunk, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 
 use super::message::{Message, Request};
 use super::token;
@@ -55,9 +55,7 @@ fn options_request(trunk: &SipTrunk, local: &str, transport: &str) -> Vec<u8> {
 }
 
 async fn probe_udp(trunk: &SipTrunk, address: SocketAddr, target: &str) -> Result<u16, String> {
-    let any: SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket = UdpSocket::bind(any).await.map_err(|e| e.to_string())?;
-    socket.connect(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
+    let socket = super::connected_udp(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?.to_string();
     socket.send(&options_request(trunk, &local, "UDP")).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let mut buf = vec![0u8; 4096];
@@ -81,6 +79,7 @@ fn status_of(response: &[u8], target: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::UdpSocket;
 
     /// These tests' trunks are on loopback.
     const LOOPBACK: egress::Policy = egress::Policy { allow_private_networks: true };
