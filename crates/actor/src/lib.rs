@@ -2,6 +2,9 @@
 //! folded from its stream, the partition's id sequence, and answering a request only once the
 //! events it appended are durable.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use bytes::Bytes;
 use domain::Timestamp;
 use domain::ids::{IdSequence, PartitionEvent, Partitioning};
@@ -67,11 +70,61 @@ pub fn encode<E: Serialize>(event_type: &str, event: &E) -> NewEvent {
     NewEvent::encode(event_type, event).expect("domain events always encode")
 }
 
-/// The wall clock, which only actors read; decisions get it through `Ctx`.
+/// Where an actor reads the time; decisions get it through `Ctx` or as an argument. Passed in,
+/// so that a partition can run on simulated time (unit tests, the deterministic simulation).
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// The wall clock, read directly. Goes once every actor takes a [`Clock`].
 pub fn now() -> Timestamp {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp::from_millis(ms)
+    SystemClock.now()
+}
+
+/// The wall clock, shared.
+pub fn system_clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// Simulated time: it moves only when told to. Clones share one time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn starting_at(at: Timestamp) -> Self {
+        Self(Arc::new(AtomicI64::new(at.0)))
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the time to `at`, never backwards.
+    pub fn advance_to(&self, at: Timestamp) {
+        self.0.fetch_max(at.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
 }
 
 /// Answers a request once what it rests on is durable, without holding up the actor: it goes on
