@@ -250,6 +250,12 @@ pub struct Pending {
     flusher: Arc<Flusher>,
 }
 
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("events", &self.events.len()).field("mark", &self.mark).finish()
+    }
+}
+
 impl Pending {
     /// Waits for the group flush that makes these events durable (at once if one already did).
     pub async fn durable(self) -> Result<Vec<RecordedEvent>> {

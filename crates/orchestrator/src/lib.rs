@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use domain::verification_budget::VerificationLimits;
-pub use partition::CallLimits;
-use partition::Partition;
+pub use partition::effects::{Effect, Finished, PendingClaim, Placement, Work};
+pub use partition::{CallLimits, Partition, Verifications};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +48,7 @@ pub struct Options {
     /// Seals the secrets orgs give (SIP passwords) and keys idempotency fingerprints. It never
     /// enters the log; without it nothing sealed can be opened.
     pub secrets_key: vault::MasterKey,
+    pub clock: actor::SharedClock,
 }
 
 /// The orchestrator's logs in a shared store.
@@ -64,6 +65,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 
 pub struct Orchestrator {
     partitions: Vec<(Partition, eventlog::Log, bus::Subscription, bus::Subscription)>,
+    carrier: Arc<dyn Carrier>,
+    bus: SharedBus,
 }
 
 impl Orchestrator {
@@ -81,11 +84,10 @@ impl Orchestrator {
             let partition = Partition::open(
                 options.partitioning,
                 log.clone(),
-                options.carrier.clone(),
-                options.bus.clone(),
                 options.call_limits,
                 partition::Verifications::new(options.verification_limits, probe_slots.clone()),
                 vault.clone(),
+                options.clock.clone(),
             )?;
             let subject = bus::subjects::orchestrator_commands(number);
             bus::ensure_unserved(options.bus.as_ref(), &subject).await?;
@@ -94,7 +96,7 @@ impl Orchestrator {
             partitions.push((partition, log, commands, queries));
         }
         tracing::info!(partitions = partitions.len(), "orchestrator ready");
-        Ok(Self { partitions })
+        Ok(Self { partitions, carrier: options.carrier, bus: options.bus })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
@@ -103,7 +105,13 @@ impl Orchestrator {
         // One bound on the queries of every partition of this process: they share its cores.
         let query_limits = queries::QueryLimits::default();
         for (partition, log, commands, queries) in self.partitions {
-            tasks.spawn(partition.run(commands, stop_rx.clone()));
+            tasks.spawn(partition::runner::run(
+                partition,
+                self.carrier.clone(),
+                self.bus.clone(),
+                commands,
+                stop_rx.clone(),
+            ));
             tasks.spawn(queries::serve(log, queries, query_limits.clone(), stop_rx.clone()));
         }
         shutdown.await;

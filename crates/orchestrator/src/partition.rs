@@ -1,66 +1,37 @@
 //! The actor that owns one partition: it takes the partition's commands one at a time,
 //! decides with the domain, appends, and answers once the events are durable.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use actor::Folded;
-use bus::SharedBus;
-use domain::call::{CallCommand, CallState, CarrierEvent, Timer};
+use domain::call::{CallCommand, CallState, Timer};
 use domain::directory::{self, DirectoryCommand, DirectoryEvent, DirectoryState};
 use domain::ids::{CallId, IdSequence, OrgId, Partitioning, VoipConnectionId};
 use domain::org::{self, OrgCommand, OrgEvent, OrgState};
 use domain::{Ctx, Timestamp};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
-use telephony::Carrier;
-use tokio::sync::{mpsc, watch};
 use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
 
 use crate::streams;
 
 mod calls;
+pub mod effects;
 mod idempotency;
 mod numbers;
+pub(crate) mod runner;
 mod secrets;
 mod test_calls;
 mod verification;
 
 pub use calls::CallLimits;
+use effects::{Effect, Finished, Work};
 pub use verification::Verifications;
-
-/// Work that finished outside the actor (it waited on the network), on its way back in.
-enum Internal {
-    Verified {
-        org: OrgId,
-        connection: VoipConnectionId,
-        outcome: Result<(), String>,
-    },
-    Reserved {
-        placement: Box<calls::Placement>,
-        outcome: Result<pb::Reservation, Failure>,
-    },
-    Dialed {
-        call: CallId,
-        outcome: Result<(), telephony::DialError>,
-        request: Option<bus::Message>,
-    },
-    /// Billing confirmed a settlement or void (`Some`), or the attempts gave out (`None`).
-    Billed {
-        call: CallId,
-        outcome: Option<CallCommand>,
-    },
-    /// The directory claimed a number for the org (the number it holds), or did not.
-    Claimed {
-        claim: Box<numbers::PendingClaim>,
-        outcome: Result<domain::E164, Failure>,
-    },
-}
 
 pub struct Partition {
     log: Log,
     ids: IdSequence,
     /// Org states folded so far. Configurations are small, so they stay in memory once read.
-    orgs: HashMap<OrgId, Folded<OrgState>>,
+    orgs: BTreeMap<OrgId, Folded<OrgState>>,
     /// Present only in the directory partition.
     directory: Option<Folded<DirectoryState>>,
     /// The partition that holds the directory, where numbers are claimed.
@@ -68,43 +39,30 @@ pub struct Partition {
     /// Numbers of an org being claimed in the directory: one claim of a number at a time, so
     /// the org records a number under the claim the directory holds for it.
     claiming: HashSet<(OrgId, domain::E164)>,
-    carrier: Arc<dyn Carrier>,
-    /// For requests to the billing partition of the same number.
-    bus: SharedBus,
     limits: CallLimits,
     /// Calls that run or are not yet billed. Ended and billed calls leave memory.
-    calls: HashMap<CallId, Folded<CallState>>,
+    calls: BTreeMap<CallId, Folded<CallState>>,
     /// Deadlines of the calls' timers, earliest first. Derived from the calls' states.
     timers: BTreeSet<(Timestamp, CallId, Timer)>,
     /// How many test-call runs of each org run now (queued or in progress), kept as calls
     /// change, so the limit of concurrent runs is checked without looking at other calls.
-    running_tests: HashMap<OrgId, u32>,
+    running_tests: BTreeMap<OrgId, u32>,
     /// Calls whose settlement or void is being sent to billing.
     billing_in_flight: HashSet<CallId>,
     /// The verifications of connections running, and what bounds them.
     verifications: Verifications,
-    /// Calls whose dial is in flight, each with the way to tell its dial task that the call
-    /// was ended meanwhile: the carrier can end a call only once its dial has begun.
-    dialing: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
     /// Test-call batches with runs left to spawn.
-    batches: HashMap<u64, Folded<domain::test_call::BatchState>>,
+    batches: BTreeMap<u64, Folded<domain::test_call::BatchState>>,
     /// When each batch's next run is due. Derived from the batches' states.
     batch_timers: BTreeSet<(Timestamp, u64)>,
-    internal_tx: mpsc::Sender<Internal>,
-    /// Work done outside the actor comes back here, to be decided in order with the rest.
-    internal_rx: mpsc::Receiver<Internal>,
-    carrier_tx: telephony::CarrierEvents,
-    /// What the carrier reports about this partition's calls.
-    carrier_rx: mpsc::Receiver<(CallId, CarrierEvent)>,
     /// The id of the request being handled, recorded as the correlation id of its events.
     request_id: Option<String>,
     /// Seals and opens the partition's secrets, and keys idempotency fingerprints.
     vault: crate::vault::Vault,
+    clock: actor::SharedClock,
+    /// What the decisions so far asked of the world, not yet taken by whoever performs it.
+    outbox: Vec<Work>,
 }
-
-/// Bounds the work in flight outside the actor and the carrier events waiting for it; a full
-/// channel makes the sender wait, never grows without bound.
-const INTERNAL_CAPACITY: usize = 1024;
 
 /// The reply to a command and what it rests on: the events the command appended, or for one that
 /// appended nothing, the partition's [`Log::barrier`]. The reply goes once that is durable.
@@ -119,104 +77,88 @@ impl Partition {
     pub fn open(
         partitioning: Partitioning,
         log: Log,
-        carrier: Arc<dyn Carrier>,
-        bus: SharedBus,
         limits: CallLimits,
         verifications: Verifications,
         vault: crate::vault::Vault,
+        clock: actor::SharedClock,
     ) -> Result<Self, eventlog::Error> {
         let directory = if log.partition() == partitioning.directory() {
             Some(actor::fold(&log, streams::DIRECTORY, DirectoryState::apply)?)
         } else {
             None
         };
-        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CAPACITY);
-        let (carrier_tx, carrier_rx) = mpsc::channel(INTERNAL_CAPACITY);
         Ok(Self {
             ids: actor::resume_ids(&log, partitioning)?,
             log,
-            orgs: HashMap::new(),
+            orgs: BTreeMap::new(),
             directory,
             directory_partition: partitioning.directory(),
             claiming: HashSet::new(),
-            carrier,
-            bus,
             limits,
-            calls: HashMap::new(),
+            calls: BTreeMap::new(),
             timers: BTreeSet::new(),
-            running_tests: HashMap::new(),
+            running_tests: BTreeMap::new(),
             billing_in_flight: HashSet::new(),
-            dialing: HashMap::new(),
             verifications,
-            batches: HashMap::new(),
+            batches: BTreeMap::new(),
             batch_timers: BTreeSet::new(),
-            internal_tx,
-            internal_rx,
-            carrier_tx,
-            carrier_rx,
             request_id: None,
             vault,
+            clock,
+            outbox: Vec::new(),
         })
     }
 
-    pub async fn run(mut self, mut commands: bus::Subscription, mut shutdown: watch::Receiver<bool>) {
+    pub fn partition(&self) -> u32 {
+        self.log.partition()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Takes back what was under way before a restart: calls, batches, and old keys' deadlines.
+    pub fn start(&mut self) {
         if let Err(failure) = self.resume_calls().and_then(|()| self.resume_batches()) {
             tracing::error!(partition = self.log.partition(), detail = %failure.detail, "could not resume calls");
         }
         self.expire_keys_recorded_without_deadline();
-        let mut sweep = tokio::time::interval(calls::SETTLEMENT_SWEEP);
-        let mut key_sweep = tokio::time::interval(idempotency::sweep_interval(self.limits.idempotency_retention_ms));
-        loop {
-            let next_timer = self
-                .timers
-                .first()
-                .map(|(at, _, _)| *at)
-                .into_iter()
-                .chain(self.batch_timers.first().map(|(at, _)| *at))
-                .min();
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                Some(request) = commands.next() => self.handle(request),
-                Some(internal) = self.internal_rx.recv() => self.handle_internal(internal),
-                Some((call, event)) = self.carrier_rx.recv() => {
-                    match self.drive_call(call, CallCommand::Carrier(event)) {
-                        // Nobody waits on a carrier event, but what it records (an answer, and
-                        // the SIP dialog with it) must outlive a crash soon, not at sled's next
-                        // timed flush: ask for the group flush without holding up the actor.
-                        Ok(Some(pending)) => {
-                            tokio::spawn(async move {
-                                if let Err(e) = pending.durable().await {
-                                    tracing::error!(%call, error = %e, "a carrier event could not be made durable");
-                                }
-                            });
-                        }
-                        Ok(None) => {}
-                        Err(f) => tracing::error!(call = %call, detail = %f.detail, "could not record a carrier event"),
-                    }
-                }
-                _ = calls::sleep_until(next_timer) => self.fire_due_timers(),
-                _ = sweep.tick() => self.sweep_settlements(),
-                _ = key_sweep.tick() => self.sweep_expired_keys(),
-            }
-        }
     }
 
-    fn handle_internal(&mut self, internal: Internal) {
-        match internal {
-            Internal::Verified { org, connection, outcome } => self.verified(org, connection, outcome),
-            Internal::Reserved { placement, outcome } => {
+    /// What the decisions so far asked of the world, for the caller to perform.
+    pub fn take_effects(&mut self) -> Vec<Work> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Records an effect of the decision being made.
+    fn perform(&mut self, effect: Effect) {
+        self.outbox.push(Work { request_id: self.request_id.clone(), effect });
+    }
+
+    /// When the earliest timer (of a call or a batch) is due.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let call = self.timers.first().map(|(at, _, _)| *at);
+        let batch = self.batch_timers.first().map(|(at, _)| *at);
+        call.into_iter().chain(batch).min()
+    }
+
+    /// Takes in work that finished outside the actor.
+    pub fn finished(&mut self, finished: Finished) {
+        match finished {
+            Finished::Verified { org, connection, outcome } => self.verified(org, connection, outcome),
+            Finished::Reserved { placement, outcome } => {
                 // The work continues the request that placed the call, under its id.
-                self.request_id = placement.request.as_ref().and_then(|r| r.headers.get("x-request-id").cloned());
+                self.request_id = placement.request.as_ref().and_then(request_id_of);
                 self.initiate_call(*placement, outcome);
                 self.request_id = None;
             }
-            Internal::Dialed { call, outcome, request } => {
-                self.request_id = request.as_ref().and_then(|r| r.headers.get("x-request-id").cloned());
+            Finished::Dialed { call, outcome, request } => {
+                self.request_id = request.as_ref().and_then(request_id_of);
                 self.dialed(call, outcome, request);
                 self.request_id = None;
             }
-            Internal::Claimed { claim, outcome } => self.claimed(*claim, outcome),
-            Internal::Billed { call, outcome } => {
+            Finished::Claimed { claim, outcome } => self.claimed(*claim, outcome),
+            Finished::Billed { call, outcome } => {
                 self.billing_in_flight.remove(&call);
                 if let Some(command) = outcome
                     && let Err(f) = self.drive_call(call, command)
@@ -224,11 +166,19 @@ impl Partition {
                     tracing::error!(%call, detail = %f.detail, "could not record billing");
                 }
             }
+            Finished::Carrier { call, event } => match self.drive_call(call, CallCommand::Carrier(event)) {
+                // Nobody waits on a carrier event, but what it records (an answer, and the SIP
+                // dialog with it) must outlive a crash soon, not at sled's next timed flush.
+                Ok(Some(after)) => self.perform(Effect::Flush { call, after }),
+                Ok(None) => {}
+                Err(f) => tracing::error!(call = %call, detail = %f.detail, "could not record a carrier event"),
+            },
         }
     }
 
-    fn handle(&mut self, request: bus::Message) {
-        self.request_id = request.headers.get("x-request-id").cloned();
+    /// Takes in a command from the bus.
+    pub fn command(&mut self, request: bus::Message) {
+        self.request_id = request_id_of(&request);
         let span =
             tracing::info_span!("command", partition = self.log.partition(), request_id = self.request_id.as_deref());
         let _entered = span.enter();
@@ -241,7 +191,7 @@ impl Partition {
             Ok(pb::Command { org_id, kind: Some(kind) }) => (OrgId(org_id), kind),
             Ok(_) | Err(_) => {
                 let failure = Failure::new(FailureKind::Invalid, "bad_message", "undecodable command");
-                return answer(request, Err(failure));
+                return self.answer(request, Err(failure));
             }
         };
         let outcome = match kind {
@@ -277,7 +227,7 @@ impl Partition {
             Kind::CreatePhoneNumber(n) => {
                 return match wire::own_number(n) {
                     Ok(number) => self.create_number(org, number, request),
-                    Err(failure) => answer(request, Err(failure)),
+                    Err(failure) => self.answer(request, Err(failure)),
                 };
             }
             Kind::CreateDemoNumber(n) => return self.create_number(org, wire::demo_number(n), request),
@@ -289,13 +239,13 @@ impl Partition {
             Kind::CreateTestRun(r) => {
                 return match wire::run_request(r) {
                     Ok(run) => self.create_test_run(org, run, request),
-                    Err(failure) => answer(request, Err(failure)),
+                    Err(failure) => self.answer(request, Err(failure)),
                 };
             }
             Kind::CreateTestBatch(b) => {
                 return match wire::batch_spec(b) {
                     Ok(spec) => self.create_test_batch(org, spec, request),
-                    Err(failure) => answer(request, Err(failure)),
+                    Err(failure) => self.answer(request, Err(failure)),
                 };
             }
             Kind::CancelTestBatch(r) => return self.cancel_test_batch(org, r.id, request),
@@ -304,13 +254,13 @@ impl Partition {
             Kind::HangupCall(r) => return self.hang_up(org, CallId(r.id), request),
             kind => wire::org_command(org, kind).and_then(|command| self.decide_org(org, command)),
         };
-        answer(request, outcome);
+        self.answer(request, outcome);
     }
 
     /// Decides an org command against the org's state and appends what it decided.
     fn decide_org(&mut self, org: OrgId, command: OrgCommand) -> Outcome {
         let folded = load_org(&self.log, &mut self.orgs, org)?;
-        let events = org::decide(&folded.state, command, &mut Ctx { now: actor::now(), ids: &mut self.ids })?;
+        let events = org::decide(&folded.state, command, &mut Ctx { now: self.clock.now(), ids: &mut self.ids })?;
         let mut appends = vec![StreamAppend {
             stream: streams::org(org),
             expected: ExpectedVersion::Exactly(folded.version),
@@ -327,7 +277,7 @@ impl Partition {
         let Some(folded) = &mut self.directory else {
             return Err(Failure::new(FailureKind::Internal, "misrouted", "this partition does not hold the directory"));
         };
-        let events = directory::decide(&folded.state, command, &Ctx { now: actor::now(), ids: &mut self.ids })?;
+        let events = directory::decide(&folded.state, command, &Ctx { now: self.clock.now(), ids: &mut self.ids })?;
         if events.is_empty() {
             // Already done (a claim the org holds): the answer still rests on state that may
             // not be flushed yet.
@@ -353,22 +303,39 @@ impl Partition {
     }
 }
 
-/// Answers a request: at once for a failure, once what it rests on is durable otherwise.
-fn answer(request: bus::Message, outcome: Outcome) {
-    match outcome {
-        Ok(Decided { pending, reply }) => actor::reply_when_durable(request, pending, wire::encode(&reply), |e| {
-            wire::encode(&Reply::failure(storage_failure(e)))
-        }),
-        Err(failure) => actor::reply_now(request, wire::encode(&Reply::failure(failure))),
+impl Partition {
+    /// Answers a request: at once for a failure, once what it rests on is durable otherwise.
+    fn answer(&mut self, request: bus::Message, outcome: Outcome) {
+        self.answer_all(vec![request], outcome);
     }
+
+    /// Answers every one of `requests` alike, as [`Partition::answer`] answers one.
+    fn answer_all(&mut self, requests: Vec<bus::Message>, outcome: Outcome) {
+        let effect = match outcome {
+            Ok(Decided { pending, reply }) => Effect::Answer { requests, reply, after: Some(pending) },
+            Err(failure) => Effect::Answer { requests, reply: Reply::failure(failure), after: None },
+        };
+        self.perform(effect);
+    }
+
+    /// Answers a request, if anyone waits for it.
+    fn reply_to(&mut self, request: Option<bus::Message>, outcome: Outcome) {
+        if let Some(request) = request {
+            self.answer(request, outcome);
+        }
+    }
+}
+
+fn request_id_of(request: &bus::Message) -> Option<String> {
+    request.headers.get("x-request-id").cloned()
 }
 
 fn load_org<'a>(
     log: &Log,
-    orgs: &'a mut HashMap<OrgId, Folded<OrgState>>,
+    orgs: &'a mut BTreeMap<OrgId, Folded<OrgState>>,
     org: OrgId,
 ) -> Result<&'a mut Folded<OrgState>, Failure> {
-    if let std::collections::hash_map::Entry::Vacant(e) = orgs.entry(org) {
+    if let std::collections::btree_map::Entry::Vacant(e) = orgs.entry(org) {
         let folded = actor::fold(log, &streams::org(org), OrgState::apply).map_err(storage_failure)?;
         e.insert(folded);
     }

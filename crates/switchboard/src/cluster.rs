@@ -196,6 +196,7 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
         call_limits: args.calls.limits(),
         verification_limits: Default::default(),
         secrets_key,
+        clock: actor::system_clock(),
     })
     .await?;
     println!("switchboard orchestrator ready with {owned} partitions");

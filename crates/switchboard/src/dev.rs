@@ -149,6 +149,7 @@ impl Server {
             call_limits: args.calls.limits(),
             verification_limits: Default::default(),
             secrets_key,
+            clock: actor::system_clock(),
         })
         .await?;
         let billing = billing::Billing::build(billing::Options {

@@ -5,9 +5,6 @@
 //! dial once the record is durable, and answer 201 once the carrier took the call. A crash
 //! before the dial was confirmed fails the call on restart rather than risk dialing twice.
 
-use std::time::Duration;
-
-use bus::Headers;
 use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
@@ -15,11 +12,11 @@ use domain::org;
 use domain::secret::Sealed;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
-use tokio::sync::oneshot;
-use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, reply};
+use wire::pb::{self, Failure, FailureKind, Reply, reply};
 
+use super::effects::Effect;
 use super::test_calls::counts_as_running_test;
-use super::{Internal, Partition, answer, load_org, storage_failure};
+use super::{Partition, load_org, storage_failure};
 use crate::calls_projection;
 
 /// How long a call may ring, and run.
@@ -55,15 +52,11 @@ impl Default for CallLimits {
 /// A reservation outlives its call's maximum duration by this much, so a call that ends on
 /// time is always settled before billing releases its funds by itself.
 pub(super) const RESERVATION_GRACE_SECONDS: u32 = 600;
-/// How often settlements that billing could not take are sent again.
-pub const SETTLEMENT_SWEEP: Duration = Duration::from_secs(30);
-/// Attempts at one settlement before waiting for the next sweep.
-const BILLING_ATTEMPTS: u32 = 8;
-const BILLING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call whose events could not be appended waits before its timers try again.
 const STORAGE_RETRY_MS: i64 = 1_000;
 
 /// A call being placed, while billing reserves its funds.
+#[derive(Debug)]
 pub struct Placement {
     pub(super) org: OrgId,
     pub(super) call: CallId,
@@ -77,17 +70,6 @@ pub struct Placement {
     pub(super) companion: Option<CallId>,
 }
 
-/// Resolves at `at`, or never when there is no timer.
-pub async fn sleep_until(at: Option<Timestamp>) {
-    match at {
-        Some(at) => {
-            let wait = (at.0 - actor::now().0).max(0) as u64;
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 impl Partition {
     /// Records the call as requested (with its plan and the ids it uses, in one append),
     /// then, once that is durable, asks billing for the funds.
@@ -95,10 +77,11 @@ impl Partition {
         // A request run again after its gateway died: the call it placed is its answer.
         let key = match request_body.idempotency_key.as_deref().map(|k| self.running_key(org, k)).transpose() {
             Ok(key) => key.flatten(),
-            Err(failure) => return answer(request, Err(failure)),
+            Err(failure) => return self.answer(request, Err(failure)),
         };
         if let Some(call) = key.as_ref().and_then(|k| k.1.state.effect()) {
-            return answer(request, self.placement_outcome(org, CallId(call)));
+            let outcome = self.placement_outcome(org, CallId(call));
+            return self.answer(request, outcome);
         }
         let planned = wire::outbound_request(request_body).and_then(|outbound| {
             let folded = load_org(&self.log, &mut self.orgs, org)?;
@@ -106,7 +89,7 @@ impl Partition {
         });
         let plan = match planned {
             Ok(plan) => plan,
-            Err(failure) => return answer(request, Err(failure)),
+            Err(failure) => return self.answer(request, Err(failure)),
         };
         let call = CallId(self.ids.next_id());
         let setup = CallSetup {
@@ -134,7 +117,8 @@ impl Partition {
             charge_multiplier: 1,
             expires_in_seconds: self.limits.max_duration_seconds + RESERVATION_GRACE_SECONDS,
         };
-        let first = CallEvent::Requested { setup: Box::new(setup), at: actor::now() };
+        let now = self.clock.now();
+        let first = CallEvent::Requested { setup: Box::new(setup), at: now };
         let mut appends = vec![StreamAppend {
             stream: calls_projection::stream(call),
             expected: ExpectedVersion::NoStream,
@@ -142,16 +126,14 @@ impl Partition {
         }];
         appends.extend(actor::id_reservation(&mut self.ids));
         if let Some((key, folded)) = &key {
-            appends.push(Self::effected(org, key, folded, call.0));
+            appends.push(Self::effected(org, key, folded, call.0, now));
         }
         let pending = match super::append(&self.log, self.request_id.as_deref(), appends) {
             Ok(pending) => pending,
-            Err(e) => return answer(request, Err(storage_failure(e))),
+            Err(e) => return self.answer(request, Err(storage_failure(e))),
         };
         let state = CallState::start(&first).expect("a request starts a call");
         self.follow(call, actor::Folded { state, version: 1 });
-        let billing = self.billing_client();
-        let internal_tx = self.internal_tx.clone();
         let placement = Box::new(Placement {
             org,
             call,
@@ -160,19 +142,9 @@ impl Partition {
             run: None,
             companion: None,
         });
-        tokio::spawn(async move {
-            // Billing hears of the call only once the call is on record: a restart then knows
-            // every reservation it may have to release.
-            let outcome = match pending.durable().await {
-                Ok(_) => match billing.send(org, billing_command::Kind::Reserve(reserve)).await {
-                    Ok(billing_reply::Result::Reservation(r)) => Ok(r),
-                    Ok(_) => Err(Failure::internal("unexpected billing reply")),
-                    Err(failure) => Err(failure),
-                },
-                Err(e) => Err(storage_failure(e)),
-            };
-            let _ = internal_tx.send(Internal::Reserved { placement, outcome }).await;
-        });
+        // Billing hears of the call only once the call is on record: a restart then knows
+        // every reservation it may have to release.
+        self.perform(Effect::Reserve { placement, reserve, after: pending });
     }
 
     /// Funds are reserved (or refused): the call is placed and dialed once that is durable,
@@ -193,7 +165,7 @@ impl Partition {
         let granted = failure.is_none();
         let pending = match self.drive_call(call, command) {
             Ok(pending) => pending,
-            Err(f) => return reply_to(request, Err(f)),
+            Err(f) => return self.reply_to(request, Err(f)),
         };
         // Billing may answer after the call's placement deadline gave it up (rejected, its funds
         // voided): such a call is never dialed, and the late grant is released, since the void
@@ -210,7 +182,7 @@ impl Partition {
                 }
             }
             let pending = self.rests_on(pending);
-            return reply_to(request, Ok(super::Decided { pending, reply: Reply::failure(failure) }));
+            return self.reply_to(request, Ok(super::Decided { pending, reply: Reply::failure(failure) }));
         }
         // A run answers now, queued; a call answers once the carrier took it.
         let request = match (run, request) {
@@ -220,7 +192,8 @@ impl Partition {
                     .and_then(|r| r.ok_or_else(|| Failure::internal("the run vanished")))
                     .and_then(|r| crate::queries::run_reply(&self.log, &r))
                     .map(|r| Reply::with(reply::Result::TestRun(r)));
-                answer(request, reply.map(|reply| super::Decided { pending: self.rests_on(pending), reply }));
+                let pending = self.rests_on(pending);
+                self.answer(request, reply.map(|reply| super::Decided { pending, reply }));
                 None
             }
             (_, request) => request,
@@ -230,29 +203,9 @@ impl Partition {
             let Some(setup) = self.calls.get(&leg).map(|f| f.state.setup.clone()) else { continue };
             // The password is opened only now, for the carrier, and lives no longer than the dial.
             let dial = self.open_provider(&provider).map(|provider| dial_of(&setup, provider));
-            let log = self.log.clone();
-            let carrier = self.carrier.clone();
-            let carrier_tx = self.carrier_tx.clone();
-            let internal_tx = self.internal_tx.clone();
-            let (hung_up_tx, hung_up) = oneshot::channel();
-            self.dialing.insert(leg, hung_up_tx);
-            tokio::spawn(async move {
-                // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
-                let outcome = match (log.durable().await, dial) {
-                    (Ok(()), Ok(dial)) => dial_unless_hung_up(carrier.as_ref(), dial, carrier_tx, hung_up).await,
-                    (Err(e), _) => Err(telephony::DialError {
-                        reason: domain::call::EndReason::CarrierError,
-                        sip_code: None,
-                        detail: format!("the call could not be recorded: {e}"),
-                    }),
-                    (Ok(()), Err(detail)) => Err(telephony::DialError {
-                        reason: domain::call::EndReason::CarrierError,
-                        sip_code: None,
-                        detail,
-                    }),
-                };
-                let _ = internal_tx.send(Internal::Dialed { call: leg, outcome, request }).await;
-            });
+            // Dial only what is on record: a crash can then never leave an unrecorded call ringing.
+            let after = self.log.barrier();
+            self.perform(Effect::Dial { call: leg, dial, request, after });
         }
     }
 
@@ -262,8 +215,6 @@ impl Partition {
         outcome: Result<(), telephony::DialError>,
         request: Option<bus::Message>,
     ) {
-        // The dial is over (taken or refused): from now on a hang-up goes to the carrier itself.
-        self.dialing.remove(&call);
         let (command, failure) = match outcome {
             Ok(()) => (CallCommand::DialAccepted, None),
             Err(e) => {
@@ -277,7 +228,7 @@ impl Partition {
         };
         let pending = match self.drive_call(call, command) {
             Ok(pending) => pending,
-            Err(f) => return reply_to(request, Err(f)),
+            Err(f) => return self.reply_to(request, Err(f)),
         };
         let Some(request) = request else { return };
         // A call its org hung up before the carrier took it was placed all the same: it answers
@@ -288,9 +239,8 @@ impl Partition {
             (Some(failure), Ok(Some(state))) if !was_canceled(&state) => Reply::failure(failure),
             (_, Ok(Some(state))) => placement_reply(&state),
         };
-        actor::reply_when_durable(request, self.rests_on(pending), wire::encode(&reply), |e| {
-            wire::encode(&Reply::failure(storage_failure(e)))
-        });
+        let pending = self.rests_on(pending);
+        self.answer(request, Ok(super::Decided { pending, reply }));
     }
 
     /// How the placement of a call went, as `POST /v1/call` answers it: the call, or why it
@@ -311,26 +261,8 @@ impl Partition {
     }
 
     /// Releases funds billing granted a call that was given up on before they arrived.
-    fn void_late_grant(&self, org: OrgId, call: CallId) {
-        let billing = self.billing_client();
-        let reference = format!("call/{call}");
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            for _ in 0..BILLING_ATTEMPTS {
-                let void = billing_command::Kind::Void(pb::Reference { reference: reference.clone() });
-                match billing.send(org, void).await {
-                    Ok(_) => return,
-                    // Released already: the rejection's own void came after the grant.
-                    Err(f) if f.code == "reservation_closed" => return,
-                    Err(f) => {
-                        tracing::warn!(%call, code = %f.code, "billing did not release a late grant; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            tracing::error!(%call, "gave up releasing a late grant: billing releases it at its expiry");
-        });
+    fn void_late_grant(&mut self, org: OrgId, call: CallId) {
+        self.perform(Effect::VoidLateGrant { org, call });
     }
 
     /// The call as it is now: in memory while it runs or is not yet billed, else as projected.
@@ -344,7 +276,7 @@ impl Partition {
     /// Ends a call at the org's request. Idempotent: an ended call answers as it is.
     pub(super) fn hang_up(&mut self, org: OrgId, call: CallId, request: bus::Message) {
         let outcome = self.hang_up_call(org, call);
-        answer(request, outcome);
+        self.answer(request, outcome);
     }
 
     fn hang_up_call(&mut self, org: OrgId, call: CallId) -> super::Outcome {
@@ -368,11 +300,12 @@ impl Partition {
             if let Some(Action::HangUp) = call::teardown_of_forgotten(&command) {
                 // Only ended, billed calls leave memory, so the end is durable already.
                 tracing::info!(%call, "the carrier reported on an ended call; ending it there");
-                self.carrier.hang_up(call);
+                let after = self.log.barrier();
+                self.perform(Effect::HangUp { call, after });
             }
             return Ok(None);
         };
-        let decision = call::decide(&folded.state, command, actor::now());
+        let decision = call::decide(&folded.state, command, self.clock.now());
         if decision.events.is_empty() {
             return Ok(None);
         }
@@ -391,7 +324,8 @@ impl Partition {
                 // The call stays as it was, and so do the timers it needs (the one that fired
                 // included): they come back a little later, so the failure is retried rather
                 // than forgotten, and a log that keeps failing is not spun on.
-                self.rearm_not_before(call, Timestamp(actor::now().0 + STORAGE_RETRY_MS));
+                let retry_at = Timestamp(self.clock.now().0 + STORAGE_RETRY_MS);
+                self.rearm_not_before(call, retry_at);
                 return Err(storage_failure(e));
             }
         };
@@ -413,7 +347,10 @@ impl Partition {
         self.count_running_test(org, was_running_test, is_running_test);
         for action in decision.actions {
             match action {
-                Action::HangUp => self.hang_up_when_durable(call),
+                // Ended at the carrier once the end is on disk, like every side effect: a crash
+                // before then must not leave a call ended at the far end that the log still has
+                // talking (and bills as talking until the restart).
+                Action::HangUp => self.perform(Effect::HangUp { call, after: self.log.barrier() }),
                 billing @ (Action::Settle { .. } | Action::Void { .. }) => self.bill(call, billing),
             }
         }
@@ -449,8 +386,9 @@ impl Partition {
         }
     }
 
-    pub(super) fn fire_due_timers(&mut self) {
-        let now = actor::now();
+    /// Fires every timer that is due by the partition's clock.
+    pub fn fire_due_timers(&mut self) {
+        let now = self.clock.now();
         while let Some(&(at, batch)) = self.batch_timers.first() {
             if at > now {
                 break;
@@ -470,7 +408,7 @@ impl Partition {
     }
 
     /// Sends again the settlements of ended calls that billing has not confirmed.
-    pub(super) fn sweep_settlements(&mut self) {
+    pub fn sweep_settlements(&mut self) {
         let owed: Vec<(CallId, Action)> = self
             .calls
             .iter()
@@ -482,81 +420,15 @@ impl Partition {
         }
     }
 
-    /// Ends the call at the carrier once the end is on disk, like every side effect: a crash
-    /// before then must not leave a call ended at the far end that the log still has talking
-    /// (and bills as talking until the restart).
-    /// A call whose dial is in flight is ended through its dial task (see
-    /// [`dial_unless_hung_up`]), since a carrier cannot end a call it has not begun to dial.
-    fn hang_up_when_durable(&mut self, call: CallId) {
-        let log = self.log.clone();
-        let carrier = self.carrier.clone();
-        let dialing = self.dialing.remove(&call);
-        tokio::spawn(async move {
-            match log.durable().await {
-                Ok(()) => {
-                    // A dial task that closed its end has seen the dial end: the carrier holds the call.
-                    if dialing.is_none_or(|dial_task| dial_task.send(()).is_err()) {
-                        carrier.hang_up(call);
-                    }
-                }
-                Err(e) => tracing::error!(%call, error = %e, "the end of a call could not be made durable"),
-            }
-        });
-    }
-
-    /// Settles or voids a call's reservation once the decision that asked for it is durable,
-    /// retrying with backoff; the outcome comes back as a command for the call.
+    /// Settles or voids a call's reservation once the decision that asked for it is durable;
+    /// the outcome comes back as a command for the call.
     fn bill(&mut self, call: CallId, action: Action) {
         let Some(org) = self.calls.get(&call).map(|f| f.state.setup.org) else { return };
         if !self.billing_in_flight.insert(call) {
             return;
         }
-        let (kind, voiding) = match action {
-            Action::Settle { reference, cents } => {
-                (billing_command::Kind::Settle(pb::Settle { reference, cents }), false)
-            }
-            Action::Void { reference } => (billing_command::Kind::Void(pb::Reference { reference }), true),
-            Action::HangUp => unreachable!("not a billing action"),
-        };
-        let billing = self.billing_client();
-        let log = self.log.clone();
-        let internal_tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let mut outcome = None;
-            let mut backoff = Duration::from_millis(100);
-            if log.durable().await.is_ok() {
-                for _ in 0..BILLING_ATTEMPTS {
-                    match billing.send(org, kind.clone()).await {
-                        Ok(billing_reply::Result::Settlement(s)) => {
-                            outcome = Some(CallCommand::RecordSettlement { charged_cents: s.charged_cents });
-                            break;
-                        }
-                        Ok(_) => {
-                            outcome = Some(CallCommand::RecordVoid);
-                            break;
-                        }
-                        // Billing never reserved (it refused, or never heard of the call): nothing to release.
-                        Err(f) if voiding && f.code == "reservation_not_found" => {
-                            tracing::debug!(%call, "no reservation to release");
-                            outcome = Some(CallCommand::RecordVoid);
-                            break;
-                        }
-                        // Released already (expired, or voided before): nothing was charged.
-                        Err(f) if f.code == "reservation_closed" => {
-                            tracing::warn!(%call, code = %f.code, "the reservation was already released");
-                            outcome = Some(CallCommand::RecordVoid);
-                            break;
-                        }
-                        Err(f) => {
-                            tracing::warn!(%call, code = %f.code, "billing did not take a settlement; retrying");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                }
-            }
-            let _ = internal_tx.send(Internal::Billed { call, outcome }).await;
-        });
+        let after = self.log.barrier();
+        self.perform(Effect::Bill { org, call, action, after });
     }
 
     /// Takes back the calls that were under way before a restart: re-arms their timers,
@@ -606,7 +478,7 @@ impl Partition {
                     // timers end it.
                     match provider.map(|p| self.open_provider(&p)) {
                         Some(Ok(provider)) => {
-                            self.carrier.resume(dial_of(&setup, provider), progress, self.carrier_tx.clone())
+                            self.perform(Effect::Resume { dial: dial_of(&setup, provider), progress })
                         }
                         Some(Err(detail)) => tracing::warn!(%call, %detail, "cannot follow a call again"),
                         None => {}
@@ -616,17 +488,6 @@ impl Partition {
             tracing::info!(%call, ?phase, "resumed a call");
         }
         Ok(())
-    }
-
-    pub(super) fn billing_client(&self) -> BillingClient {
-        BillingClient { bus: self.bus.clone(), partition: self.log.partition(), request_id: self.request_id.clone() }
-    }
-}
-
-/// Answers the request, if anyone waits for it.
-fn reply_to(request: Option<bus::Message>, outcome: super::Outcome) {
-    if let Some(request) = request {
-        answer(request, outcome);
     }
 }
 
@@ -638,37 +499,6 @@ pub(super) fn dial_of(setup: &CallSetup, provider: Provider) -> telephony::Dial 
         provider,
         agent: setup.agent.clone(),
         scenario_prompt: setup.scenario_prompt.clone(),
-    }
-}
-
-/// Requests to the billing partition that owns the same orgs as this one.
-#[derive(Clone)]
-pub(super) struct BillingClient {
-    bus: bus::SharedBus,
-    partition: u32,
-    /// The request the billing work is for, passed on in the message headers.
-    request_id: Option<String>,
-}
-
-impl BillingClient {
-    pub(super) async fn send(&self, org: OrgId, kind: billing_command::Kind) -> Result<billing_reply::Result, Failure> {
-        let subject = bus::subjects::billing_commands(self.partition);
-        let message = pb::BillingCommand { org_id: org.0, kind: Some(kind) };
-        let mut headers = Headers::new();
-        if let Some(id) = &self.request_id {
-            headers.insert("x-request-id".to_owned(), id.clone());
-        }
-        let bytes =
-            self.bus.request(&subject, &headers, wire::encode(&message), BILLING_TIMEOUT).await.map_err(|e| {
-                Failure::new(FailureKind::Unavailable, "billing_unavailable", format!("Billing is unavailable: {e}"))
-            })?;
-        let reply: pb::BillingReply =
-            wire::decode(&bytes).map_err(|_| Failure::internal("undecodable billing reply"))?;
-        match reply.result {
-            Some(billing_reply::Result::Failure(f)) => Err(f),
-            Some(result) => Ok(result),
-            None => Err(Failure::internal("empty billing reply")),
-        }
     }
 }
 
@@ -702,132 +532,4 @@ fn placement_failure_of(state: &CallState) -> Option<Failure> {
 /// Whether the org hung the call up before it ended otherwise.
 fn was_canceled(state: &CallState) -> bool {
     state.ending.as_ref().is_some_and(|e| e.reason == EndReason::Canceled)
-}
-
-/// Dials, unless the call is ended before the dial begins; a hang-up that arrives while the
-/// dial is in flight is passed to the carrier once the dial has begun (the carrier knows a
-/// call from then on), and one that arrives as the dial ends is passed on too. So whatever
-/// the carrier answers later, a call ended here is ended there.
-async fn dial_unless_hung_up(
-    carrier: &dyn telephony::Carrier,
-    dial: telephony::Dial,
-    events: telephony::CarrierEvents,
-    mut hung_up: oneshot::Receiver<()>,
-) -> Result<(), telephony::DialError> {
-    let call = dial.call_id;
-    if hung_up.try_recv().is_ok() {
-        return Err(telephony::DialError {
-            reason: EndReason::Canceled,
-            sip_code: None,
-            detail: "The call was hung up before it was dialed.".into(),
-        });
-    }
-    let dialing = carrier.dial(dial, events);
-    tokio::pin!(dialing);
-    let outcome = tokio::select! {
-        // The dial is polled first, so that the carrier holds the call before it is told to end it.
-        biased;
-        outcome = &mut dialing => outcome,
-        Ok(()) = &mut hung_up => {
-            carrier.hang_up(call);
-            return dialing.await;
-        }
-    };
-    // A hang-up sent from now on fails, and its sender tells the carrier itself.
-    hung_up.close();
-    if hung_up.try_recv().is_ok() {
-        carrier.hang_up(call);
-    }
-    outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use domain::voip::Provider;
-    use telephony::{Carrier, CarrierEvents, Dial, DialError, Progress};
-
-    use super::*;
-
-    /// A carrier that records what it is asked, and takes each dial when the test says so.
-    #[derive(Default)]
-    struct Recording {
-        asked: Mutex<Vec<&'static str>>,
-        take: tokio::sync::Notify,
-    }
-
-    #[async_trait::async_trait]
-    impl Carrier for Recording {
-        async fn verify(&self, _: &Provider) -> Result<(), String> {
-            Ok(())
-        }
-        async fn dial(&self, _: Dial, _: CarrierEvents) -> Result<(), DialError> {
-            // Like the SIP carrier, it knows the call from the first poll of its dial on.
-            self.asked.lock().unwrap().push("dial");
-            self.take.notified().await;
-            Ok(())
-        }
-        fn resume(&self, _: Dial, _: Progress, _: CarrierEvents) {}
-        fn hang_up(&self, _: CallId) {
-            self.asked.lock().unwrap().push("hang_up");
-        }
-    }
-
-    fn dial() -> Dial {
-        Dial {
-            call_id: CallId(69),
-            from: domain::E164::parse("+14155550100").unwrap(),
-            to: domain::E164::parse("+14155550123").unwrap(),
-            provider: Provider::Sim,
-            agent: domain::agent::AgentSpec::named("Support".into()),
-            scenario_prompt: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_call_hung_up_before_its_dial_began_is_never_dialed() {
-        let carrier = Recording::default();
-        let (events, _rx) = tokio::sync::mpsc::channel(1);
-        let (tx, rx) = oneshot::channel();
-        tx.send(()).unwrap();
-        let outcome = dial_unless_hung_up(&carrier, dial(), events, rx).await;
-        assert_eq!(outcome.unwrap_err().reason, EndReason::Canceled);
-        assert!(carrier.asked.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_hang_up_while_the_dial_is_in_flight_reaches_the_carrier_after_the_dial_began() {
-        let carrier = Arc::new(Recording::default());
-        let (events, _rx) = tokio::sync::mpsc::channel(1);
-        let (tx, rx) = oneshot::channel();
-        let dialing = {
-            let carrier = carrier.clone();
-            tokio::spawn(async move { dial_unless_hung_up(carrier.as_ref(), dial(), events, rx).await })
-        };
-        while carrier.asked.lock().unwrap().is_empty() {
-            tokio::task::yield_now().await;
-        }
-        // The carrier is dialing and has not answered: the hang-up goes to it now, not later.
-        tx.send(()).unwrap();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while carrier.asked.lock().unwrap().len() < 2 {
-            assert!(tokio::time::Instant::now() < deadline, "the hang-up never reached the carrier");
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(*carrier.asked.lock().unwrap(), ["dial", "hang_up"]);
-        carrier.take.notify_one();
-        assert!(dialing.await.unwrap().is_ok());
-    }
-
-    #[tokio::test]
-    async fn once_the_dial_is_over_a_hang_up_is_refused_so_its_sender_tells_the_carrier() {
-        let carrier = Recording::default();
-        carrier.take.notify_one();
-        let (events, _rx) = tokio::sync::mpsc::channel(1);
-        let (tx, rx) = oneshot::channel();
-        assert!(dial_unless_hung_up(&carrier, dial(), events, rx).await.is_ok());
-        assert!(tx.send(()).is_err(), "hang_up_when_durable then calls the carrier itself");
-        assert_eq!(*carrier.asked.lock().unwrap(), ["dial"]);
-    }
 }

@@ -7,6 +7,7 @@
 //! at a time, reading only the index entries that are due. The fingerprint a key records is an
 //! HMAC, under the vault's key, of the digest the gateway sent.
 
+use domain::Timestamp;
 use domain::idempotency::{self, Begin, IdempotencyEvent, KeyState, StoredResponse, Window};
 use domain::ids::OrgId;
 use eventlog::{ExpectedVersion, StreamAppend, StreamExpiry};
@@ -55,8 +56,14 @@ impl Partition {
     }
 
     /// The append that records, with the key, what its request created.
-    pub(super) fn effected(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, resource: u64) -> StreamAppend {
-        key_append(org, key, folded, &[IdempotencyEvent::Effected { key: key.to_owned(), resource, at: actor::now() }])
+    pub(super) fn effected(
+        org: OrgId,
+        key: &str,
+        folded: &actor::Folded<KeyState>,
+        resource: u64,
+        at: Timestamp,
+    ) -> StreamAppend {
+        key_append(org, key, folded, &[IdempotencyEvent::Effected { key: key.to_owned(), resource, at }])
     }
 
     fn record_key(
@@ -107,8 +114,8 @@ impl Partition {
     /// Removes the streams of keys whose retention is over, up to [`MAX_EXPIRED_PER_SWEEP`].
     /// They are records kept for a while, not history: no projection folds them, so the
     /// projections' replay and every other stream's chain are as they were.
-    pub(super) fn sweep_expired_keys(&mut self) {
-        let expired = match self.log.expired_streams(actor::now().0, MAX_EXPIRED_PER_SWEEP) {
+    pub fn sweep_expired_keys(&mut self) {
+        let expired = match self.log.expired_streams(self.clock.now().0, MAX_EXPIRED_PER_SWEEP) {
             Ok(expired) => expired,
             Err(e) => return tracing::error!(error = %e, "could not read expired idempotency keys"),
         };
@@ -125,7 +132,7 @@ impl Partition {
         let folded = self.load_key(org, &request.key)?;
         let fingerprint = self.vault.fingerprint(&request.fingerprint);
         let (decision, events) =
-            idempotency::begin(&folded.state, &request.key, &fingerprint, actor::now(), self.window());
+            idempotency::begin(&folded.state, &request.key, &fingerprint, self.clock.now(), self.window());
         let pending = self.record_key(org, &request.key, &folded, events)?;
         // A replay rests on the key's completion, which may not be flushed yet.
         let pending = self.rests_on(pending);
@@ -153,7 +160,7 @@ impl Partition {
             withheld: response.withheld,
         };
         let fingerprint = self.vault.fingerprint(&response.fingerprint);
-        let events = idempotency::complete(&folded.state, &response.key, &fingerprint, stored, actor::now());
+        let events = idempotency::complete(&folded.state, &response.key, &fingerprint, stored, self.clock.now());
         let pending = self.rests_on(self.record_key(org, &response.key, &folded, events)?);
         Ok(Decided { pending, reply: Reply::with(reply::Result::Done(pb::Empty {})) })
     }

@@ -8,7 +8,8 @@ use domain::secret::Sealed;
 use domain::voip::Provider;
 use wire::pb::{self, Failure, FailureKind};
 
-use super::{Decided, Outcome, Partition, answer, load_org, storage_failure};
+use super::effects::Effect;
+use super::{Decided, Outcome, Partition, load_org};
 
 impl Partition {
     /// Creates a connection, its password sealed under a data key of its own.
@@ -31,27 +32,14 @@ impl Partition {
     pub(super) fn delete_connection(&mut self, org: OrgId, id: VoipConnectionId, request: bus::Message) {
         let sealed = match load_org(&self.log, &mut self.orgs, org) {
             Ok(folded) => folded.state.connections.get(&id).and_then(|c| c.provider.password().cloned()),
-            Err(failure) => return answer(request, Err(failure)),
+            Err(failure) => return self.answer(request, Err(failure)),
         };
         let Decided { pending, reply } = match self.decide_org(org, OrgCommand::DeleteVoipConnection { id }) {
             Ok(decided) => decided,
-            Err(failure) => return answer(request, Err(failure)),
+            Err(failure) => return self.answer(request, Err(failure)),
         };
-        let vault = self.vault.clone();
-        tokio::spawn(async move {
-            if let Err(e) = pending.durable().await {
-                return answer(request, Err(storage_failure(e)));
-            }
-            let shredded = match sealed {
-                Some(sealed) => vault.shred(&sealed).await,
-                None => Ok(()),
-            };
-            match shredded {
-                // The deletion is durable (awaited above), and so is the shredding.
-                Ok(()) => actor::reply_now(request, wire::encode(&reply)),
-                Err(e) => answer(request, Err(vault_failure(e))),
-            }
-        });
+        let after = pending;
+        self.perform(Effect::Shred { sealed, request, reply, after });
     }
 
     /// A provider with its password opened, for the carrier. `Err` says why it cannot be.
@@ -63,7 +51,7 @@ impl Partition {
     }
 }
 
-fn vault_failure(error: crate::vault::Error) -> Failure {
+pub(super) fn vault_failure(error: crate::vault::Error) -> Failure {
     tracing::error!(%error, "vault failure");
     Failure::new(FailureKind::Unavailable, "storage_unavailable", "The secret store is unavailable; retry later.")
 }

@@ -16,10 +16,11 @@ use domain::test_call::{
 use domain::voip::Provider;
 use domain::{org, test_call};
 use eventlog::{ExpectedVersion, StreamAppend};
-use wire::pb::{self, Failure, Reply, billing_command, billing_reply, reply};
+use wire::pb::{self, Failure, Reply, reply};
 
 use super::calls::Placement;
-use super::{Internal, Partition, answer, load_org, storage_failure};
+use super::effects::Effect;
+use super::{Partition, load_org, storage_failure};
 use crate::{calls_projection, queries, test_calls_projection};
 
 /// How long a batch whose org is at its limit of concurrent runs waits before trying again.
@@ -44,7 +45,7 @@ impl Partition {
         match (was, is) {
             (false, true) => *self.running_tests.entry(org).or_default() += 1,
             (true, false) => {
-                if let std::collections::hash_map::Entry::Occupied(mut count) = self.running_tests.entry(org) {
+                if let std::collections::btree_map::Entry::Occupied(mut count) = self.running_tests.entry(org) {
                     *count.get_mut() -= 1;
                     if *count.get() == 0 {
                         count.remove();
@@ -64,10 +65,8 @@ impl Partition {
         batch: Option<u64>,
         reply: Option<bus::Message>,
     ) -> Result<(), Failure> {
-        let refuse = |reply: Option<bus::Message>, failure: Failure| {
-            if let Some(reply) = reply {
-                answer(reply, Err(failure.clone()));
-            }
+        let refuse = |partition: &mut Self, reply: Option<bus::Message>, failure: Failure| {
+            partition.reply_to(reply, Err(failure.clone()));
             Err(failure)
         };
         let (target, limit) = match load_org(&self.log, &mut self.orgs, org).and_then(|folded| {
@@ -75,12 +74,12 @@ impl Partition {
             Ok((org::resolve_test_target(&folded.state, &request)?, limit))
         }) {
             Ok(resolved) => resolved,
-            Err(failure) => return refuse(reply, failure),
+            Err(failure) => return refuse(self, reply, failure),
         };
         if batch.is_none() && self.active_runs(org) >= limit {
-            return refuse(reply, wire::too_many_runs(limit));
+            return refuse(self, reply, wire::too_many_runs(limit));
         }
-        let now = actor::now();
+        let now = self.clock.now();
         let run_id = self.ids.next_id();
         let call = CallId(self.ids.next_id());
         let bot = request.target_number.clone().unwrap_or_else(|| number(TEST_BOT_NUMBER));
@@ -171,7 +170,7 @@ impl Partition {
         appends.extend(actor::id_reservation(&mut self.ids));
         let pending = match super::append(&self.log, self.request_id.as_deref(), appends) {
             Ok(pending) => pending,
-            Err(e) => return refuse(reply, storage_failure(e)),
+            Err(e) => return refuse(self, reply, storage_failure(e)),
         };
         // Nobody waits on this append itself: the reservation below waits for the log to be durable.
         drop(pending);
@@ -199,20 +198,9 @@ impl Partition {
         };
         let placement =
             Box::new(Placement { org, call, provider: Provider::Sim, request: reply, run: Some(run_id), companion });
-        let billing = self.billing_client();
-        let log = self.log.clone();
-        let internal_tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let outcome = match log.durable().await {
-                Ok(()) => match billing.send(org, billing_command::Kind::Reserve(reserve)).await {
-                    Ok(billing_reply::Result::Reservation(r)) => Ok(r),
-                    Ok(_) => Err(Failure::internal("unexpected billing reply")),
-                    Err(failure) => Err(failure),
-                },
-                Err(e) => Err(storage_failure(e)),
-            };
-            let _ = internal_tx.send(Internal::Reserved { placement, outcome }).await;
-        });
+        // Billing hears of the run's call only once it is on record.
+        let after = self.log.barrier();
+        self.perform(Effect::Reserve { placement, reserve, after });
         Ok(())
     }
 
@@ -224,10 +212,10 @@ impl Partition {
             Ok(org::resolve_test_target(&folded.state, &spec.run_request(0))?)
         });
         if let Err(failure) = checked {
-            return answer(reply, Err(failure));
+            return self.answer(reply, Err(failure));
         }
         let id = self.ids.next_id();
-        let created = BatchEvent::Created { id, org, spec, at: actor::now() };
+        let created = BatchEvent::Created { id, org, spec, at: self.clock.now() };
         let mut appends = vec![StreamAppend {
             stream: test_calls_projection::batch_stream(id),
             expected: ExpectedVersion::NoStream,
@@ -235,7 +223,7 @@ impl Partition {
         }];
         appends.extend(actor::id_reservation(&mut self.ids));
         if let Err(e) = super::append(&self.log, self.request_id.as_deref(), appends) {
-            return answer(reply, Err(storage_failure(e)));
+            return self.answer(reply, Err(storage_failure(e)));
         }
         let state = BatchState::start(&created).expect("a creation starts a batch");
         self.batches.insert(id, actor::Folded { state, version: 1 });
@@ -246,7 +234,7 @@ impl Partition {
     /// Stops the runs a batch has not spawned yet; running ones finish. Idempotent.
     pub(super) fn cancel_test_batch(&mut self, org: OrgId, id: u64, reply: bus::Message) {
         if let Some(folded) = self.batches.get(&id).filter(|f| f.state.org == org) {
-            let canceled = BatchEvent::Canceled { at: actor::now() };
+            let canceled = BatchEvent::Canceled { at: self.clock.now() };
             let appended = super::append(
                 &self.log,
                 self.request_id.as_deref(),
@@ -257,7 +245,7 @@ impl Partition {
                 }],
             );
             if let Err(e) = appended {
-                return answer(reply, Err(storage_failure(e)));
+                return self.answer(reply, Err(storage_failure(e)));
             }
             self.batches.remove(&id);
             self.batch_timers.retain(|(_, b)| *b != id);
@@ -266,7 +254,7 @@ impl Partition {
     }
 
     /// Answers with the batch as the projection shows it, once everything so far is durable.
-    fn answer_batch(&self, org: OrgId, id: u64, reply: bus::Message) {
+    fn answer_batch(&mut self, org: OrgId, id: u64, reply: bus::Message) {
         let outcome = test_calls_projection::read_batch(&self.log, id)
             .map_err(storage_failure)
             .and_then(|b| {
@@ -276,17 +264,8 @@ impl Partition {
             })
             .and_then(|b| queries::batch_reply(&self.log, &b))
             .map(|b| Reply::with(reply::Result::TestBatch(b)));
-        let log = self.log.clone();
-        tokio::spawn(async move {
-            let reply_bytes = match (outcome, log.durable().await) {
-                (Ok(r), Ok(())) => wire::encode(&r),
-                (Err(f), _) => wire::encode(&Reply::failure(f)),
-                (_, Err(e)) => wire::encode(&Reply::failure(storage_failure(e))),
-            };
-            if let Err(e) = reply.respond(reply_bytes).await {
-                tracing::warn!(error = %e, "could not answer a batch request");
-            }
-        });
+        let outcome = outcome.map(|reply| super::Decided { pending: self.log.barrier(), reply });
+        self.answer(reply, outcome);
     }
 
     /// Spawns every run of the batch that is due, and arms the timer for the next.
@@ -298,7 +277,7 @@ impl Partition {
                 self.batches.remove(&id);
                 return;
             };
-            let now = actor::now();
+            let now = self.clock.now();
             if due > now {
                 self.batch_timers.insert((due, id));
                 return;

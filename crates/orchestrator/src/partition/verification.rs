@@ -9,9 +9,10 @@ use domain::ids::{OrgId, VoipConnectionId};
 use domain::org::{OrgCommand, Resource};
 use domain::verification_budget::{Admission, VerificationBudget, VerificationLimits};
 use tokio::sync::Semaphore;
-use wire::pb::{Failure, FailureKind, Reply};
+use wire::pb::{Failure, FailureKind};
 
-use super::{Internal, Outcome, Partition, answer, load_org, storage_failure};
+use super::effects::Effect;
+use super::{Partition, load_org};
 
 /// What the partition keeps of the verifications it runs.
 pub struct Verifications {
@@ -38,13 +39,13 @@ impl Partition {
         let provider = match load_org(&self.log, &mut self.orgs, org) {
             Ok(folded) => match folded.state.connections.get(&connection) {
                 Some(c) => c.provider.clone(),
-                None => return answer(request, Err(wire::not_found(Resource::VoipConnection))),
+                None => return self.answer(request, Err(wire::not_found(Resource::VoipConnection))),
             },
-            Err(failure) => return answer(request, Err(failure)),
+            Err(failure) => return self.answer(request, Err(failure)),
         };
         let v = &mut self.verifications;
         let permit = v.slots.clone().try_acquire_owned().ok();
-        match v.budget.admit(&v.limits, org, connection, actor::now(), permit.is_some()) {
+        match v.budget.admit(&v.limits, org, connection, self.clock.now(), permit.is_some()) {
             Admission::Probe => {}
             Admission::Join => return v.waiting.entry((org, connection)).or_default().push(request),
             Admission::OrgRateLimited { retry_after_seconds } => {
@@ -52,27 +53,16 @@ impl Partition {
                     "Too many verifications: at most {} per organization per minute.",
                     v.limits.per_org_per_minute
                 );
-                return answer(request, Err(too_many(detail, retry_after_seconds)));
+                return self.answer(request, Err(too_many(detail, retry_after_seconds)));
             }
             Admission::Busy => {
                 let detail = "Too many verifications are in progress; retry shortly.";
-                return answer(request, Err(too_many(detail.into(), 1)));
+                return self.answer(request, Err(too_many(detail.into(), 1)));
             }
         }
         v.waiting.insert((org, connection), vec![request]);
-        let opened = self.open_provider(&provider);
-        let carrier = self.carrier.clone();
-        let internal_tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let outcome = match opened {
-                Ok(provider) => carrier.verify(&provider).await,
-                Err(detail) => Err(detail),
-            };
-            // The process's slot is free again once the probe is over.
-            drop(permit);
-            // The actor is gone only at shutdown, when nobody waits for the answer.
-            let _ = internal_tx.send(Internal::Verified { org, connection, outcome }).await;
-        });
+        let provider = self.open_provider(&provider);
+        self.perform(Effect::Verify { org, connection, provider, slot: permit });
     }
 
     /// Records how a probe went and answers everyone who waited for it, once it is durable.
@@ -80,7 +70,7 @@ impl Partition {
         self.verifications.budget.finished(org, connection);
         let waiting = self.verifications.waiting.remove(&(org, connection)).unwrap_or_default();
         let outcome = self.decide_org(org, OrgCommand::RecordVerification { id: connection, outcome });
-        answer_all(waiting, outcome);
+        self.answer_all(waiting, outcome);
     }
 }
 
@@ -88,22 +78,5 @@ fn too_many(detail: String, retry_after_seconds: u32) -> Failure {
     Failure {
         retry_after_seconds: Some(retry_after_seconds),
         ..Failure::new(FailureKind::TooManyRequests, "rate_limited", detail)
-    }
-}
-
-/// Answers every request with the same outcome: once it is durable, or at once for a refusal.
-fn answer_all(requests: Vec<bus::Message>, outcome: Outcome) {
-    match outcome {
-        Ok(super::Decided { pending, reply }) => {
-            actor::reply_all_when_durable(requests, pending, wire::encode(&reply), |e| {
-                wire::encode(&Reply::failure(storage_failure(e)))
-            })
-        }
-        Err(failure) => {
-            let reply = wire::encode(&Reply::failure(failure));
-            for request in requests {
-                actor::reply_now(request, reply.clone());
-            }
-        }
     }
 }

@@ -1,0 +1,98 @@
+//! What the partition asks of the world, and what comes back.
+//!
+//! A decision never performs anything: it records an [`Effect`] in the partition's outbox,
+//! with what the effect rests on (`after`: the append that decided it, or the log's barrier).
+//! The runner (`super::runner`) takes the outbox after every input and performs each effect
+//! once `after` is durable; work that waits on the network comes back as a [`Finished`], decided
+//! in order with the rest. The deterministic simulation performs the same effects itself, on
+//! its own schedule, which is what lets it lose, delay and repeat them.
+
+use domain::call::{Action, CarrierEvent};
+use domain::ids::{CallId, OrgId, VoipConnectionId};
+use domain::secret::Sealed;
+use domain::voip::Provider;
+use eventlog::Pending;
+use tokio::sync::OwnedSemaphorePermit;
+use wire::pb::{self, Failure, Reply, command::Kind};
+
+pub use super::calls::Placement;
+pub use super::numbers::PendingClaim;
+
+/// An effect, and the request whose handling decided it (passed on to billing and the
+/// directory, and logged).
+#[derive(Debug)]
+pub struct Work {
+    pub request_id: Option<String>,
+    pub effect: Effect,
+}
+
+#[derive(Debug)]
+pub enum Effect {
+    /// Answer requests alike (a probe answers everyone who waited for it). `after` is `None`
+    /// for a refusal: it acknowledges nothing, so it goes at once.
+    Answer { requests: Vec<bus::Message>, reply: Reply, after: Option<Pending> },
+    /// Ask billing for a call's funds; comes back as [`Finished::Reserved`].
+    Reserve { placement: Box<Placement>, reserve: pb::Reserve, after: Pending },
+    /// Dial a recorded call (`Err`: it cannot be, and why); comes back as [`Finished::Dialed`].
+    /// A hang-up decided while the dial is in flight goes to the carrier through the dial.
+    Dial { call: CallId, dial: Result<telephony::Dial, String>, request: Option<bus::Message>, after: Pending },
+    /// End a call at the carrier.
+    HangUp { call: CallId, after: Pending },
+    /// Settle or void a call's reservation, retrying; comes back as [`Finished::Billed`].
+    Bill { org: OrgId, call: CallId, action: Action, after: Pending },
+    /// Release funds billing granted a call given up on before they arrived. Nothing comes back:
+    /// billing releases them at their expiry if this is lost.
+    VoidLateGrant { org: OrgId, call: CallId },
+    /// Follow a call again on its carrier after a restart.
+    Resume { dial: telephony::Dial, progress: telephony::Progress },
+    /// Probe a connection; comes back as [`Finished::Verified`]. `slot` is the process's probe
+    /// slot, held until the probe is over.
+    Verify {
+        org: OrgId,
+        connection: VoipConnectionId,
+        provider: Result<Provider, String>,
+        slot: Option<OwnedSemaphorePermit>,
+    },
+    /// Claim a number in the directory; comes back as [`Finished::Claimed`].
+    Claim { claim: Box<PendingClaim>, kind: Kind, after: Pending },
+    /// Release a directory claim (retrying), then answer `then`, if given.
+    Release { org: OrgId, number: String, token: u64, then: Option<(bus::Message, Reply)>, after: Pending },
+    /// Shred a deleted connection's data key, then answer the deletion.
+    Shred { sealed: Option<Sealed>, request: bus::Message, reply: Reply, after: Pending },
+    /// Make what was recorded durable soon, though nobody waits for it (a carrier's report).
+    Flush { call: CallId, after: Pending },
+}
+
+/// Work that finished outside the actor (it waited on the network), on its way back in.
+#[derive(Debug)]
+pub enum Finished {
+    Verified {
+        org: OrgId,
+        connection: VoipConnectionId,
+        outcome: Result<(), String>,
+    },
+    Reserved {
+        placement: Box<Placement>,
+        outcome: Result<pb::Reservation, Failure>,
+    },
+    Dialed {
+        call: CallId,
+        outcome: Result<(), telephony::DialError>,
+        request: Option<bus::Message>,
+    },
+    /// Billing confirmed a settlement or void (`Some`), or the attempts gave out (`None`).
+    Billed {
+        call: CallId,
+        outcome: Option<domain::call::CallCommand>,
+    },
+    /// The directory claimed a number for the org (the number it holds), or did not.
+    Claimed {
+        claim: Box<PendingClaim>,
+        outcome: Result<domain::E164, Failure>,
+    },
+    /// The carrier reports on a call.
+    Carrier {
+        call: CallId,
+        event: CarrierEvent,
+    },
+}
