@@ -98,6 +98,13 @@ enum ReplyTo {
 }
 
 impl Message {
+    /// A request delivered by hand, and where its answer arrives: for a caller that drives a
+    /// service's inbox itself (the deterministic simulation), as the in-process bus would.
+    pub fn local_request(subject: &str, headers: Headers, payload: Bytes) -> (Self, oneshot::Receiver<Bytes>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { subject: subject.to_owned(), headers, payload, reply: Some(ReplyTo::Local(tx)) }, rx)
+    }
+
     pub fn is_request(&self) -> bool {
         self.reply.is_some()
     }

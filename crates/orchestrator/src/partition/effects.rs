@@ -7,13 +7,13 @@
 //! in order with the rest. The deterministic simulation performs the same effects itself, on
 //! its own schedule, which is what lets it lose, delay and repeat them.
 
-use domain::call::{Action, CarrierEvent};
+use domain::call::{Action, CallCommand, CarrierEvent};
 use domain::ids::{CallId, OrgId, VoipConnectionId};
 use domain::secret::Sealed;
 use domain::voip::Provider;
 use eventlog::Pending;
 use tokio::sync::OwnedSemaphorePermit;
-use wire::pb::{self, Failure, Reply, command::Kind};
+use wire::pb::{self, Failure, Reply, billing_reply, command::Kind};
 
 pub use super::calls::Placement;
 pub use super::numbers::PendingClaim;
@@ -95,4 +95,37 @@ pub enum Finished {
         call: CallId,
         event: CarrierEvent,
     },
+}
+
+/// What billing's answer to an [`Effect::Reserve`] brings back.
+pub fn reserved(answer: Result<billing_reply::Result, Failure>) -> Result<pb::Reservation, Failure> {
+    match answer {
+        Ok(billing_reply::Result::Reservation(r)) => Ok(r),
+        Ok(_) => Err(Failure::internal("unexpected billing reply")),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// What billing's answer to an [`Effect::Bill`] or [`Effect::VoidLateGrant`] confirms: the
+/// command that records it for the call, or `Err` to try again.
+pub fn billed(action: &Action, answer: Result<billing_reply::Result, Failure>) -> Result<CallCommand, Failure> {
+    let voiding = matches!(action, Action::Void { .. });
+    match answer {
+        Ok(billing_reply::Result::Settlement(s)) => Ok(CallCommand::RecordSettlement { charged_cents: s.charged_cents }),
+        Ok(_) => Ok(CallCommand::RecordVoid),
+        // Billing never reserved (it refused, or never heard of the call): nothing to release.
+        Err(f) if voiding && f.code == "reservation_not_found" => Ok(CallCommand::RecordVoid),
+        // Released already (expired, or voided before): nothing was charged.
+        Err(f) if f.code == "reservation_closed" => Ok(CallCommand::RecordVoid),
+        Err(f) => Err(f),
+    }
+}
+
+/// The billing command an [`Effect::Bill`] sends.
+pub fn billing_command(action: &Action) -> pb::billing_command::Kind {
+    match action.clone() {
+        Action::Settle { reference, cents } => pb::billing_command::Kind::Settle(pb::Settle { reference, cents }),
+        Action::Void { reference } => pb::billing_command::Kind::Void(pb::Reference { reference }),
+        Action::HangUp => unreachable!("not a billing action"),
+    }
 }

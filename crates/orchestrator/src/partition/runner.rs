@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, command::Kind, reply};
 
 use super::Partition;
-use super::effects::{Effect, Finished, Work};
+use super::effects::{self, Effect, Finished, Work};
 
 /// How often settlements that billing could not take are sent again.
 pub const SETTLEMENT_SWEEP: Duration = Duration::from_secs(30);
@@ -130,11 +130,7 @@ impl Runner {
                     // Billing hears of the call only once the call is on record: a restart then
                     // knows every reservation it may have to release.
                     let outcome = match after.durable().await {
-                        Ok(_) => match billing.send(org, billing_command::Kind::Reserve(reserve)).await {
-                            Ok(billing_reply::Result::Reservation(r)) => Ok(r),
-                            Ok(_) => Err(Failure::internal("unexpected billing reply")),
-                            Err(failure) => Err(failure),
-                        },
+                        Ok(_) => effects::reserved(billing.send(org, billing_command::Kind::Reserve(reserve)).await),
                         Err(e) => Err(super::storage_failure(e)),
                     };
                     back(Finished::Reserved { placement, outcome }).await;
@@ -267,28 +263,10 @@ fn reply_failure(request: bus::Message, failure: Failure) {
 /// Settles or voids a call's reservation, retrying with backoff; what billing confirmed comes
 /// back as a command for the call, `None` once the attempts gave out (the sweep sends it again).
 async fn bill(billing: &BillingClient, org: OrgId, call: CallId, action: Action) -> Option<CallCommand> {
-    let (kind, voiding) = match action {
-        Action::Settle { reference, cents } => (billing_command::Kind::Settle(pb::Settle { reference, cents }), false),
-        Action::Void { reference } => (billing_command::Kind::Void(pb::Reference { reference }), true),
-        Action::HangUp => unreachable!("not a billing action"),
-    };
     let mut backoff = Duration::from_millis(100);
     for _ in 0..BILLING_ATTEMPTS {
-        match billing.send(org, kind.clone()).await {
-            Ok(billing_reply::Result::Settlement(s)) => {
-                return Some(CallCommand::RecordSettlement { charged_cents: s.charged_cents });
-            }
-            Ok(_) => return Some(CallCommand::RecordVoid),
-            // Billing never reserved (it refused, or never heard of the call): nothing to release.
-            Err(f) if voiding && f.code == "reservation_not_found" => {
-                tracing::debug!(%call, "no reservation to release");
-                return Some(CallCommand::RecordVoid);
-            }
-            // Released already (expired, or voided before): nothing was charged.
-            Err(f) if f.code == "reservation_closed" => {
-                tracing::warn!(%call, code = %f.code, "the reservation was already released");
-                return Some(CallCommand::RecordVoid);
-            }
+        match effects::billed(&action, billing.send(org, effects::billing_command(&action)).await) {
+            Ok(command) => return Some(command),
             Err(f) => {
                 tracing::warn!(%call, code = %f.code, "billing did not take a settlement; retrying");
                 tokio::time::sleep(backoff).await;
@@ -301,14 +279,12 @@ async fn bill(billing: &BillingClient, org: OrgId, call: CallId, action: Action)
 
 /// Releases funds billing granted a call that was given up on before they arrived.
 async fn void_late_grant(billing: BillingClient, org: OrgId, call: CallId) {
-    let reference = format!("call/{call}");
+    let void = Action::Void { reference: format!("call/{call}") };
     let mut backoff = Duration::from_millis(100);
     for _ in 0..BILLING_ATTEMPTS {
-        let void = billing_command::Kind::Void(pb::Reference { reference: reference.clone() });
-        match billing.send(org, void).await {
+        match effects::billed(&void, billing.send(org, effects::billing_command(&void)).await) {
+            // Released, or already (the rejection's own void came after the grant).
             Ok(_) => return,
-            // Released already: the rejection's own void came after the grant.
-            Err(f) if f.code == "reservation_closed" => return,
             Err(f) => {
                 tracing::warn!(%call, code = %f.code, "billing did not release a late grant; retrying");
                 tokio::time::sleep(backoff).await;
