@@ -27,6 +27,7 @@ async fn start(dir: &std::path::Path, expiry_check: Duration) -> Running {
         store: store.clone(),
         bus: bus.clone(),
         expiry_check_interval: expiry_check,
+        clock: actor::system_clock(),
     })
     .await
     .unwrap();
