@@ -228,10 +228,9 @@ impl Partition {
     }
 
     fn handle(&mut self, request: bus::Message) {
-        self.request_id = request.headers.get("x-request-id").cloned();
-        let span =
-            tracing::info_span!("command", partition = self.log.partition(), request_id = self.request_id.as_deref());
-        let _entered = span.enter();
+        let context = actor::RequestContext::of(&request);
+        let _entered = context.span("orchestrator", self.log.partition()).entered();
+        self.request_id = context.into_request_id();
         self.handle_command(request);
         self.request_id = None;
     }
