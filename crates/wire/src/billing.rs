@@ -22,7 +22,7 @@ pub enum BillingError {
     /// The ledger's storage failed; the request may be retried.
     #[error("the ledger is unavailable")]
     Unavailable,
-    /// The message is no billing request at all (`detail` says what it lacks).
+    /// The message is no billing request at all (the text says what it lacks).
     #[error("{0}")]
     Undecodable(&'static str),
     /// A field of the request does not parse.
@@ -31,7 +31,8 @@ pub enum BillingError {
 }
 
 /// Why a request to billing failed, as its caller reads the answer. The ledger's refusals come
-/// back by name, so a caller matches on them instead of on codes.
+/// back by name, so a caller matches on them instead of on codes; they name no reference, since
+/// the caller knows the one it sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BillingFailure {
     #[error("insufficient balance")]
@@ -55,7 +56,7 @@ pub enum BillingFailure {
     /// retried. Made by the caller's transport, never decoded from an answer.
     #[error("billing is unavailable: {0}")]
     Unreachable(String),
-    /// The answer was not one billing gives to this request.
+    /// Billing's answer could not be read, or named a failure billing never answers with.
     #[error("undecodable billing reply")]
     Undecodable,
 }
