@@ -1,6 +1,13 @@
 //! The plumbing every partition actor shares (the orchestrator's and billing's): an aggregate
-//! folded from its stream, the partition's id sequence, and answering a request only once the
-//! events it appended are durable.
+//! folded from its stream, the partition's id sequence, the clock, answering a request only
+//! once the events it appended are durable, the request context ([`RequestContext`]), and
+//! the service around the actors ([`service`]: opening the owned partitions, running their
+//! command and query loops).
+
+mod request;
+pub mod service;
+
+pub use request::{REQUEST_ID_HEADER, RequestContext};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

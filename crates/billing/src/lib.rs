@@ -5,19 +5,19 @@
 
 mod partition;
 pub mod projection;
-mod queries;
+pub mod queries;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actor::SharedClock;
+use actor::service::{Served, Service};
 use bus::SharedBus;
 use domain::Partitioning;
 use eventlog::{Projection, Store};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use partition::Partition;
+pub use partition::Partition;
 
 /// Billing's logs in a shared store.
 pub const NAMESPACE: &str = "billing";
@@ -38,6 +38,8 @@ pub struct Options {
     pub bus: SharedBus,
     /// How often each partition looks for reservations past their expiry.
     pub expiry_check_interval: Duration,
+    /// Where the partitions read the time: reservations expire by it.
+    pub clock: SharedClock,
 }
 
 pub fn projections() -> Vec<Arc<dyn Projection>> {
@@ -45,37 +47,38 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 }
 
 pub struct Billing {
-    partitions: Vec<(Partition, eventlog::Log, bus::Subscription, bus::Subscription)>,
+    partitions: Vec<Served<Partition>>,
     expiry_check_interval: Duration,
 }
 
 impl Billing {
     pub async fn build(options: Options) -> Result<Self, Error> {
-        let mut partitions = Vec::with_capacity(options.partitions.len());
-        for &number in &options.partitions {
-            assert!(number < options.partitioning.count(), "partition {number} out of range");
-            let log = options.store.log(NAMESPACE, number, projections())?;
-            let partition = Partition::open(options.partitioning, log.clone())?;
-            let subject = bus::subjects::billing_commands(number);
-            bus::ensure_unserved(options.bus.as_ref(), &subject).await?;
-            let commands = options.bus.subscribe(&subject).await?;
-            let queries = options.bus.subscribe(&bus::subjects::billing_queries(number)).await?;
-            partitions.push((partition, log, commands, queries));
-        }
-        tracing::info!(partitions = partitions.len(), "billing ready");
+        let service = Service {
+            name: "billing",
+            namespace: NAMESPACE,
+            partitioning: options.partitioning,
+            partitions: &options.partitions,
+            store: &options.store,
+            bus: &options.bus,
+            projections,
+            command_subject: bus::subjects::billing_commands,
+            query_subject: bus::subjects::billing_queries,
+        };
+        let partitions = service
+            .open(|log| Ok::<_, Error>(Partition::open(options.partitioning, log, options.clock.clone())?))
+            .await?;
         Ok(Self { partitions, expiry_check_interval: options.expiry_check_interval })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        for (partition, log, commands, queries) in self.partitions {
-            tasks.spawn(partition.run(commands, self.expiry_check_interval, stop_rx.clone()));
-            tasks.spawn(queries::serve(log, queries, stop_rx.clone()));
-        }
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
+        let expiry_check = self.expiry_check_interval;
+        actor::service::run(
+            self.partitions,
+            shutdown,
+            |partition, commands, stop| partition.run(commands, expiry_check, stop),
+            queries::serve,
+        )
+        .await;
         Ok(())
     }
 }

@@ -3,10 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actor::ManualClock;
 use billing::{Billing, Options};
 use bus::{Headers, InProcessBus, SharedBus};
-use domain::Partitioning;
+use domain::ids::OrgId;
+use domain::ledger::{Balance, ChargeKind, LedgerCommand, LedgerError, LedgerQuery, LedgerReply, ReserveLimit};
+use domain::{Partitioning, Timestamp};
 use eventlog::Store;
+use wire::BillingError;
 use wire::pb::{self, BillingReply, FailureKind, billing_command::Kind, billing_reply::Result as R};
 
 const ORG: u64 = 5;
@@ -27,6 +31,7 @@ async fn start(dir: &std::path::Path, expiry_check: Duration) -> Running {
         store: store.clone(),
         bus: bus.clone(),
         expiry_check_interval: expiry_check,
+        clock: actor::system_clock(),
     })
     .await
     .unwrap();
@@ -227,4 +232,135 @@ async fn a_repeated_command_is_acknowledged_only_once_what_it_reports_is_durable
     assert_eq!(first, again, "the repeat answers what the first recorded");
     assert_eq!(billing.balance().await.balance_cents, 500);
     Arc::into_inner(billing).expect("no other handle").shut_down().await;
+}
+
+// ---- the partition on simulated time, driven without the bus ----
+
+/// One billing partition over a real log, on a clock that moves only when told to.
+struct Simulated {
+    store: Store,
+    log: eventlog::Log,
+    clock: ManualClock,
+    partition: billing::Partition,
+}
+
+const START: Timestamp = Timestamp(1_700_000_000_000);
+
+impl Simulated {
+    fn open(dir: &std::path::Path, clock: ManualClock) -> Self {
+        let store =
+            Store::open(dir, &eventlog::Options { cache_capacity_bytes: 8 << 20, ..Default::default() }).unwrap();
+        let log = store.log(billing::NAMESPACE, ORG as u32 % 8, billing::projections()).unwrap();
+        let partition = billing::Partition::open(Partitioning::new(8), log.clone(), Arc::new(clock.clone())).unwrap();
+        Self { store, log, clock, partition }
+    }
+
+    /// Decides a command and waits until its reply may be sent. Returns the reply and how many
+    /// events it appended.
+    async fn decide(&mut self, command: LedgerCommand) -> Result<(LedgerReply, usize), BillingError> {
+        let (reply, durable) = self.partition.decide(OrgId(ORG), command, None)?;
+        let appended = durable.durable().await.unwrap();
+        Ok((reply, appended.len()))
+    }
+
+    fn balance(&self) -> Balance {
+        match billing::queries::answer(&self.log, OrgId(ORG), LedgerQuery::Balance).unwrap() {
+            LedgerReply::Balance(balance) => balance,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn ledger_top_up(reference: &str, cents: i64) -> LedgerCommand {
+    LedgerCommand::TopUp { reference: reference.into(), cents, description: "test".into() }
+}
+
+fn ledger_reserve(reference: &str, max_cents: i64, expires_in_seconds: u32) -> LedgerCommand {
+    LedgerCommand::Reserve {
+        reference: reference.into(),
+        limit: ReserveLimit::Cents(max_cents),
+        kind: ChargeKind::Call,
+        call_id: Some(77),
+        charge_multiplier: 1,
+        expires_in_seconds,
+    }
+}
+
+fn ledger_settle(reference: &str, cents: i64) -> LedgerCommand {
+    LedgerCommand::Settle { reference: reference.into(), cents }
+}
+
+#[tokio::test]
+async fn a_reservation_expires_at_its_expiry_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut billing = Simulated::open(dir.path(), ManualClock::starting_at(START));
+    billing.decide(ledger_top_up("t", 100)).await.unwrap();
+    let (LedgerReply::Reservation(grant), _) = billing.decide(ledger_reserve("call/1", 60, 10)).await.unwrap() else {
+        panic!("a reserve answers its grant")
+    };
+    assert_eq!((grant.granted_cents, grant.expires_at), (60, Timestamp(START.0 + 10_000)));
+    assert_eq!(billing.partition.next_expiry(), Some(grant.expires_at));
+
+    billing.clock.advance_to(Timestamp(grant.expires_at.0 - 1));
+    billing.partition.expire();
+    assert_eq!(billing.balance().reserved_cents, 60, "released a millisecond early");
+
+    billing.clock.advance_ms(1);
+    billing.partition.expire();
+    let balance = billing.balance();
+    assert_eq!((balance.reserved_cents, balance.available_cents), (0, 100));
+    assert_eq!(billing.partition.next_expiry(), None);
+}
+
+#[tokio::test]
+async fn a_settle_after_the_expiry_is_refused_and_a_void_finds_it_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut billing = Simulated::open(dir.path(), ManualClock::starting_at(START));
+    billing.decide(ledger_top_up("t", 100)).await.unwrap();
+    billing.decide(ledger_reserve("call/1", 60, 30)).await.unwrap();
+    billing.clock.advance_ms(30_000);
+    billing.partition.expire();
+
+    let refused = billing.decide(ledger_settle("call/1", 10)).await.unwrap_err();
+    assert_eq!(refused, BillingError::Ledger(LedgerError::ReservationClosed("call/1".into())));
+    let void = LedgerCommand::Void { reference: "call/1".into() };
+    assert_eq!(billing.decide(void).await.unwrap(), (LedgerReply::Done, 0), "released already: nothing to do");
+    assert_eq!(billing.balance().available_cents, 100, "nothing was charged");
+}
+
+#[tokio::test]
+async fn repeated_commands_answer_as_the_first_by_their_reference_and_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut billing = Simulated::open(dir.path(), ManualClock::starting_at(START));
+    let (top_up, appended) = billing.decide(ledger_top_up("stripe/1", 500)).await.unwrap();
+    assert!(appended > 0, "the first top-up is recorded");
+    assert_eq!(billing.decide(ledger_top_up("stripe/1", 500)).await.unwrap(), (top_up, 0));
+
+    let (grant, _) = billing.decide(ledger_reserve("call/1", 200, 600)).await.unwrap();
+    // Later, on the same reference: the same grant, not a new one from the later time.
+    billing.clock.advance_ms(5_000);
+    assert_eq!(billing.decide(ledger_reserve("call/1", 200, 600)).await.unwrap(), (grant, 0));
+
+    let (settlement, _) = billing.decide(ledger_settle("call/1", 130)).await.unwrap();
+    assert!(matches!(settlement, LedgerReply::Settlement { charged_cents: 130, released_cents: 70, .. }));
+    assert_eq!(billing.decide(ledger_settle("call/1", 130)).await.unwrap(), (settlement, 0));
+    assert_eq!(billing.balance().balance_cents, 370);
+}
+
+#[tokio::test]
+async fn a_reopened_partition_expires_what_it_held_before_on_the_same_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(START);
+    let mut billing = Simulated::open(dir.path(), clock.clone());
+    billing.decide(ledger_top_up("t", 100)).await.unwrap();
+    billing.decide(ledger_reserve("call/1", 40, 60)).await.unwrap();
+    let Simulated { store, log, partition, .. } = billing;
+    drop((partition, log));
+    drop(store);
+
+    let mut billing = Simulated::open(dir.path(), clock);
+    assert_eq!(billing.partition.next_expiry(), Some(Timestamp(START.0 + 60_000)));
+    billing.clock.advance_ms(60_000);
+    billing.partition.expire();
+    assert_eq!(billing.balance().available_cents, 100);
 }

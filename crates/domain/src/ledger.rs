@@ -101,12 +101,19 @@ pub enum TransactionKind {
 }
 
 impl TransactionKind {
+    const ALL: [Self; 3] = [Self::TopUp, Self::CallCharge, Self::TestCallCharge];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TopUp => "top_up",
             Self::CallCharge => "call_charge",
             Self::TestCallCharge => "test_call_charge",
         }
+    }
+
+    /// The kind [`TransactionKind::as_str`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 
@@ -256,6 +263,78 @@ impl LedgerCommand {
             Self::Expire | Self::SetRate { .. } => None,
         }
     }
+}
+
+/// What the ledger answers a command or a query with, once it is decided (and, for a command,
+/// durable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerReply {
+    /// A reserve: the funds held (a repeated reserve answers the same grant).
+    Reservation(Grant),
+    /// A settle: what was charged and what released.
+    Settlement { charged_cents: i64, released_cents: i64, transaction_id: Option<u64> },
+    /// A top-up: its transaction.
+    Transaction(Transaction),
+    /// A rate set, or a balance asked for.
+    Balance(Balance),
+    /// A page of transactions, newest first.
+    Transactions { transactions: Vec<Transaction>, total: u64 },
+    /// A void (or an expiry): nothing to report.
+    Done,
+}
+
+/// What a reservation granted, as its caller needs it to run the call it pays for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub reference: String,
+    pub granted_cents: i64,
+    /// The rate fixed at the reservation (before the multiplier).
+    pub rate_cents_per_minute: u32,
+    pub charge_multiplier: u32,
+    pub expires_at: Timestamp,
+}
+
+impl From<&Reservation> for Grant {
+    fn from(r: &Reservation) -> Self {
+        Self {
+            reference: r.reference.clone(),
+            granted_cents: r.granted_cents,
+            rate_cents_per_minute: r.rate_cents_per_minute,
+            charge_multiplier: r.charge_multiplier,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// An org's funds as the balance API shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    pub balance_cents: i64,
+    pub reserved_cents: i64,
+    pub available_cents: i64,
+    pub rate_cents_per_minute: u32,
+}
+
+impl Balance {
+    pub fn of(balances: &Balances, rate_cents_per_minute: u32) -> Self {
+        Self {
+            balance_cents: balances.balance_cents(),
+            reserved_cents: balances.reserved_cents(),
+            available_cents: balances.available_cents(),
+            rate_cents_per_minute,
+        }
+    }
+}
+
+/// A read of the ledger, answered from its projections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerQuery {
+    Balance,
+    /// Transactions newest first: `limit` of them after skipping `offset`.
+    Transactions {
+        limit: u32,
+        offset: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

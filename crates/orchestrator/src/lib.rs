@@ -14,12 +14,11 @@ pub mod vault;
 use std::future::Future;
 use std::sync::Arc;
 
+use actor::service::{Served, Service};
 use bus::SharedBus;
 use domain::Partitioning;
 use eventlog::{Projection, Store};
 use telephony::Carrier;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 pub use domain::verification_budget::VerificationLimits;
 pub use partition::effects::{Effect, Finished, PendingClaim, Placement, Work};
@@ -64,7 +63,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 }
 
 pub struct Orchestrator {
-    partitions: Vec<(Partition, eventlog::Log, bus::Subscription, bus::Subscription)>,
+    partitions: Vec<Served<Partition>>,
     carrier: Arc<dyn Carrier>,
     bus: SharedBus,
 }
@@ -73,50 +72,48 @@ impl Orchestrator {
     /// Opens every owned partition and subscribes to its subjects. When this returns, the
     /// partitions answer requests as soon as [`Orchestrator::run`] is polled.
     pub async fn build(options: Options) -> Result<Self, Error> {
-        let mut partitions = Vec::with_capacity(options.partitions.len());
         // One bound on the probes of the whole process, whichever partitions they are for.
         let probe_slots = Arc::new(tokio::sync::Semaphore::new(options.verification_limits.max_probes_in_flight));
         // The data keys of every owned partition's secrets, beside its logs.
         let vault = vault::Vault::new(&options.secrets_key, options.store.key_store(NAMESPACE)?);
-        for &number in &options.partitions {
-            assert!(number < options.partitioning.count(), "partition {number} out of range");
-            let log = options.store.log(NAMESPACE, number, projections())?;
-            let partition = Partition::open(
-                options.partitioning,
-                log.clone(),
-                options.call_limits,
-                partition::Verifications::new(options.verification_limits, probe_slots.clone()),
-                vault.clone(),
-                options.clock.clone(),
-            )?;
-            let subject = bus::subjects::orchestrator_commands(number);
-            bus::ensure_unserved(options.bus.as_ref(), &subject).await?;
-            let commands = options.bus.subscribe(&subject).await?;
-            let queries = options.bus.subscribe(&bus::subjects::orchestrator_queries(number)).await?;
-            partitions.push((partition, log, commands, queries));
-        }
-        tracing::info!(partitions = partitions.len(), "orchestrator ready");
+        let service = Service {
+            name: "orchestrator",
+            namespace: NAMESPACE,
+            partitioning: options.partitioning,
+            partitions: &options.partitions,
+            store: &options.store,
+            bus: &options.bus,
+            projections,
+            command_subject: bus::subjects::orchestrator_commands,
+            query_subject: bus::subjects::orchestrator_queries,
+        };
+        let partitions = service
+            .open(|log| {
+                let partition = Partition::open(
+                    options.partitioning,
+                    log,
+                    options.call_limits,
+                    partition::Verifications::new(options.verification_limits, probe_slots.clone()),
+                    vault.clone(),
+                    options.clock.clone(),
+                )?;
+                Ok::<_, Error>(partition)
+            })
+            .await?;
         Ok(Self { partitions, carrier: options.carrier, bus: options.bus })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
         // One bound on the queries of every partition of this process: they share its cores.
         let query_limits = queries::QueryLimits::default();
-        for (partition, log, commands, queries) in self.partitions {
-            tasks.spawn(partition::runner::run(
-                partition,
-                self.carrier.clone(),
-                self.bus.clone(),
-                commands,
-                stop_rx.clone(),
-            ));
-            tasks.spawn(queries::serve(log, queries, query_limits.clone(), stop_rx.clone()));
-        }
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
+        let (carrier, bus) = (self.carrier, self.bus);
+        let command_loop = |partition, commands, stop| {
+            partition::runner::run(partition, carrier.clone(), bus.clone(), commands, stop)
+        };
+        actor::service::run(self.partitions, shutdown, command_loop, |log, queries, stop| {
+            queries::serve(log, queries, query_limits.clone(), stop)
+        })
+        .await;
         Ok(())
     }
 }

@@ -178,10 +178,9 @@ impl Partition {
 
     /// Takes in a command from the bus.
     pub fn command(&mut self, request: bus::Message) {
-        self.request_id = request_id_of(&request);
-        let span =
-            tracing::info_span!("command", partition = self.log.partition(), request_id = self.request_id.as_deref());
-        let _entered = span.enter();
+        let context = actor::RequestContext::of(&request);
+        let _entered = context.span("orchestrator", self.log.partition()).entered();
+        self.request_id = context.into_request_id();
         self.handle_command(request);
         self.request_id = None;
     }
@@ -327,7 +326,7 @@ impl Partition {
 }
 
 fn request_id_of(request: &bus::Message) -> Option<String> {
-    request.headers.get("x-request-id").cloned()
+    actor::RequestContext::of(request).into_request_id()
 }
 
 fn load_org<'a>(

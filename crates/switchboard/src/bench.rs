@@ -108,6 +108,7 @@ async fn billing_bench(reservations: usize, concurrency: usize, orgs: u64) -> an
         store: store.clone(),
         bus: bus.clone(),
         expiry_check_interval: Duration::from_secs(60),
+        clock: actor::system_clock(),
     })
     .await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -216,6 +216,7 @@ pub async fn billing(args: WorkerArgs) -> anyhow::Result<()> {
         store: store.clone(),
         bus,
         expiry_check_interval: Duration::from_secs(1),
+        clock: actor::system_clock(),
     })
     .await?;
     println!("switchboard billing ready with {owned} partitions");

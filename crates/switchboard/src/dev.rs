@@ -158,6 +158,7 @@ impl Server {
             store: store.clone(),
             bus: bus.clone(),
             expiry_check_interval: Duration::from_secs(1),
+            clock: actor::system_clock(),
         })
         .await?;
         let listeners = args.http.bind(&args.listen).await?;

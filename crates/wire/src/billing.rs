@@ -1,23 +1,160 @@
-//! Billing messages to and from the domain's ledger.
+//! Billing messages to and from the domain's ledger, both ways: billing reads typed requests
+//! and answers typed replies ([`billing_command`], [`billing_query`], [`billing_reply`]), and
+//! its callers send typed commands and read typed answers ([`billing_request`],
+//! [`billing_response`]). Only this module knows the protobuf shape of either.
 
 use domain::FieldErrors;
-use domain::ledger::{Balances, ChargeKind, LedgerCommand, LedgerError, Reservation, ReserveLimit, Transaction};
+use domain::Timestamp;
+use domain::ids::OrgId;
+use domain::ledger::{
+    Balance, ChargeKind, Grant, LedgerCommand, LedgerError, LedgerQuery, LedgerReply, ReserveLimit, Transaction,
+    TransactionKind,
+};
 
-use crate::pb::{self, Failure, FailureKind, billing_command::Kind};
+use crate::pb::{self, Failure, FailureKind, billing_command::Kind, billing_reply::Result as R};
 
-pub fn ledger_command(kind: Kind) -> Result<LedgerCommand, Failure> {
+/// Why billing did not carry out a request, as billing answers it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BillingError {
+    /// A rule of the ledger refused the command.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The ledger's storage failed; the request may be retried.
+    #[error("the ledger is unavailable")]
+    Unavailable,
+    /// The message is no billing request at all (the text says what it lacks).
+    #[error("{0}")]
+    Undecodable(&'static str),
+    /// A field of the request does not parse.
+    #[error("{0}")]
+    Invalid(FieldErrors),
+}
+
+/// Why a request to billing failed, as its caller reads the answer. The ledger's refusals come
+/// back by name, so a caller matches on them instead of on codes; they name no reference, since
+/// the caller knows the one it sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BillingFailure {
+    #[error("insufficient balance")]
+    InsufficientBalance,
+    /// No reservation was ever made under the reference.
+    #[error("no such reservation")]
+    ReservationNotFound,
+    /// The reservation was settled or released already.
+    #[error("the reservation is closed")]
+    ReservationClosed,
+    /// The reference was used for a different top-up.
+    #[error("the reference was used for a different amount")]
+    ReferenceReused,
+    /// Billing found a field of the request invalid.
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    /// Billing's storage failed; the request may be retried.
+    #[error("the ledger is unavailable")]
+    Unavailable,
+    /// Billing could not be asked, or did not answer (the bus says why); the request may be
+    /// retried. Made by the caller's transport, never decoded from an answer.
+    #[error("billing is unavailable: {0}")]
+    Unreachable(String),
+    /// Billing's answer could not be read, or named a failure billing never answers with.
+    #[error("undecodable billing reply")]
+    Undecodable,
+}
+
+/// The code of [`Failure::invalid`].
+const INVALID: &str = "invalid";
+const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+const UNAVAILABLE_DETAIL: &str = "The ledger is unavailable; retry later.";
+const UNDECODABLE_REPLY: &str = "undecodable billing reply";
+
+impl BillingFailure {
+    /// The stable code of the failure, as the failure's [`Failure`] carries it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::ReservationNotFound => "reservation_not_found",
+            Self::ReservationClosed => "reservation_closed",
+            Self::ReferenceReused => "reference_reused",
+            Self::Invalid(_) => INVALID,
+            Self::Unavailable => STORAGE_UNAVAILABLE,
+            Self::Unreachable(_) => "billing_unavailable",
+            Self::Undecodable => "internal_error",
+        }
+    }
+
+    fn of(failure: Failure) -> Self {
+        match failure.code.as_str() {
+            "insufficient_balance" => Self::InsufficientBalance,
+            "reservation_not_found" => Self::ReservationNotFound,
+            "reservation_closed" => Self::ReservationClosed,
+            "reference_reused" => Self::ReferenceReused,
+            INVALID => Self::Invalid(failure.field_errors()),
+            STORAGE_UNAVAILABLE => Self::Unavailable,
+            _ => Self::Undecodable,
+        }
+    }
+}
+
+/// The failure a caller of billing answers its own caller with.
+impl From<BillingFailure> for Failure {
+    fn from(failure: BillingFailure) -> Self {
+        let code = failure.code();
+        match failure {
+            BillingFailure::InsufficientBalance => LedgerError::InsufficientBalance.into(),
+            BillingFailure::ReservationNotFound => Failure::new(FailureKind::NotFound, code, "No such reservation."),
+            BillingFailure::ReservationClosed => {
+                Failure::new(FailureKind::Conflict, code, "The reservation is already closed.")
+            }
+            BillingFailure::ReferenceReused => {
+                Failure::new(FailureKind::Conflict, code, "The reference was already used for a different amount.")
+            }
+            BillingFailure::Invalid(errors) => Failure::invalid(errors),
+            BillingFailure::Unavailable => Failure::new(FailureKind::Unavailable, code, UNAVAILABLE_DETAIL),
+            BillingFailure::Unreachable(detail) => {
+                Failure::new(FailureKind::Unavailable, code, format!("Billing is unavailable: {detail}"))
+            }
+            BillingFailure::Undecodable => Failure::internal(UNDECODABLE_REPLY),
+        }
+    }
+}
+
+// ---- billing's side: typed requests in, typed replies out ----
+
+/// Parses a billing command from the bus.
+pub fn billing_command(payload: &[u8]) -> Result<(OrgId, LedgerCommand), BillingError> {
+    match crate::decode::<pb::BillingCommand>(payload) {
+        Ok(pb::BillingCommand { org_id, kind: Some(kind) }) => Ok((OrgId(org_id), ledger_command(kind)?)),
+        Ok(_) | Err(_) => Err(BillingError::Undecodable("undecodable billing command")),
+    }
+}
+
+/// Parses a billing query from the bus.
+pub fn billing_query(payload: &[u8]) -> Result<(OrgId, LedgerQuery), BillingError> {
+    let query: pb::BillingQuery = crate::decode(payload).map_err(|_| BillingError::Undecodable("undecodable query"))?;
+    let read = match query.kind {
+        Some(pb::billing_query::Kind::Balance(_)) => LedgerQuery::Balance,
+        Some(pb::billing_query::Kind::Transactions(page)) => {
+            LedgerQuery::Transactions { limit: page.limit, offset: page.offset }
+        }
+        None => return Err(BillingError::Undecodable("empty query")),
+    };
+    Ok((OrgId(query.org_id), read))
+}
+
+fn ledger_command(kind: Kind) -> Result<LedgerCommand, BillingError> {
+    let invalid = |field, message| BillingError::Invalid(FieldErrors::single(field, message));
     Ok(match kind {
         Kind::Reserve(r) => LedgerCommand::Reserve {
             kind: match pb::ChargeKind::try_from(r.kind) {
                 Ok(pb::ChargeKind::Call) => ChargeKind::Call,
                 Ok(pb::ChargeKind::TestCall) => ChargeKind::TestCall,
-                _ => return Err(Failure::invalid(FieldErrors::single("kind", "Unknown charge kind."))),
+                _ => return Err(invalid("kind", "Unknown charge kind.")),
             },
             reference: r.reference,
             limit: match r.limit {
                 Some(pb::reserve::Limit::MaxCents(cents)) => ReserveLimit::Cents(cents),
                 Some(pb::reserve::Limit::MaxSeconds(seconds)) => ReserveLimit::Seconds(seconds),
-                None => return Err(Failure::invalid(FieldErrors::single("max_cents", domain::fields::REQUIRED))),
+                None => return Err(invalid("max_cents", domain::fields::REQUIRED)),
             },
             call_id: r.call_id,
             charge_multiplier: r.charge_multiplier,
@@ -30,31 +167,165 @@ pub fn ledger_command(kind: Kind) -> Result<LedgerCommand, Failure> {
     })
 }
 
+/// Billing's answer to a request, for the bus.
+pub fn billing_reply(outcome: Result<LedgerReply, BillingError>) -> prost::bytes::Bytes {
+    let result = match outcome {
+        Ok(reply) => reply_result(reply),
+        Err(error) => R::Failure(error.into()),
+    };
+    crate::encode(&pb::BillingReply::with(result))
+}
+
+fn reply_result(reply: LedgerReply) -> R {
+    match reply {
+        LedgerReply::Reservation(grant) => R::Reservation((&grant).into()),
+        LedgerReply::Settlement { charged_cents, released_cents, transaction_id } => {
+            R::Settlement(pb::Settlement { charged_cents, released_cents, transaction_id })
+        }
+        LedgerReply::Transaction(transaction) => R::Transaction((&transaction).into()),
+        LedgerReply::Balance(balance) => R::Balance(balance.into()),
+        LedgerReply::Transactions { transactions, total } => R::Transactions(pb::TransactionPage {
+            transactions: transactions.iter().map(pb::Transaction::from).collect(),
+            total,
+        }),
+        LedgerReply::Done => R::Done(pb::Empty {}),
+    }
+}
+
+impl BillingError {
+    /// The stable code of the error, as its [`Failure`] carries it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Ledger(LedgerError::InsufficientBalance) => BillingFailure::InsufficientBalance.code(),
+            Self::Ledger(LedgerError::UnknownReservation(_)) => BillingFailure::ReservationNotFound.code(),
+            Self::Ledger(LedgerError::ReservationClosed(_)) => BillingFailure::ReservationClosed.code(),
+            Self::Ledger(LedgerError::ReferenceReused(_)) => BillingFailure::ReferenceReused.code(),
+            Self::Ledger(LedgerError::Invalid { .. }) | Self::Invalid(_) => INVALID,
+            Self::Unavailable => STORAGE_UNAVAILABLE,
+            Self::Undecodable(_) => "bad_message",
+        }
+    }
+}
+
+impl From<BillingError> for Failure {
+    fn from(error: BillingError) -> Self {
+        let code = error.code();
+        match error {
+            BillingError::Ledger(e) => e.into(),
+            BillingError::Unavailable => Failure::new(FailureKind::Unavailable, code, UNAVAILABLE_DETAIL),
+            BillingError::Undecodable(detail) => Failure::new(FailureKind::Invalid, code, detail),
+            BillingError::Invalid(errors) => Failure::invalid(errors),
+        }
+    }
+}
+
 impl From<LedgerError> for Failure {
     fn from(e: LedgerError) -> Self {
+        let code = BillingError::Ledger(e.clone()).code();
         match e {
             LedgerError::InsufficientBalance => Failure::new(
                 FailureKind::PaymentRequired,
-                "insufficient_balance",
+                code,
                 "Insufficient balance. Org balance is <= $0.00; top up first.",
             ),
             LedgerError::Invalid { field, message } => Failure::invalid(FieldErrors::single(field, message)),
             LedgerError::ReferenceReused(reference) => Failure::new(
                 FailureKind::Conflict,
-                "reference_reused",
+                code,
                 format!("Reference {reference:?} was already used for a different amount."),
             ),
-            LedgerError::ReservationClosed(reference) => Failure::new(
-                FailureKind::Conflict,
-                "reservation_closed",
-                format!("Reservation {reference:?} is already closed."),
-            ),
+            LedgerError::ReservationClosed(reference) => {
+                Failure::new(FailureKind::Conflict, code, format!("Reservation {reference:?} is already closed."))
+            }
             LedgerError::UnknownReservation(reference) => {
-                Failure::new(FailureKind::NotFound, "reservation_not_found", format!("No reservation {reference:?}."))
+                Failure::new(FailureKind::NotFound, code, format!("No reservation {reference:?}."))
             }
         }
     }
 }
+
+// ---- the callers' side: typed commands out, typed answers in ----
+
+/// A command to billing, for the bus.
+///
+/// # Panics
+///
+/// On [`LedgerCommand::Expire`]: billing expires reservations by itself, and nobody asks it to.
+pub fn billing_request(org: OrgId, command: &LedgerCommand) -> prost::bytes::Bytes {
+    let kind = match command.clone() {
+        LedgerCommand::Reserve { reference, limit, kind, call_id, charge_multiplier, expires_in_seconds } => {
+            Kind::Reserve(pb::Reserve {
+                reference,
+                limit: Some(match limit {
+                    ReserveLimit::Cents(cents) => pb::reserve::Limit::MaxCents(cents),
+                    ReserveLimit::Seconds(seconds) => pb::reserve::Limit::MaxSeconds(seconds),
+                }),
+                kind: match kind {
+                    ChargeKind::Call => pb::ChargeKind::Call,
+                    ChargeKind::TestCall => pb::ChargeKind::TestCall,
+                } as i32,
+                call_id,
+                charge_multiplier,
+                expires_in_seconds,
+            })
+        }
+        LedgerCommand::Settle { reference, cents } => Kind::Settle(pb::Settle { reference, cents }),
+        LedgerCommand::Void { reference } => Kind::Void(pb::Reference { reference }),
+        LedgerCommand::TopUp { reference, cents, description } => {
+            Kind::TopUp(pb::TopUp { reference, cents, description })
+        }
+        LedgerCommand::SetRate { cents_per_minute } => Kind::SetRate(pb::SetRate { cents_per_minute }),
+        LedgerCommand::Expire => panic!("billing expires reservations by itself; nobody sends it an expiry"),
+    };
+    crate::encode(&pb::BillingCommand { org_id: org.0, kind: Some(kind) })
+}
+
+/// Reads billing's answer to a command or a query.
+pub fn billing_response(bytes: &[u8]) -> Result<LedgerReply, BillingFailure> {
+    let reply: pb::BillingReply = crate::decode(bytes).map_err(|_| BillingFailure::Undecodable)?;
+    match reply.result.ok_or(BillingFailure::Undecodable)? {
+        R::Failure(failure) => Err(BillingFailure::of(failure)),
+        R::Done(pb::Empty {}) => Ok(LedgerReply::Done),
+        R::Reservation(r) => Ok(LedgerReply::Reservation(Grant {
+            reference: r.reference,
+            granted_cents: r.granted_cents,
+            rate_cents_per_minute: r.rate_cents_per_minute,
+            charge_multiplier: r.charge_multiplier,
+            expires_at: Timestamp::from_millis(r.expires_at_ms),
+        })),
+        R::Settlement(s) => Ok(LedgerReply::Settlement {
+            charged_cents: s.charged_cents,
+            released_cents: s.released_cents,
+            transaction_id: s.transaction_id,
+        }),
+        R::Transaction(t) => Ok(LedgerReply::Transaction(transaction(t)?)),
+        R::Balance(b) => Ok(LedgerReply::Balance(Balance {
+            balance_cents: b.balance_cents,
+            reserved_cents: b.reserved_cents,
+            available_cents: b.available_cents,
+            rate_cents_per_minute: b.rate_cents_per_minute,
+        })),
+        R::Transactions(page) => Ok(LedgerReply::Transactions {
+            transactions: page.transactions.into_iter().map(transaction).collect::<Result<_, _>>()?,
+            total: page.total,
+        }),
+    }
+}
+
+fn transaction(t: pb::Transaction) -> Result<Transaction, BillingFailure> {
+    Ok(Transaction {
+        id: t.id,
+        kind: TransactionKind::parse(&t.kind).ok_or(BillingFailure::Undecodable)?,
+        amount_cents: t.amount_cents,
+        balance_after_cents: t.balance_after_cents,
+        reference: t.reference,
+        call_id: t.call_id,
+        description: t.description,
+        created_at: Timestamp::from_millis(t.created_at_ms),
+    })
+}
+
+// ---- the messages ----
 
 impl From<&Transaction> for pb::Transaction {
     fn from(t: &Transaction) -> Self {
@@ -71,24 +342,26 @@ impl From<&Transaction> for pb::Transaction {
     }
 }
 
-impl From<&Reservation> for pb::Reservation {
-    fn from(r: &Reservation) -> Self {
+impl From<&Grant> for pb::Reservation {
+    fn from(g: &Grant) -> Self {
         Self {
-            reference: r.reference.clone(),
-            granted_cents: r.granted_cents,
-            rate_cents_per_minute: r.rate_cents_per_minute,
-            charge_multiplier: r.charge_multiplier,
-            expires_at_ms: r.expires_at.as_millis(),
+            reference: g.reference.clone(),
+            granted_cents: g.granted_cents,
+            rate_cents_per_minute: g.rate_cents_per_minute,
+            charge_multiplier: g.charge_multiplier,
+            expires_at_ms: g.expires_at.as_millis(),
         }
     }
 }
 
-pub fn balance(balances: &Balances, rate_cents_per_minute: u32) -> pb::Balance {
-    pb::Balance {
-        balance_cents: balances.balance_cents(),
-        reserved_cents: balances.reserved_cents(),
-        available_cents: balances.available_cents(),
-        rate_cents_per_minute,
+impl From<Balance> for pb::Balance {
+    fn from(b: Balance) -> Self {
+        Self {
+            balance_cents: b.balance_cents,
+            reserved_cents: b.reserved_cents,
+            available_cents: b.available_cents,
+            rate_cents_per_minute: b.rate_cents_per_minute,
+        }
     }
 }
 
