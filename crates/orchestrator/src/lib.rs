@@ -21,7 +21,7 @@ use eventlog::{Projection, Store};
 use telephony::Carrier;
 
 pub use domain::verification_budget::VerificationLimits;
-pub use partition::effects::{Effect, Finished, PendingClaim, Placement, Work};
+pub use partition::effects::{self, Effect, Finished, PendingClaim, Placement, Work};
 pub use partition::{CallLimits, Partition, Verifications};
 
 #[derive(Debug, thiserror::Error)]

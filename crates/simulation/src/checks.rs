@@ -217,8 +217,8 @@ fn replay_rebuilds_the_projections(world: &World) -> Result<(), String> {
             return Err(format!("{name}: the replay differs from the live projections at {differs:?}"));
         }
         let chains = log.verify_chains().map_err(|e| e.to_string())?;
-        if !chains.broken.is_empty() {
-            return Err(format!("{name}: broken hash chains {:?}", chains.broken));
+        if !chains.breaks.is_empty() {
+            return Err(format!("{name}: broken hash chains {:?}", chains.breaks));
         }
     }
     Ok(())

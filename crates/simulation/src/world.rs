@@ -213,6 +213,7 @@ impl World {
         for _ in 0..1_000 {
             self.perform_effects(false).await;
             self.deliver_all_due().await;
+            self.collect_answers().expect("set-up answers decode");
             if let Ok(bytes) = answer.as_mut().try_recv() {
                 return wire::decode::<pb::Reply>(&bytes).expect("a reply").result;
             }
@@ -393,7 +394,7 @@ impl World {
     }
 
     fn hang_up(&mut self) {
-        let known: Vec<CallId> = self.observed.calls.keys().copied().collect();
+        let known: Vec<CallId> = self.observed.calls.iter().copied().collect();
         let Some(&call) = self.pick(&known) else { return };
         self.note(format!("hang up call {call}"));
         let answer = self.send(self.org, Kind::HangupCall(pb::ById { id: call.0 }));
@@ -421,8 +422,8 @@ impl World {
             match (waiting.asked, result) {
                 (Asked::Call { key }, Some(reply::Result::Call(call))) => {
                     self.note(format!("call {} acknowledged ({})", call.id, call.status));
-                    self.observed.acknowledge(CallId(call.id), key)?;
-                    if let Some(key) = self.observed.keys_running.remove(&call.id) {
+                    self.observed.acknowledge(CallId(call.id), key.clone())?;
+                    if let Some(key) = key {
                         self.complete(key, call.id);
                     }
                 }
@@ -445,8 +446,10 @@ impl World {
                     }
                 }
                 (Asked::TestRun, Some(reply::Result::TestRun(run))) => {
-                    self.note(format!("run {} acknowledged (call {})", run.id, run.call_id));
-                    self.observed.acknowledge(CallId(run.call_id), None)?;
+                    self.note(format!("run {} acknowledged (call {:?})", run.id, run.call_id));
+                    if let Some(call) = run.call_id {
+                        self.observed.acknowledge(CallId(call), None)?;
+                    }
                 }
                 (Asked::Batch, Some(reply::Result::TestBatch(batch))) => {
                     self.note(format!("batch {} acknowledged", batch.id));
@@ -504,15 +507,14 @@ impl World {
             match flight.what {
                 Delivery::Back(_) | Delivery::Report { .. } | Delivery::Dial { .. } => {}
                 // A request already on its way to billing may get there; its answer goes nowhere.
-                Delivery::Billing { org, kind, then, .. } if self.rng.random_bool(0.5) => {
-                    let then = match then {
-                        Then::Nothing => Then::Nothing,
-                        _ => Then::Nothing,
-                    };
-                    kept.push(Flight { due: flight.due, what: Delivery::Billing { org, kind, then, answer_lost: true } });
+                // A client's top-up is the gateway's, not the orchestrator's: it goes on.
+                Delivery::Billing { org, kind: kind @ billing_command::Kind::TopUp(_), then, answer_lost } => {
+                    kept.push(Flight { due: flight.due, what: Delivery::Billing { org, kind, then, answer_lost } })
                 }
-                Delivery::Billing { then: Then::Nothing, org, kind, answer_lost } => {
-                    kept.push(Flight { due: flight.due, what: Delivery::Billing { org, kind, then: Then::Nothing, answer_lost } })
+                // A request already on its way to billing may get there; its answer goes nowhere.
+                Delivery::Billing { org, kind, .. } if self.rng.random_bool(0.5) => {
+                    let what = Delivery::Billing { org, kind, then: Then::Nothing, answer_lost: true };
+                    kept.push(Flight { due: flight.due, what });
                 }
                 Delivery::Billing { .. } => {}
             }
@@ -655,7 +657,8 @@ impl World {
                 // The runner tries again, a few times, then leaves it to the sweep.
                 Err(_) if attempt < 3 => {
                     let then = Then::Billed { call, action, attempt: attempt + 1 };
-                    self.net.push(Flight { due, what: Delivery::Billing { org, kind, then, answer_lost: self.fault(faults, 0.2) } });
+                    let answer_lost = self.fault(faults, 0.2);
+                    self.net.push(Flight { due, what: Delivery::Billing { org, kind, then, answer_lost } });
                 }
                 Err(_) => self.net.push(Flight { due, what: Delivery::Back(Finished::Billed { call, outcome: None }) }),
             },
@@ -701,7 +704,7 @@ impl World {
                 let turns = self.rng.random_range(0..4);
                 for t in 0..turns {
                     let at = answered + talk * (t + 1) / (turns + 1);
-                    let speaker = if t % 2 == 0 { Speaker::Agent } else { Speaker::User };
+                    let speaker = if t % 2 == 0 { Speaker::Agent } else { Speaker::Callee };
                     script.push_back((Timestamp(at), CarrierEvent::Turn { speaker, text: format!("turn {t}") }));
                 }
                 if self.rng.random_bool(0.8) {
@@ -782,12 +785,12 @@ impl World {
             }
             Effect::Reserve { placement, reserve, after } => {
                 durable(after).await;
-                let org = placement.org;
+                let org = placement.org();
                 let lost = self.fault(faults, 0.05);
                 let due = self.later(faults, 0..1_500);
                 if lost {
                     // Billing never hears of it; the runner's request times out.
-                    self.note(format!("the reservation of call {} is lost on its way", placement.call));
+                    self.note(format!("the reservation of call {} is lost on its way", placement.call()));
                     let outcome = Err(Failure::new(FailureKind::Unavailable, "billing_unavailable", "timed out"));
                     let due = Timestamp(due.0 + BILLING_TIMEOUT_MS);
                     return self.net.push(Flight { due, what: Delivery::Back(Finished::Reserved { placement, outcome }) });
@@ -896,7 +899,7 @@ fn describe(finished: &Finished) -> String {
     match finished {
         Finished::Verified { connection, .. } => format!("verified connection {connection}"),
         Finished::Reserved { placement, outcome } => {
-            format!("reservation of call {}: {}", placement.call, outcome.as_ref().map_or_else(|f| f.code.clone(), |r| format!("{} cents", r.granted_cents)))
+            format!("reservation of call {}: {}", placement.call(), outcome.as_ref().map_or_else(|f| f.code.clone(), |r| format!("{} cents", r.granted_cents)))
         }
         Finished::Dialed { call, outcome, .. } => format!("dial of call {call}: {}", if outcome.is_ok() { "taken" } else { "refused" }),
         Finished::Billed { call, outcome } => format!("billing of call {call}: {outcome:?}"),

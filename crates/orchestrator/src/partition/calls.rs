@@ -70,6 +70,16 @@ pub struct Placement {
     pub(super) companion: Option<CallId>,
 }
 
+impl Placement {
+    pub fn org(&self) -> OrgId {
+        self.org
+    }
+
+    pub fn call(&self) -> CallId {
+        self.call
+    }
+}
+
 impl Partition {
     /// Records the call as requested (with its plan and the ids it uses, in one append),
     /// then, once that is durable, asks billing for the funds.

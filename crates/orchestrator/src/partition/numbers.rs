@@ -29,6 +29,12 @@ pub struct PendingClaim {
     request: bus::Message,
 }
 
+impl PendingClaim {
+    pub fn org(&self) -> OrgId {
+        self.org
+    }
+}
+
 impl Partition {
     /// Checks the org may add the number, then asks the directory to claim it.
     pub(super) fn create_number(&mut self, org: OrgId, number: NewNumber, request: bus::Message) {
