@@ -11,7 +11,7 @@ use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use tokio::sync::watch;
 use wire::pb::{self, BillingReply, Failure, FailureKind, billing_reply::Result as R};
 
-use crate::projection;
+use crate::{projection, streams};
 
 pub struct Partition {
     log: Log,
@@ -134,7 +134,7 @@ impl Partition {
             return Ok((recorded, None));
         }
         let mut appends = vec![StreamAppend {
-            stream: projection::stream(org),
+            stream: streams::ledger(org),
             expected: ExpectedVersion::Exactly(folded.version),
             events: events
                 .iter()

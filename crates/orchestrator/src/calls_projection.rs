@@ -16,17 +16,9 @@ use domain::ids::{AgentId, CallId, OrgId};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::streams;
+
 pub const NAME: &str = "calls";
-pub const STREAM_PREFIX: &str = "call/";
-
-pub fn stream(call: CallId) -> String {
-    format!("{STREAM_PREFIX}{call}")
-}
-
-fn call_of(stream: &str) -> Option<CallId> {
-    stream.strip_prefix(STREAM_PREFIX)?.parse().ok().map(CallId)
-}
-
 pub fn call_key(call: CallId) -> Vec<u8> {
     [b"call/".as_slice(), &call.0.to_be_bytes()].concat()
 }
@@ -135,7 +127,7 @@ impl Projection for CallsProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        let Some(call) = call_of(&event.stream) else {
+        let Some(call) = streams::call_of(&event.stream) else {
             return Ok(());
         };
         let call_event: CallEvent = event.decode().map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use wire::pb::{self, Failure, FailureKind, Reply, query::Kind, reply::Result as R};
 
 use crate::partition::storage_failure;
-use crate::{calls_projection, projection, test_calls_projection};
+use crate::{calls_projection, projection, streams, test_calls_projection};
 
 /// Each key's request count in the current one-second window. Kept in memory only: a restart
 /// forgets at most one second of counting.
@@ -182,7 +182,7 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
         }
         Kind::GetCallEvents(r) => {
             let call = own_call(log, org, CallId(r.id))?;
-            R::Events(history(log, &calls_projection::stream(call.setup.id))?)
+            R::Events(history(log, &streams::call(call.setup.id))?)
         }
         Kind::ListTestRuns(filter) => list_runs(log, org, filter)?,
         Kind::GetTestRun(r) => R::TestRun(run_reply(log, &own_run(log, org, r.id)?)?),
@@ -201,7 +201,7 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
         Kind::GetTestBatch(r) => R::TestBatch(batch_reply(log, &own_batch(log, org, r.id)?)?),
         Kind::GetTestBatchEvents(r) => {
             own_batch(log, org, r.id)?;
-            R::Events(history(log, &test_calls_projection::batch_stream(r.id))?)
+            R::Events(history(log, &streams::batch(r.id))?)
         }
     })
 }

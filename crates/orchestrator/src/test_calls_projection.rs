@@ -9,18 +9,9 @@ use domain::ids::OrgId;
 use domain::test_call::{BatchEvent, BatchState, RunEvent, RunState};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 
+use crate::streams;
+
 pub const NAME: &str = "test_calls";
-pub const RUN_PREFIX: &str = "run/";
-pub const BATCH_PREFIX: &str = "batch/";
-
-pub fn run_stream(id: u64) -> String {
-    format!("{RUN_PREFIX}{id}")
-}
-
-pub fn batch_stream(id: u64) -> String {
-    format!("{BATCH_PREFIX}{id}")
-}
-
 fn key(kind: &str, id: u64) -> Vec<u8> {
     [kind.as_bytes(), &id.to_be_bytes()].concat()
 }
@@ -51,11 +42,11 @@ impl Projection for TestCallsProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        if event.stream.starts_with(RUN_PREFIX) {
+        if streams::run_of(&event.stream).is_some() {
             let RunEvent::Created { run } = event.decode().map_err(|e| e.to_string())?;
             writer.put(&[org_runs(run.org), run.id.to_be_bytes().to_vec()].concat(), Vec::new());
             writer.put(&key("run/", run.id), encode(&*run)?);
-        } else if event.stream.starts_with(BATCH_PREFIX) {
+        } else if let Some(id) = streams::batch_of(&event.stream) {
             let batch_event: BatchEvent = event.decode().map_err(|e| e.to_string())?;
             let state = match &batch_event {
                 BatchEvent::Created { id, org, .. } => {
@@ -63,8 +54,6 @@ impl Projection for TestCallsProjection {
                     BatchState::start(&batch_event).expect("a creation starts a batch")
                 }
                 BatchEvent::RunSpawned { .. } | BatchEvent::Canceled { .. } => {
-                    let id: u64 =
-                        event.stream[BATCH_PREFIX.len()..].parse().map_err(|_| "a batch stream names its id")?;
                     let mut state: BatchState =
                         decode(&writer.get(&key("batch/", id))?.ok_or("a batch event before its creation")?)?;
                     state.apply(&batch_event);

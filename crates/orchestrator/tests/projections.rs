@@ -156,7 +156,7 @@ mod calls {
 
     fn record(log: &Log, id: u64, events: &[CallEvent]) {
         let append = StreamAppend {
-            stream: calls_projection::stream(CallId(id)),
+            stream: orchestrator::streams::call(CallId(id)),
             expected: ExpectedVersion::Any,
             events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
         };

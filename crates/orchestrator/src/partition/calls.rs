@@ -20,7 +20,7 @@ use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply
 
 use super::test_calls::counts_as_running_test;
 use super::{Internal, Partition, answer, load_org, storage_failure};
-use crate::calls_projection;
+use crate::{calls_projection, streams};
 
 /// How long a call may ring, and run.
 #[derive(Clone, Copy, Debug)]
@@ -136,7 +136,7 @@ impl Partition {
         };
         let first = CallEvent::Requested { setup: Box::new(setup), at: actor::now() };
         let mut appends = vec![StreamAppend {
-            stream: calls_projection::stream(call),
+            stream: streams::call(call),
             expected: ExpectedVersion::NoStream,
             events: vec![actor::encode(first.event_type(), &first)],
         }];
@@ -380,7 +380,7 @@ impl Partition {
             &self.log,
             self.request_id.as_deref(),
             vec![StreamAppend {
-                stream: calls_projection::stream(call),
+                stream: streams::call(call),
                 expected: ExpectedVersion::Exactly(folded.version),
                 events: decision.events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             }],
@@ -566,7 +566,7 @@ impl Partition {
         let active = calls_projection::active_calls(&self.log).map_err(storage_failure)?;
         for call in active {
             let folded =
-                actor::fold(&self.log, &calls_projection::stream(call), |s: &mut Option<CallState>, e| match s {
+                actor::fold(&self.log, &streams::call(call), |s: &mut Option<CallState>, e| match s {
                     None => *s = CallState::start(e),
                     Some(state) => state.apply(e),
                 })
