@@ -7,6 +7,7 @@ pub mod calls_projection;
 mod partition;
 pub mod projection;
 mod queries;
+mod rate_limit;
 pub mod streams;
 pub mod test_calls_projection;
 pub mod vault;

@@ -1,6 +1,5 @@
 //! Reads, served from a partition's projections without going through its actor.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use domain::call::{CallState, Direction, Status};
@@ -12,37 +11,8 @@ use tokio::sync::Semaphore;
 use wire::pb::{self, Failure, FailureKind, Reply, query::Kind, reply::Result as R};
 
 use crate::partition::storage_failure;
+use crate::rate_limit::RateWindows;
 use crate::{calls_projection, projection, streams, test_calls_projection};
-
-/// Each key's request count in the current one-second window. Kept in memory only: a restart
-/// forgets at most one second of counting.
-#[derive(Default)]
-struct RateWindows {
-    windows: HashMap<ApiKeyId, (i64, u32)>,
-}
-
-impl RateWindows {
-    /// Past this many keys, windows that ended are forgotten.
-    const MAX_KEYS: usize = 100_000;
-
-    fn count(&mut self, key: ApiKeyId, limit: u32, now_ms: i64) -> pb::RateLimit {
-        let second = now_ms.div_euclid(1000);
-        if self.windows.len() > Self::MAX_KEYS {
-            self.windows.retain(|_, (s, _)| *s == second);
-        }
-        let window = self.windows.entry(key).or_insert((second, 0));
-        if window.0 != second {
-            *window = (second, 0);
-        }
-        window.1 += 1;
-        pb::RateLimit {
-            limit,
-            remaining: limit.saturating_sub(window.1),
-            reset_at_ms: (second + 1) * 1000,
-            exceeded: window.1 > limit,
-        }
-    }
-}
 
 /// Bounds the queries a process answers at once. Queries run on the blocking pool, so a long
 /// one never holds up authentication, which the serving loop answers itself (it owns the rate
