@@ -5,7 +5,8 @@
 
 pub mod calls_projection;
 mod partition;
-pub mod projection;
+pub mod org_projection;
+mod projection_values;
 mod queries;
 mod rate_limit;
 pub mod streams;
@@ -57,7 +58,7 @@ pub const NAMESPACE: &str = "orchestrator";
 /// The projections every orchestrator partition maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(projection::OrgConfigProjection),
+        Arc::new(org_projection::OrgConfigProjection),
         Arc::new(calls_projection::CallsProjection),
         Arc::new(test_calls_projection::TestCallsProjection),
     ]

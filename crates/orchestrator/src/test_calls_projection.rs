@@ -9,6 +9,7 @@ use domain::ids::OrgId;
 use domain::test_call::{BatchEvent, BatchState, RunEvent, RunState};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 
+use crate::projection_values::{self, decode, encode};
 use crate::streams;
 
 pub const NAME: &str = "test_calls";
@@ -25,14 +26,6 @@ pub fn org_batches(org: OrgId) -> Vec<u8> {
 }
 
 pub const ACTIVE_BATCHES: &[u8] = b"active_batch/";
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
-}
 
 pub struct TestCallsProjection;
 
@@ -73,11 +66,11 @@ impl Projection for TestCallsProjection {
 }
 
 pub fn read_run(log: &Log, id: u64) -> Result<Option<RunState>, eventlog::Error> {
-    log.projection_get(NAME, &key("run/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+    projection_values::read(log, NAME, &key("run/", id))
 }
 
 pub fn read_batch(log: &Log, id: u64) -> Result<Option<BatchState>, eventlog::Error> {
-    log.projection_get(NAME, &key("batch/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+    projection_values::read(log, NAME, &key("batch/", id))
 }
 
 /// Ids under an index prefix, newest first.
@@ -87,6 +80,6 @@ pub fn ids_newest_first<'a>(
 ) -> impl Iterator<Item = Result<u64, eventlog::Error>> + use<'a> {
     log.projection_scan(NAME, prefix).rev().map(|entry| {
         let (key, _) = entry?;
-        Ok(u64::from_be_bytes(key[key.len() - 8..].try_into().expect("ids are 8 bytes")))
+        Ok(projection_values::be_u64(&key[key.len() - 8..]))
     })
 }
