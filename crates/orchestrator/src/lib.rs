@@ -4,8 +4,8 @@
 //! the partition's projections, beside the actor.
 
 pub mod calls_projection;
-mod partition;
 pub mod org_projection;
+mod partition;
 mod projection_values;
 mod queries;
 mod rate_limit;

@@ -95,8 +95,9 @@ async fn respond(request: bus::Message, outcome: Result<R, Failure>) {
 
 fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
     // Every query is of an existing org; the profile is small, and says so.
-    let profile =
-        org_projection::read_profile(log, org).map_err(storage_failure)?.ok_or_else(|| wire::not_found(Resource::Org))?;
+    let profile = org_projection::read_profile(log, org)
+        .map_err(storage_failure)?
+        .ok_or_else(|| wire::not_found(Resource::Org))?;
     let stored = storage_failure;
     Ok(match kind {
         Kind::Authenticate(_) => unreachable!("answered by the serving loop"),

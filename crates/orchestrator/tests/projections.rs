@@ -61,7 +61,11 @@ fn each_agent_is_a_value_of_its_own() {
     assert_eq!(org_projection::list_agents(&log, ORG).unwrap().len(), 60);
     let agent = org_projection::read_agent(&log, ORG, AgentId(69 + 64)).unwrap().unwrap();
     assert_eq!(agent.spec.name, "agent 133");
-    assert_eq!(org_projection::read_agent(&log, OrgId(6), AgentId(69)).unwrap(), None, "another org's agent is not found");
+    assert_eq!(
+        org_projection::read_agent(&log, OrgId(6), AgentId(69)).unwrap(),
+        None,
+        "another org's agent is not found"
+    );
 }
 
 #[test]

@@ -565,12 +565,11 @@ impl Partition {
     pub(super) fn resume_calls(&mut self) -> Result<(), Failure> {
         let active = calls_projection::active_calls(&self.log).map_err(storage_failure)?;
         for call in active {
-            let folded =
-                actor::fold(&self.log, &streams::call(call), |s: &mut Option<CallState>, e| match s {
-                    None => *s = CallState::start(e),
-                    Some(state) => state.apply(e),
-                })
-                .map_err(storage_failure)?;
+            let folded = actor::fold(&self.log, &streams::call(call), |s: &mut Option<CallState>, e| match s {
+                None => *s = CallState::start(e),
+                Some(state) => state.apply(e),
+            })
+            .map_err(storage_failure)?;
             let Some(state) = folded.state else { continue };
             let phase = state.phase;
             let (org, connection) = (state.setup.org, state.setup.voip_connection_id);

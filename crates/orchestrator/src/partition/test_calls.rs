@@ -344,14 +344,10 @@ impl Partition {
             .collect::<Result<_, eventlog::Error>>()
             .map_err(storage_failure)?;
         for id in active {
-            let folded = actor::fold(
-                &self.log,
-                &streams::batch(id),
-                |s: &mut Option<BatchState>, e| match s {
-                    None => *s = BatchState::start(e),
-                    Some(state) => state.apply(e),
-                },
-            )
+            let folded = actor::fold(&self.log, &streams::batch(id), |s: &mut Option<BatchState>, e| match s {
+                None => *s = BatchState::start(e),
+                Some(state) => state.apply(e),
+            })
             .map_err(storage_failure)?;
             if let Some(state) = folded.state {
                 tracing::info!(batch = id, spawned = state.run_ids.len(), "resumed a batch");
