@@ -6,6 +6,7 @@
 mod partition;
 pub mod projection;
 pub mod queries;
+pub mod streams;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
 use tokio::sync::watch;
 use wire::BillingError;
 
-use crate::projection;
+use crate::{projection, streams};
 
 pub struct Partition {
     log: Log,
@@ -138,7 +138,7 @@ impl Partition {
             return Ok((recorded, None));
         }
         let mut appends = vec![StreamAppend {
-            stream: projection::stream(org),
+            stream: streams::ledger(org),
             expected: ExpectedVersion::Exactly(folded.version),
             events: events
                 .iter()

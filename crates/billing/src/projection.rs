@@ -19,17 +19,9 @@ use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::streams;
+
 pub const NAME: &str = "ledger";
-pub const STREAM_PREFIX: &str = "ledger/";
-
-pub fn stream(org: OrgId) -> String {
-    format!("{STREAM_PREFIX}{org}")
-}
-
-fn org_of(stream: &str) -> Option<OrgId> {
-    stream.strip_prefix(STREAM_PREFIX)?.parse().ok().map(OrgId)
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerView {
     pub balances: Balances,
@@ -85,7 +77,7 @@ impl Projection for LedgerProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        let Some(org) = org_of(&event.stream) else {
+        let Some(org) = streams::org_of(&event.stream) else {
             return Ok(());
         };
         let ledger_event: LedgerEvent = event.decode().map_err(|e| e.to_string())?;

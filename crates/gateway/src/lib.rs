@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 pub use admin_token::{MIN_ADMIN_TOKEN_CHARS, WeakAdminToken, check_admin_token};
 pub use auth::KEY_PREFIX;
 pub use body::MAX_BODY_BYTES;
-pub use server::{HttpLimits, serve};
+pub use server::HttpLimits;
 use services::Services;
 
 pub struct Options {
@@ -58,6 +58,17 @@ pub struct Listeners {
 }
 
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves `GET /metrics` alone on `listener`, for a worker that has no HTTP API of its own, with
+/// the same bounds on slow clients as the API's listeners, until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    render: MetricsRender,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new().route("/metrics", get(move || async move { render() }));
+    server::serve(listener, app, HttpLimits::default(), shutdown).await
+}
 
 /// What every handler shares.
 #[derive(Clone)]

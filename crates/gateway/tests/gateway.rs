@@ -174,3 +174,22 @@ async fn without_an_admin_listener_the_main_listener_serves_everything() {
     assert_eq!(status_of(gateway.public, "GET", "/v1/healthz").await, 200);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_workers_metrics_listener_serves_the_render_and_nothing_else() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(gateway::serve_metrics(listener, Arc::new(|| "# worker metrics\n".to_owned()), async {
+        let _ = stopped.await;
+    }));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
+    assert!(response.ends_with("# worker metrics\n"), "the render is the body: {response:?}");
+    assert_eq!(status_of(addr, "GET", "/v1/healthz").await, 404, "a worker serves no API");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), served).await.unwrap().unwrap().unwrap();
+}

@@ -16,17 +16,10 @@ use domain::ids::{AgentId, CallId, OrgId};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::projection_values::{self, be_u64, decode, encode};
+use crate::streams;
+
 pub const NAME: &str = "calls";
-pub const STREAM_PREFIX: &str = "call/";
-
-pub fn stream(call: CallId) -> String {
-    format!("{STREAM_PREFIX}{call}")
-}
-
-fn call_of(stream: &str) -> Option<CallId> {
-    stream.strip_prefix(STREAM_PREFIX)?.parse().ok().map(CallId)
-}
-
 pub fn call_key(call: CallId) -> Vec<u8> {
     [b"call/".as_slice(), &call.0.to_be_bytes()].concat()
 }
@@ -101,7 +94,7 @@ fn active_key(call: CallId) -> Vec<u8> {
     [active_prefix(), &call.0.to_be_bytes()].concat()
 }
 
-pub fn turns_prefix(call: CallId) -> Vec<u8> {
+fn turns_prefix(call: CallId) -> Vec<u8> {
     [b"turn/".as_slice(), &call.0.to_be_bytes(), b"/"].concat()
 }
 
@@ -120,10 +113,6 @@ fn listed(call: &CallState) -> Vec<CallFilter> {
     if call.is_placed() { CallFilter::lists_of(call) } else { Vec::new() }
 }
 
-fn be_u64(bytes: &[u8]) -> u64 {
-    u64::from_be_bytes(bytes.try_into().expect("counts and ids are 8 bytes"))
-}
-
 impl Projection for CallsProjection {
     fn name(&self) -> &'static str {
         NAME
@@ -135,14 +124,14 @@ impl Projection for CallsProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        let Some(call) = call_of(&event.stream) else {
+        let Some(call) = streams::call_of(&event.stream) else {
             return Ok(());
         };
         let call_event: CallEvent = event.decode().map_err(|e| e.to_string())?;
         let key = call_key(call);
         let (state, listed_before) = match writer.get(&key)? {
             Some(bytes) => {
-                let mut state: CallState = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                let mut state: CallState = decode(&bytes)?;
                 let listed_before = listed(&state);
                 state.apply(&call_event);
                 (state, listed_before)
@@ -170,20 +159,25 @@ impl Projection for CallsProjection {
         if let CallEvent::TranscriptTurn { seq, speaker, text, at } = &call_event {
             let turn = Turn { seq: *seq, speaker: *speaker, text: text.clone(), at: *at };
             let turn_key = [turns_prefix(call), seq.to_be_bytes().to_vec()].concat();
-            writer.put(&turn_key, rmp_serde::to_vec_named(&turn).map_err(|e| e.to_string())?);
+            writer.put(&turn_key, encode(&turn)?);
         }
         if state.is_active() {
             writer.put(&active_key(call), Vec::new());
         } else {
             writer.remove(&active_key(call));
         }
-        writer.put(&key, rmp_serde::to_vec_named(&state).map_err(|e| e.to_string())?);
+        writer.put(&key, encode(&state)?);
         Ok(())
     }
 }
 
 pub fn read_call(log: &Log, call: CallId) -> Result<Option<CallState>, eventlog::Error> {
-    log.projection_get(NAME, &call_key(call))?.map(|bytes| Ok(rmp_serde::from_slice(&bytes)?)).transpose()
+    projection_values::read(log, NAME, &call_key(call))
+}
+
+/// The call's transcript, in the order it was spoken.
+pub fn read_turns(log: &Log, call: CallId) -> Result<Vec<Turn>, eventlog::Error> {
+    log.projection_scan(NAME, &turns_prefix(call)).map(|entry| Ok(rmp_serde::from_slice(&entry?.1)?)).collect()
 }
 
 /// The calls that still need their owner, for a restart.

@@ -4,9 +4,11 @@
 //! the partition's projections, beside the actor.
 
 pub mod calls_projection;
+pub mod org_projection;
 mod partition;
-pub mod projection;
+mod projection_values;
 mod queries;
+mod rate_limit;
 pub mod streams;
 pub mod test_calls_projection;
 pub mod vault;
@@ -56,7 +58,7 @@ pub const NAMESPACE: &str = "orchestrator";
 /// The projections every orchestrator partition maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(projection::OrgConfigProjection),
+        Arc::new(org_projection::OrgConfigProjection),
         Arc::new(calls_projection::CallsProjection),
         Arc::new(test_calls_projection::TestCallsProjection),
     ]

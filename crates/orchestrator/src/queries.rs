@@ -1,6 +1,5 @@
 //! Reads, served from a partition's projections without going through its actor.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use domain::call::{CallState, Direction, Status};
@@ -12,37 +11,8 @@ use tokio::sync::Semaphore;
 use wire::pb::{self, Failure, FailureKind, Reply, query::Kind, reply::Result as R};
 
 use crate::partition::storage_failure;
-use crate::{calls_projection, projection, test_calls_projection};
-
-/// Each key's request count in the current one-second window. Kept in memory only: a restart
-/// forgets at most one second of counting.
-#[derive(Default)]
-struct RateWindows {
-    windows: HashMap<ApiKeyId, (i64, u32)>,
-}
-
-impl RateWindows {
-    /// Past this many keys, windows that ended are forgotten.
-    const MAX_KEYS: usize = 100_000;
-
-    fn count(&mut self, key: ApiKeyId, limit: u32, now_ms: i64) -> pb::RateLimit {
-        let second = now_ms.div_euclid(1000);
-        if self.windows.len() > Self::MAX_KEYS {
-            self.windows.retain(|_, (s, _)| *s == second);
-        }
-        let window = self.windows.entry(key).or_insert((second, 0));
-        if window.0 != second {
-            *window = (second, 0);
-        }
-        window.1 += 1;
-        pb::RateLimit {
-            limit,
-            remaining: limit.saturating_sub(window.1),
-            reset_at_ms: (second + 1) * 1000,
-            exceeded: window.1 > limit,
-        }
-    }
-}
+use crate::rate_limit::RateWindows;
+use crate::{calls_projection, org_projection, streams, test_calls_projection};
 
 /// Bounds the queries a process answers at once. Queries run on the blocking pool, so a long
 /// one never holds up authentication, which the serving loop answers itself (it owns the rate
@@ -125,14 +95,15 @@ async fn respond(request: bus::Message, outcome: Result<R, Failure>) {
 
 fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
     // Every query is of an existing org; the profile is small, and says so.
-    let profile =
-        projection::read_profile(log, org).map_err(storage_failure)?.ok_or_else(|| wire::not_found(Resource::Org))?;
+    let profile = org_projection::read_profile(log, org)
+        .map_err(storage_failure)?
+        .ok_or_else(|| wire::not_found(Resource::Org))?;
     let stored = storage_failure;
     Ok(match kind {
         Kind::Authenticate(_) => unreachable!("answered by the serving loop"),
         Kind::GetOrg(_) => R::Org((&profile).into()),
         Kind::ListApiKeys(_) => R::ApiKeys(pb::ApiKeyList {
-            keys: projection::list_keys(log, org)
+            keys: org_projection::list_keys(log, org)
                 .map_err(stored)?
                 .iter()
                 .filter(|k| k.revoked_at.is_none())
@@ -140,49 +111,45 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
                 .collect(),
         }),
         Kind::GetAgent(r) => {
-            let agent = projection::read_agent(log, org, AgentId(r.id)).map_err(stored)?;
+            let agent = org_projection::read_agent(log, org, AgentId(r.id)).map_err(stored)?;
             R::Agent((&found(agent, Resource::Agent)?).into())
         }
         Kind::ListAgents(_) => R::Agents(pb::AgentList {
-            agents: projection::list_agents(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+            agents: org_projection::list_agents(log, org).map_err(stored)?.iter().map(Into::into).collect(),
         }),
         Kind::GetVoipConnection(r) => {
-            let connection = projection::read_connection(log, org, VoipConnectionId(r.id)).map_err(stored)?;
+            let connection = org_projection::read_connection(log, org, VoipConnectionId(r.id)).map_err(stored)?;
             R::VoipConnection((&found(connection, Resource::VoipConnection)?).into())
         }
         Kind::ListVoipConnections(_) => R::VoipConnections(pb::VoipConnectionList {
-            connections: projection::list_connections(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+            connections: org_projection::list_connections(log, org).map_err(stored)?.iter().map(Into::into).collect(),
         }),
         Kind::GetPhoneNumber(r) => {
-            let number = projection::read_number(log, org, PhoneNumberId(r.id)).map_err(stored)?;
+            let number = org_projection::read_number(log, org, PhoneNumberId(r.id)).map_err(stored)?;
             R::PhoneNumber((&found(number, Resource::PhoneNumber)?).into())
         }
         Kind::ListPhoneNumbers(_) => R::PhoneNumbers(pb::PhoneNumberList {
-            numbers: projection::list_numbers(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+            numbers: org_projection::list_numbers(log, org).map_err(stored)?.iter().map(Into::into).collect(),
         }),
         Kind::GetCall(r) => R::Call((&own_call(log, org, CallId(r.id))?).into()),
         Kind::ListCalls(filter) => list_calls(log, org, filter)?,
         Kind::GetTranscript(r) => {
             let call = own_call(log, org, CallId(r.id))?;
-            let turns = log
-                .projection_scan(calls_projection::NAME, &calls_projection::turns_prefix(call.setup.id))
-                .map(|entry| {
-                    let (_, bytes) = entry.map_err(storage_failure)?;
-                    let turn: calls_projection::Turn =
-                        rmp_serde::from_slice(&bytes).map_err(|e| storage_failure(e.into()))?;
-                    Ok(pb::Turn {
-                        seq: turn.seq,
-                        speaker: turn.speaker.as_str().into(),
-                        text: turn.text,
-                        at_ms: turn.at.as_millis(),
-                    })
+            let turns = calls_projection::read_turns(log, call.setup.id)
+                .map_err(storage_failure)?
+                .into_iter()
+                .map(|turn| pb::Turn {
+                    seq: turn.seq,
+                    speaker: turn.speaker.as_str().into(),
+                    text: turn.text,
+                    at_ms: turn.at.as_millis(),
                 })
-                .collect::<Result<_, Failure>>()?;
+                .collect();
             R::Transcript(pb::Transcript { call_id: r.id, turns })
         }
         Kind::GetCallEvents(r) => {
             let call = own_call(log, org, CallId(r.id))?;
-            R::Events(history(log, &calls_projection::stream(call.setup.id))?)
+            R::Events(history(log, &streams::call(call.setup.id))?)
         }
         Kind::ListTestRuns(filter) => list_runs(log, org, filter)?,
         Kind::GetTestRun(r) => R::TestRun(run_reply(log, &own_run(log, org, r.id)?)?),
@@ -201,7 +168,7 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
         Kind::GetTestBatch(r) => R::TestBatch(batch_reply(log, &own_batch(log, org, r.id)?)?),
         Kind::GetTestBatchEvents(r) => {
             own_batch(log, org, r.id)?;
-            R::Events(history(log, &test_calls_projection::batch_stream(r.id))?)
+            R::Events(history(log, &streams::batch(r.id))?)
         }
     })
 }
@@ -347,8 +314,8 @@ fn found<T>(value: Option<T>, resource: Resource) -> Result<T, Failure> {
 fn authenticate(log: &Log, credentials: pb::ApiKeyCredentials, rates: &mut RateWindows) -> Result<R, Failure> {
     let invalid = || Failure::new(FailureKind::Unauthenticated, "authentication_failed", "Invalid API key.");
     let key_id = ApiKeyId(credentials.key_id);
-    let projection::KeyRecord { org, key } =
-        projection::read_key(log, key_id).map_err(storage_failure)?.ok_or_else(invalid)?;
+    let org_projection::KeyRecord { org, key } =
+        org_projection::read_key(log, key_id).map_err(storage_failure)?.ok_or_else(invalid)?;
     if !constant_time_eq(&key.secret_hash, &credentials.secret_hash) {
         return Err(invalid());
     }
@@ -359,7 +326,7 @@ fn authenticate(log: &Log, credentials: pb::ApiKeyCredentials, rates: &mut RateW
             "This API key has been revoked.",
         ));
     }
-    let profile = projection::read_profile(log, org).map_err(storage_failure)?;
+    let profile = org_projection::read_profile(log, org).map_err(storage_failure)?;
     let limit = profile.map_or(domain::org::DEFAULT_RATE_LIMIT_PER_SECOND, |p| p.rate_limit());
     let rate_limit = rates.count(key_id, limit, actor::now().as_millis());
     Ok(R::Authenticated(pb::Authenticated { org_id: org.0, key_id: key_id.0, rate_limit: Some(rate_limit) }))

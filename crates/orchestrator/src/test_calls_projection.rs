@@ -9,18 +9,10 @@ use domain::ids::OrgId;
 use domain::test_call::{BatchEvent, BatchState, RunEvent, RunState};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 
+use crate::projection_values::{self, decode, encode};
+use crate::streams;
+
 pub const NAME: &str = "test_calls";
-pub const RUN_PREFIX: &str = "run/";
-pub const BATCH_PREFIX: &str = "batch/";
-
-pub fn run_stream(id: u64) -> String {
-    format!("{RUN_PREFIX}{id}")
-}
-
-pub fn batch_stream(id: u64) -> String {
-    format!("{BATCH_PREFIX}{id}")
-}
-
 fn key(kind: &str, id: u64) -> Vec<u8> {
     [kind.as_bytes(), &id.to_be_bytes()].concat()
 }
@@ -35,14 +27,6 @@ pub fn org_batches(org: OrgId) -> Vec<u8> {
 
 pub const ACTIVE_BATCHES: &[u8] = b"active_batch/";
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
-}
-
 pub struct TestCallsProjection;
 
 impl Projection for TestCallsProjection {
@@ -51,11 +35,11 @@ impl Projection for TestCallsProjection {
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        if event.stream.starts_with(RUN_PREFIX) {
+        if streams::run_of(&event.stream).is_some() {
             let RunEvent::Created { run } = event.decode().map_err(|e| e.to_string())?;
             writer.put(&[org_runs(run.org), run.id.to_be_bytes().to_vec()].concat(), Vec::new());
             writer.put(&key("run/", run.id), encode(&*run)?);
-        } else if event.stream.starts_with(BATCH_PREFIX) {
+        } else if let Some(id) = streams::batch_of(&event.stream) {
             let batch_event: BatchEvent = event.decode().map_err(|e| e.to_string())?;
             let state = match &batch_event {
                 BatchEvent::Created { id, org, .. } => {
@@ -63,8 +47,6 @@ impl Projection for TestCallsProjection {
                     BatchState::start(&batch_event).expect("a creation starts a batch")
                 }
                 BatchEvent::RunSpawned { .. } | BatchEvent::Canceled { .. } => {
-                    let id: u64 =
-                        event.stream[BATCH_PREFIX.len()..].parse().map_err(|_| "a batch stream names its id")?;
                     let mut state: BatchState =
                         decode(&writer.get(&key("batch/", id))?.ok_or("a batch event before its creation")?)?;
                     state.apply(&batch_event);
@@ -84,11 +66,11 @@ impl Projection for TestCallsProjection {
 }
 
 pub fn read_run(log: &Log, id: u64) -> Result<Option<RunState>, eventlog::Error> {
-    log.projection_get(NAME, &key("run/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+    projection_values::read(log, NAME, &key("run/", id))
 }
 
 pub fn read_batch(log: &Log, id: u64) -> Result<Option<BatchState>, eventlog::Error> {
-    log.projection_get(NAME, &key("batch/", id))?.map(|b| Ok(rmp_serde::from_slice(&b)?)).transpose()
+    projection_values::read(log, NAME, &key("batch/", id))
 }
 
 /// Ids under an index prefix, newest first.
@@ -98,6 +80,6 @@ pub fn ids_newest_first<'a>(
 ) -> impl Iterator<Item = Result<u64, eventlog::Error>> + use<'a> {
     log.projection_scan(NAME, prefix).rev().map(|entry| {
         let (key, _) = entry?;
-        Ok(u64::from_be_bytes(key[key.len() - 8..].try_into().expect("ids are 8 bytes")))
+        Ok(projection_values::be_u64(&key[key.len() - 8..]))
     })
 }

@@ -6,7 +6,7 @@ use domain::org::{NumberBacking, OrgEvent};
 use domain::voip::Provider;
 use domain::{E164, Timestamp};
 use eventlog::{ExpectedVersion, Log, StreamAppend};
-use orchestrator::projection;
+use orchestrator::org_projection;
 
 const AT: Timestamp = Timestamp(1_776_709_450_113);
 const ORG: OrgId = OrgId(5);
@@ -58,10 +58,14 @@ fn each_agent_is_a_value_of_its_own() {
     // (A few bytes more for a longer name.)
     let largest = largest_value(&log);
     assert!(largest <= one + 16, "no value grows with the number of agents: {largest} > {one}");
-    assert_eq!(projection::list_agents(&log, ORG).unwrap().len(), 60);
-    let agent = projection::read_agent(&log, ORG, AgentId(69 + 64)).unwrap().unwrap();
+    assert_eq!(org_projection::list_agents(&log, ORG).unwrap().len(), 60);
+    let agent = org_projection::read_agent(&log, ORG, AgentId(69 + 64)).unwrap().unwrap();
     assert_eq!(agent.spec.name, "agent 133");
-    assert_eq!(projection::read_agent(&log, OrgId(6), AgentId(69)).unwrap(), None, "another org's agent is not found");
+    assert_eq!(
+        org_projection::read_agent(&log, OrgId(6), AgentId(69)).unwrap(),
+        None,
+        "another org's agent is not found"
+    );
 }
 
 #[test]
@@ -97,11 +101,11 @@ fn each_resource_follows_its_events() {
             OrgEvent::TrialSet { trial: true, at: AT },
         ],
     );
-    assert!(projection::read_connection(&log, ORG, VoipConnectionId(133)).unwrap().unwrap().verified);
-    assert_eq!(projection::read_number_by_e164(&log, ORG, &number).unwrap().unwrap().id, PhoneNumberId(197));
-    assert!(projection::read_profile(&log, ORG).unwrap().unwrap().trial);
-    assert_eq!(projection::list_keys(&log, ORG).unwrap().len(), 1);
-    assert_eq!(projection::read_key(&log, domain::ids::ApiKeyId(261)).unwrap().unwrap().org, ORG);
+    assert!(org_projection::read_connection(&log, ORG, VoipConnectionId(133)).unwrap().unwrap().verified);
+    assert_eq!(org_projection::read_number_by_e164(&log, ORG, &number).unwrap().unwrap().id, PhoneNumberId(197));
+    assert!(org_projection::read_profile(&log, ORG).unwrap().unwrap().trial);
+    assert_eq!(org_projection::list_keys(&log, ORG).unwrap().len(), 1);
+    assert_eq!(org_projection::read_key(&log, domain::ids::ApiKeyId(261)).unwrap().unwrap().org, ORG);
 
     record(
         &log,
@@ -117,10 +121,10 @@ fn each_resource_follows_its_events() {
             OrgEvent::ApiKeyRevoked { id: domain::ids::ApiKeyId(261), at: AT },
         ],
     );
-    assert_eq!(projection::read_agent(&log, ORG, AgentId(69)).unwrap(), None);
-    assert_eq!(projection::list_numbers(&log, ORG).unwrap(), vec![]);
-    assert_eq!(projection::read_number_by_e164(&log, ORG, &number).unwrap(), None, "the index follows the delete");
-    assert!(projection::list_keys(&log, ORG).unwrap()[0].revoked_at.is_some());
+    assert_eq!(org_projection::read_agent(&log, ORG, AgentId(69)).unwrap(), None);
+    assert_eq!(org_projection::list_numbers(&log, ORG).unwrap(), vec![]);
+    assert_eq!(org_projection::read_number_by_e164(&log, ORG, &number).unwrap(), None, "the index follows the delete");
+    assert!(org_projection::list_keys(&log, ORG).unwrap()[0].revoked_at.is_some());
     assert_eq!(log.replay_projections().unwrap(), log.live_projections().unwrap(), "a replay rebuilds them exactly");
 }
 
@@ -156,7 +160,7 @@ mod calls {
 
     fn record(log: &Log, id: u64, events: &[CallEvent]) {
         let append = StreamAppend {
-            stream: calls_projection::stream(CallId(id)),
+            stream: orchestrator::streams::call(CallId(id)),
             expected: ExpectedVersion::Any,
             events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
         };

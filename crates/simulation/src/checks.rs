@@ -180,7 +180,7 @@ fn ledger_balances(world: &World) -> Result<(), String> {
 /// A batch spawns runs 0, 1, 2, ... in order, each once, never more than its run count.
 fn batches_spawn_each_run_once(world: &World) -> Result<(), String> {
     for &id in world.observed.batches.keys() {
-        let stream = orchestrator::test_calls_projection::batch_stream(id);
+        let stream = orchestrator::streams::batch(id);
         let events = world.orchestrator_log.read_stream(&stream, 1).map_err(|e| e.to_string())?;
         let mut run_count = 0;
         let mut spawned = 0u32;

@@ -920,7 +920,7 @@ fn billing_name(kind: &billing_command::Kind) -> String {
 
 /// Every transaction's entries sum to zero; the ledger's events as billing recorded them.
 pub(crate) fn ledger_events(world: &World) -> Result<Vec<ledger::LedgerEvent>, String> {
-    let stream = billing::projection::stream(world.org);
+    let stream = billing::streams::ledger(world.org);
     let events = world.billing_log.read_stream(&stream, 1).map_err(|e| e.to_string())?;
     events.iter().map(|e| e.decode::<ledger::LedgerEvent>().map_err(|e| e.to_string())).collect()
 }

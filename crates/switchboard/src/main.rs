@@ -92,11 +92,9 @@ pub fn metrics() -> gateway::MetricsRender {
 pub async fn serve_metrics(listen: &str) -> anyhow::Result<()> {
     let render = metrics();
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { render() }));
     tokio::spawn(async move {
-        // The same bounds on slow clients as the API's listeners; it stops with the process.
-        let served = gateway::serve(listener, app, gateway::HttpLimits::default(), std::future::pending()).await;
-        if let Err(e) = served {
+        // It stops with the process.
+        if let Err(e) = gateway::serve_metrics(listener, render, std::future::pending()).await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     });

@@ -17,7 +17,7 @@ use wire::pb::{self, Failure, FailureKind, Reply, reply};
 use super::effects::Effect;
 use super::test_calls::counts_as_running_test;
 use super::{Partition, load_org, storage_failure};
-use crate::calls_projection;
+use crate::{calls_projection, streams};
 
 /// How long a call may ring, and run.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +130,7 @@ impl Partition {
         let now = self.clock.now();
         let first = CallEvent::Requested { setup: Box::new(setup), at: now };
         let mut appends = vec![StreamAppend {
-            stream: calls_projection::stream(call),
+            stream: streams::call(call),
             expected: ExpectedVersion::NoStream,
             events: vec![actor::encode(first.event_type(), &first)],
         }];
@@ -323,7 +323,7 @@ impl Partition {
             &self.log,
             self.request_id.as_deref(),
             vec![StreamAppend {
-                stream: calls_projection::stream(call),
+                stream: streams::call(call),
                 expected: ExpectedVersion::Exactly(folded.version),
                 events: decision.events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             }],
@@ -447,12 +447,11 @@ impl Partition {
     pub(super) fn resume_calls(&mut self) -> Result<(), Failure> {
         let active = calls_projection::active_calls(&self.log).map_err(storage_failure)?;
         for call in active {
-            let folded =
-                actor::fold(&self.log, &calls_projection::stream(call), |s: &mut Option<CallState>, e| match s {
-                    None => *s = CallState::start(e),
-                    Some(state) => state.apply(e),
-                })
-                .map_err(storage_failure)?;
+            let folded = actor::fold(&self.log, &streams::call(call), |s: &mut Option<CallState>, e| match s {
+                None => *s = CallState::start(e),
+                Some(state) => state.apply(e),
+            })
+            .map_err(storage_failure)?;
             let Some(state) = folded.state else { continue };
             let phase = state.phase;
             let (org, connection) = (state.setup.org, state.setup.voip_connection_id);

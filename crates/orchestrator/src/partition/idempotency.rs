@@ -14,10 +14,7 @@ use eventlog::{ExpectedVersion, StreamAppend, StreamExpiry};
 use wire::pb::{self, Failure, FailureKind, Reply, idempotency_decision::Decision, reply};
 
 use super::{Decided, Outcome, Partition, storage_failure};
-
-fn stream(org: OrgId, key: &str) -> String {
-    crate::streams::idempotency(org, key)
-}
+use crate::streams;
 
 /// How often expired keys are swept: every minute, or more often when keys are kept shorter (in
 /// tests), so a key is gone soon after its retention whatever it is.
@@ -31,7 +28,7 @@ pub(super) const MAX_EXPIRED_PER_SWEEP: usize = 256;
 /// Events for a key's stream, at the version the key was folded to.
 fn key_append(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, events: &[IdempotencyEvent]) -> StreamAppend {
     StreamAppend {
-        stream: stream(org, key),
+        stream: streams::idempotency(org, key),
         expected: ExpectedVersion::Exactly(folded.version),
         events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
     }
@@ -39,7 +36,7 @@ fn key_append(org: OrgId, key: &str, folded: &actor::Folded<KeyState>, events: &
 
 impl Partition {
     fn load_key(&self, org: OrgId, key: &str) -> Result<actor::Folded<KeyState>, Failure> {
-        actor::fold(&self.log, &stream(org, key), KeyState::apply).map_err(storage_failure)
+        actor::fold(&self.log, &streams::idempotency(org, key), KeyState::apply).map_err(storage_failure)
     }
 
     /// The key a command was sent under, if its request is running (begun, not completed):
@@ -80,7 +77,7 @@ impl Partition {
         let expiries = events
             .iter()
             .filter_map(|e| window.expiry_of(e))
-            .map(|at| StreamExpiry { stream: stream(org, key), expires_at_ms: at.0 })
+            .map(|at| StreamExpiry { stream: streams::idempotency(org, key), expires_at_ms: at.0 })
             .collect();
         let pending = super::append_expiring(
             &self.log,
@@ -103,7 +100,7 @@ impl Partition {
     /// the responses' secrets) the deadline of their retention after their last event, so that
     /// the sweep removes them too. The log does it once (see `Log::expire_unexpiring`).
     pub(super) fn expire_keys_recorded_without_deadline(&self) {
-        let prefix = crate::streams::IDEMPOTENCY_PREFIX;
+        let prefix = streams::IDEMPOTENCY_PREFIX;
         match self.log.expire_unexpiring(prefix, self.limits.idempotency_retention_ms) {
             Ok(0) => {}
             Ok(given) => tracing::info!(keys = given, "gave idempotency keys recorded without a deadline one"),

@@ -21,7 +21,7 @@ use wire::pb::{self, Failure, Reply, reply};
 use super::calls::Placement;
 use super::effects::Effect;
 use super::{Partition, load_org, storage_failure};
-use crate::{calls_projection, queries, test_calls_projection};
+use crate::{queries, streams, test_calls_projection};
 
 /// How long a batch whose org is at its limit of concurrent runs waits before trying again.
 const LIMIT_RETRY_MS: i64 = 1_000;
@@ -129,12 +129,12 @@ impl Partition {
         let main_event = CallEvent::Requested { setup: Box::new(main), at: now };
         let mut appends = vec![
             StreamAppend {
-                stream: test_calls_projection::run_stream(run_id),
+                stream: streams::run(run_id),
                 expected: ExpectedVersion::NoStream,
                 events: vec![actor::encode(run_event.event_type(), &run_event)],
             },
             StreamAppend {
-                stream: calls_projection::stream(call),
+                stream: streams::call(call),
                 expected: ExpectedVersion::NoStream,
                 events: vec![actor::encode(main_event.event_type(), &main_event)],
             },
@@ -152,7 +152,7 @@ impl Partition {
         });
         if let Some((id, events)) = &companion_events {
             appends.push(StreamAppend {
-                stream: calls_projection::stream(*id),
+                stream: streams::call(*id),
                 expected: ExpectedVersion::NoStream,
                 events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             });
@@ -162,7 +162,7 @@ impl Partition {
             spawn.map(|(id, version, index)| (id, BatchEvent::RunSpawned { index, run_id, at: now }, version));
         if let Some((id, event, version)) = &spawned {
             appends.push(StreamAppend {
-                stream: test_calls_projection::batch_stream(*id),
+                stream: streams::batch(*id),
                 expected: ExpectedVersion::Exactly(*version),
                 events: vec![actor::encode(event.event_type(), event)],
             });
@@ -217,7 +217,7 @@ impl Partition {
         let id = self.ids.next_id();
         let created = BatchEvent::Created { id, org, spec, at: self.clock.now() };
         let mut appends = vec![StreamAppend {
-            stream: test_calls_projection::batch_stream(id),
+            stream: streams::batch(id),
             expected: ExpectedVersion::NoStream,
             events: vec![actor::encode(created.event_type(), &created)],
         }];
@@ -239,7 +239,7 @@ impl Partition {
                 &self.log,
                 self.request_id.as_deref(),
                 vec![StreamAppend {
-                    stream: test_calls_projection::batch_stream(id),
+                    stream: streams::batch(id),
                     expected: ExpectedVersion::Exactly(folded.version),
                     events: vec![actor::encode(canceled.event_type(), &canceled)],
                 }],
@@ -300,7 +300,7 @@ impl Partition {
                     &self.log,
                     self.request_id.as_deref(),
                     vec![StreamAppend {
-                        stream: test_calls_projection::batch_stream(id),
+                        stream: streams::batch(id),
                         expected: ExpectedVersion::Exactly(version),
                         events: vec![actor::encode(canceled.event_type(), &canceled)],
                     }],
@@ -323,14 +323,10 @@ impl Partition {
             .collect::<Result<_, eventlog::Error>>()
             .map_err(storage_failure)?;
         for id in active {
-            let folded = actor::fold(
-                &self.log,
-                &test_calls_projection::batch_stream(id),
-                |s: &mut Option<BatchState>, e| match s {
-                    None => *s = BatchState::start(e),
-                    Some(state) => state.apply(e),
-                },
-            )
+            let folded = actor::fold(&self.log, &streams::batch(id), |s: &mut Option<BatchState>, e| match s {
+                None => *s = BatchState::start(e),
+                Some(state) => state.apply(e),
+            })
             .map_err(storage_failure)?;
             if let Some(state) = folded.state {
                 tracing::info!(batch = id, spawned = state.run_ids.len(), "resumed a batch");

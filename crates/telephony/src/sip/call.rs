@@ -3,24 +3,23 @@
 //! either side ends it (BYE), or CANCEL while it rings. Signaling only: the media (RTP) is the
 //! agent runtime's, outside this engine; the SDP offer names a port held for it.
 //!
-//! Each call has a connection of its own to the trunk (a connected UDP socket, or a TCP
-//! stream), so what arrives on it belongs to the call; the trunk sends requests within the dialog
-//! (a BYE) to the Contact, which is it. Over TCP nothing is retransmitted: the stream is reliable.
+//! Each call has a connection of its own to the trunk ([`super::transport`]), so what arrives on
+//! it belongs to the call; the trunk sends requests within the dialog (a BYE) to the Contact,
+//! which is it. Over TCP nothing is retransmitted: the stream is reliable.
 
-use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use domain::call::{CarrierEvent, EndReason, SipDialog};
 use domain::ids::CallId;
-use domain::voip::{SipTrunk, Transport};
-use tokio::net::{TcpStream, UdpSocket};
+use domain::voip::SipTrunk;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::digest::Challenge;
 use super::message::{Message, Request};
-use super::token;
+use super::transport::Connection;
+use super::{carrier_error, token};
 use crate::{CarrierEvents, Dial, DialError};
 
 /// RFC 3261's T1: the first retransmission interval over UDP.
@@ -31,100 +30,12 @@ const T2: Duration = Duration::from_secs(4);
 const A_DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long a BYE or CANCEL waits for its answer before the call is let go anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Large enough for any SIP message over UDP (RFC 3261 §18.1.1 keeps them under the MTU), and
-/// the most a message over TCP may hold before the stream is called broken.
-const MAX_MESSAGE_BYTES: usize = 65_535;
-
 /// What becomes of a call the trunk took or refused, told to whoever placed it.
 pub type Accepted = oneshot::Sender<Result<(), DialError>>;
 
-/// A connection of its own to the trunk, and the address the trunk sees it at.
-struct Connection {
-    socket: Socket,
-    local: SocketAddr,
-}
-
-enum Socket {
-    Udp(UdpSocket),
-    /// A stream, and what has arrived on it beyond the last whole message.
-    Tcp(TcpStream, Mutex<Vec<u8>>),
-}
-
+/// What the call says over its connection: requests within the dialog, and answers to the
+/// far end's.
 impl Connection {
-    /// Resolves the trunk's host once, through the egress guard, and connects to exactly the
-    /// address it let through.
-    async fn open(trunk: &SipTrunk, egress: egress::Policy) -> Result<Self, DialError> {
-        let target = format!("{}:{}", trunk.host, trunk.port);
-        let unreachable = |e: std::io::Error| carrier_error(format!("Cannot reach the SIP trunk {target}: {e}"), None);
-        if trunk.transport == Transport::Tls {
-            let detail = "Calls over tls SIP trunks are not supported yet; use udp or tcp.".to_owned();
-            return Err(carrier_error(detail, None));
-        }
-        let address = egress
-            .resolve(&trunk.host, trunk.port)
-            .await
-            .map_err(|e| carrier_error(format!("The SIP trunk cannot be reached: {e}."), None))?;
-        let socket = match trunk.transport {
-            Transport::Udp => Socket::Udp(super::connected_udp(address).await.map_err(unreachable)?),
-            Transport::Tcp => Socket::Tcp(TcpStream::connect(address).await.map_err(unreachable)?, Mutex::default()),
-            Transport::Tls => unreachable!("tls trunks are refused above"),
-        };
-        let local = match &socket {
-            Socket::Udp(s) => s.local_addr(),
-            Socket::Tcp(s, _) => s.local_addr(),
-        }
-        .map_err(unreachable)?;
-        Ok(Self { socket, local })
-    }
-
-    /// Whether the transport delivers by itself, so that nothing is retransmitted.
-    fn reliable(&self) -> bool {
-        matches!(self.socket, Socket::Tcp(..))
-    }
-
-    fn transport(&self) -> &'static str {
-        if self.reliable() { "TCP" } else { "UDP" }
-    }
-
-    async fn send(&self, bytes: &[u8]) {
-        let sent = match &self.socket {
-            Socket::Udp(socket) => socket.send(bytes).await.map(drop),
-            Socket::Tcp(stream, _) => write_all(stream, bytes).await,
-        };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "sip send failed");
-        }
-    }
-
-    /// The next message from the trunk, or `None` at `deadline`. Unreadable datagrams are
-    /// skipped; an unreachable trunk (ICMP), or a stream that closed or broke, is an error.
-    async fn receive(&self, deadline: Instant) -> Result<Option<Message>, std::io::Error> {
-        let mut buf = vec![0u8; MAX_MESSAGE_BYTES];
-        loop {
-            let received = match &self.socket {
-                Socket::Udp(socket) => tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await,
-                Socket::Tcp(stream, pending) => {
-                    if let Some(message) = take_message(&mut pending.lock().expect("sip stream buffer"))? {
-                        return Ok(Some(message));
-                    }
-                    tokio::time::timeout_at(deadline, read_some(stream, &mut buf)).await
-                }
-            };
-            let n = match received {
-                Err(_) => return Ok(None),
-                Ok(n) => n?,
-            };
-            match &self.socket {
-                Socket::Udp(_) => {
-                    if let Some(message) = Message::parse(&buf[..n]) {
-                        return Ok(Some(message));
-                    }
-                }
-                Socket::Tcp(_, pending) => pending.lock().expect("sip stream buffer").extend_from_slice(&buf[..n]),
-            }
-        }
-    }
-
     /// A request within `dialog` (or, before the answer, within the INVITE's would-be dialog).
     fn request(&self, dialog: &SipDialog, method: &'static str, uri: String, branch: &str, cseq: u32) -> Request {
         let to_tag = dialog.remote_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
@@ -227,10 +138,6 @@ fn failure_reason(status: u16) -> Option<EndReason> {
         // Everything else is the trunk's failure, not the callee's answer.
         _ => None,
     }
-}
-
-fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
-    DialError { reason: EndReason::CarrierError, sip_code, detail }
 }
 
 impl Leg {
@@ -554,78 +461,5 @@ impl Call {
                 }
             }
         }
-    }
-}
-
-/// Reads what the stream has; a closed stream is an error (the trunk hung up the connection).
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        stream.readable().await?;
-        match stream.try_read(buf) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Takes the first whole message off a stream's buffer (RFC 3261 §18.3: its head ends with an
-/// empty line, and `Content-Length` says how much body follows).
-fn take_message(pending: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
-    // Keep-alives (empty lines) between messages are skipped.
-    let skip = pending.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
-    pending.drain(..skip);
-    let Some(head_end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if pending.len() > MAX_MESSAGE_BYTES {
-            Err(std::io::Error::other("a SIP message over TCP without an end to its head"))
-        } else {
-            Ok(None)
-        };
-    };
-    let head = Message::parse(&pending[..head_end + 4])
-        .ok_or_else(|| std::io::Error::other("an unreadable SIP message over TCP"))?;
-    let body: usize = head.header("content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-    let total = head_end + 4 + body;
-    if body > MAX_MESSAGE_BYTES {
-        return Err(std::io::Error::other("a SIP message over TCP larger than allowed"));
-    }
-    if pending.len() < total {
-        return Ok(None);
-    }
-    pending.drain(..total);
-    Ok(Some(head))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stream_yields_whole_messages_whatever_the_reads_cut() {
-        let two =
-            b"\r\nSIP/2.0 100 Trying\r\nContent-Length: 0\r\n\r\nSIP/2.0 200 OK\r\nContent-Length: 4\r\n\r\nv=0\n";
-        let mut pending = Vec::new();
-        let mut seen = Vec::new();
-        for chunk in two.chunks(7) {
-            pending.extend_from_slice(chunk);
-            while let Some(m) = take_message(&mut pending).unwrap() {
-                seen.push(m.status().unwrap());
-            }
-        }
-        assert_eq!(seen, vec![100, 200]);
-        assert!(pending.is_empty());
     }
 }

@@ -1,10 +1,11 @@
 //! SIP trunks: verified with an `OPTIONS` probe ([`probe`]), and calls placed over them as a
-//! user agent client ([`call`]), over UDP or TCP. TLS trunks can be stored, not yet used.
+//! user agent client ([`call`]), over UDP or TCP ([`transport`]). TLS trunks can be stored, not yet used.
 
 mod call;
 mod digest;
 mod message;
 mod probe;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,15 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use probe::probe;
 
-/// A UDP socket of its own to the trunk at `address` (the one the egress guard let through),
-/// bound to any local address of the same family, so what arrives on it is the trunk's.
-async fn connected_udp(address: std::net::SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
-    let any: std::net::SocketAddr = if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket = tokio::net::UdpSocket::bind(any).await?;
-    socket.connect(address).await?;
-    Ok(socket)
-}
-
 /// Random letters and digits, for the branches, tags and Call-IDs that must not repeat.
 fn token(chars: usize) -> String {
     use rand::distr::{Alphanumeric, SampleString};
@@ -33,6 +25,11 @@ fn token(chars: usize) -> String {
 }
 
 use crate::{CarrierEvents, Dial, DialError};
+
+/// A dial that failed at the carrier, not at the callee.
+fn carrier_error(detail: String, sip_code: Option<u16>) -> DialError {
+    DialError { reason: EndReason::CarrierError, sip_code, detail }
+}
 
 /// Places calls on SIP trunks, and keeps the calls under way so a hang-up reaches the call's task.
 pub struct SipCarrier {

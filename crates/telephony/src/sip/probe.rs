@@ -55,7 +55,7 @@ fn options_request(trunk: &SipTrunk, local: &str, transport: &str) -> Vec<u8> {
 }
 
 async fn probe_udp(trunk: &SipTrunk, address: SocketAddr, target: &str) -> Result<u16, String> {
-    let socket = super::connected_udp(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
+    let socket = super::transport::connected_udp(address).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?.to_string();
     socket.send(&options_request(trunk, &local, "UDP")).await.map_err(|e| format!("Cannot reach {target}: {e}"))?;
     let mut buf = vec![0u8; 4096];

@@ -17,7 +17,8 @@ use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::streams;
+use crate::projection_values::{decode, encode};
+use crate::{projection_values, streams};
 
 pub struct OrgConfigProjection;
 
@@ -49,14 +50,6 @@ fn e164_key(org: OrgId, number: &E164) -> Vec<u8> {
 pub struct KeyRecord {
     pub org: OrgId,
     pub key: ApiKey,
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 /// The one resource an org event changes.
@@ -178,7 +171,7 @@ fn put_or_remove<T: Serialize>(
 }
 
 fn read<T: DeserializeOwned>(log: &Log, key: &[u8]) -> Result<Option<T>, eventlog::Error> {
-    log.projection_get(NAME, key)?.map(|bytes| rmp_serde::from_slice(&bytes).map_err(eventlog::Error::from)).transpose()
+    projection_values::read(log, NAME, key)
 }
 
 /// Every value under a prefix, in id order.
