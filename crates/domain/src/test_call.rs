@@ -653,7 +653,7 @@ pub fn spawn_due_run(
 }
 
 /// When a batch whose due run could not start tries again.
-pub fn retry_at(now: Timestamp) -> Timestamp {
+fn retry_at(now: Timestamp) -> Timestamp {
     Timestamp(now.0 + LIMIT_RETRY_MS)
 }
 
