@@ -6,14 +6,18 @@
 //! `in_progress` while it runs, then `completed` or `failed`. A batch spawns `run_count` runs
 //! `stagger_seconds` apart; its next spawn follows from its state ([`next_spawn_at`]), so a
 //! restart goes on spawning where it stopped.
+//!
+//! What a run records and asks for is decided here ([`decide_run`], [`spawn_due_run`]): its
+//! call legs, who calls whom, the multiplier its funds are reserved at. The owner appends the
+//! events and performs the [`RunAction`]s.
 
 use serde::{Deserialize, Serialize};
 
-use crate::call::{CallState, Phase, Status as CallStatus};
+use crate::call::{CallEvent, CallSetup, CallState, Direction, Funds, Phase, Status as CallStatus};
 use crate::fields::check_length;
-use crate::ids::{AgentId, CallId, OrgId};
+use crate::ids::{AgentId, CallId, Ctx, OrgId};
 use crate::ledger::{DEFAULT_RATE_CENTS_PER_MINUTE, cost_cents};
-use crate::org::{OrgError, OrgProfile, Quota};
+use crate::org::{self, OrgError, OrgProfile, OrgState, Quota, Resource, TestTarget, TestTargetError};
 use crate::{E164, Timestamp};
 
 pub const DEFAULT_CHARGE_MULTIPLIER: u32 = 2;
@@ -25,6 +29,9 @@ pub const MAX_STAGGER_SECONDS: u32 = 60;
 pub const TEST_BOT_NUMBER: &str = "+15005559999";
 /// The agent's side of a bot-to-bot run that targets an agent rather than a number.
 pub const AGENT_SIDE_NUMBER: &str = "+15005559998";
+/// How long a batch whose due run cannot start yet (its org at its limit of concurrent runs)
+/// waits before it tries again.
+pub const LIMIT_RETRY_MS: i64 = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -335,6 +342,14 @@ impl BatchState {
         }
     }
 
+    /// Folds one event of a batch's stream into what is known of the batch so far.
+    pub fn evolve(state: &mut Option<Self>, event: &BatchEvent) {
+        match state {
+            None => *state = Self::start(event),
+            Some(batch) => batch.apply(event),
+        }
+    }
+
     /// Whether every run the batch will have exists.
     pub fn is_spawned(&self) -> bool {
         self.canceled_at.is_some() || self.run_ids.len() as u32 >= self.spec.run_count
@@ -413,4 +428,237 @@ pub fn batch_view(batch: &BatchState, runs: &[RunView]) -> BatchView {
         }
     }
     view
+}
+
+/// Whether a call is a test-call run's own (billed) call that has not ended: what the org's
+/// limit of concurrent runs counts. The SIP loopback's unbilled leg is not a run of its own.
+pub fn counts_as_running(call: &CallState) -> bool {
+    let setup = &call.setup;
+    setup.test_run_id.is_some() && setup.reservation_reference.is_some() && !call.is_ended()
+}
+
+/// How the partition sets up every call, test calls included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunSettings {
+    pub ring_timeout_ms: i64,
+    pub max_duration_seconds: u32,
+    pub placement_timeout_ms: i64,
+    /// The duration a run's cost estimate assumes.
+    pub expected_seconds: u32,
+}
+
+/// A side effect a new run asks for, performed once its events are appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAction {
+    /// Reserve the funds of the run's call with billing, as a test call at `charge_multiplier`
+    /// times the rate, for up to `max_seconds`; the call is dialed once they are granted.
+    Reserve { call: CallId, reference: String, charge_multiplier: u32, max_seconds: u32 },
+}
+
+/// What a new run records, one stream at a time, in one append, and what it asks for then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDecision {
+    /// The run's stream: its creation.
+    pub run: RunEvent,
+    /// The run's call's stream: its request.
+    pub call: CallEvent,
+    /// The SIP loopback's inbound leg's stream, in `sip` mode: its request and, since the leg
+    /// is not billed, its (empty) funds at once.
+    pub companion: Option<Vec<CallEvent>>,
+    /// The batch's stream, for a run a batch spawns: the spawn.
+    pub spawned: Option<BatchEvent>,
+    pub actions: Vec<RunAction>,
+}
+
+impl RunDecision {
+    pub fn run_state(&self) -> &RunState {
+        let RunEvent::Created { run } = &self.run;
+        run
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TestTargetError),
+    #[error("the org already runs {limit} test calls, its limit")]
+    TooManyRuns { limit: u32 },
+}
+
+/// How many runs the org may have queued or in progress at once; an org without a profile
+/// may have none.
+fn run_limit(org: &OrgState) -> u32 {
+    org.profile.as_ref().map_or(0, OrgProfile::test_call_limit)
+}
+
+/// Decides a run the org asked for, holding `running` runs already (see [`counts_as_running`]).
+pub fn decide_run(
+    org_id: OrgId,
+    org: &OrgState,
+    request: RunRequest,
+    running: u32,
+    settings: &RunSettings,
+    ctx: &mut Ctx<'_>,
+) -> Result<RunDecision, RunError> {
+    let target = org::resolve_test_target(org, &request)?;
+    let limit = run_limit(org);
+    if running >= limit {
+        return Err(RunError::TooManyRuns { limit });
+    }
+    Ok(new_run(org_id, target, request, None, settings, ctx))
+}
+
+/// Builds a run's events once it is admitted: its call, placed from the org's side (the bot
+/// calling in is an inbound call to the agent), and in `sip` mode the loopback's inbound leg.
+fn new_run(
+    org: OrgId,
+    target: TestTarget,
+    request: RunRequest,
+    batch: Option<&BatchState>,
+    settings: &RunSettings,
+    ctx: &mut Ctx<'_>,
+) -> RunDecision {
+    let now = ctx.now;
+    let run_id = ctx.ids.next_id();
+    let call = CallId(ctx.ids.next_id());
+    let bot = request.target_number.clone().unwrap_or_else(|| own_number(TEST_BOT_NUMBER));
+    let agent_side = target.number.as_ref().map_or_else(|| own_number(AGENT_SIDE_NUMBER), |n| n.number.clone());
+    let (from, to, direction) = match request.direction {
+        RunDirection::Outbound => (bot.clone(), agent_side.clone(), Direction::Inbound),
+        RunDirection::Inbound => (agent_side.clone(), bot.clone(), Direction::Outbound),
+    };
+    let reference = format!("call/{call}");
+    let setup = |id: CallId, reference: Option<String>, direction, from: E164, to: E164| CallSetup {
+        id,
+        org,
+        direction,
+        from,
+        to,
+        agent_id: Some(target.agent_id),
+        voip_connection_id: None,
+        agent: target.agent.clone(),
+        max_hold_seconds: target.agent.max_hold_seconds,
+        reservation_reference: reference,
+        test_run_id: Some(run_id),
+        ring_timeout_ms: settings.ring_timeout_ms,
+        max_duration_seconds: settings.max_duration_seconds,
+        scenario_prompt: Some(request.scenario_prompt.clone()),
+        placement_timeout_ms: settings.placement_timeout_ms,
+    };
+    let main = setup(call, Some(reference.clone()), direction, from, to);
+    // In sip mode the bot's call reaches the org's number, whose inbound leg is a call of its own.
+    let companion = (request.mode == Mode::Sip && request.direction == RunDirection::Outbound).then(|| {
+        let id = CallId(ctx.ids.next_id());
+        setup(id, None, Direction::Inbound, bot.clone(), agent_side.clone())
+    });
+    let sip_call_id = companion.as_ref().map(|c| c.id);
+    let companion = companion.map(|setup| {
+        // The unbilled leg needs no reservation: it is placed as it is requested.
+        let free = Funds { granted_cents: 0, rate_cents_per_minute: 0, charge_multiplier: 0 };
+        vec![
+            CallEvent::Requested { setup: Box::new(setup), at: now },
+            CallEvent::FundsReserved { funds: free, at: now },
+        ]
+    });
+    let spawned = batch.map(|b| BatchEvent::RunSpawned { index: b.run_ids.len() as u32, run_id, at: now });
+    let run = RunState {
+        id: run_id,
+        org,
+        request,
+        agent_id: target.agent_id,
+        charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
+        expected_seconds: settings.expected_seconds,
+        call_id: call,
+        sip_call_id,
+        batch_id: batch.map(|b| b.id),
+        created_at: now,
+    };
+    RunDecision {
+        run: RunEvent::Created { run: Box::new(run) },
+        call: CallEvent::Requested { setup: Box::new(main), at: now },
+        companion,
+        spawned,
+        actions: vec![RunAction::Reserve {
+            call,
+            reference,
+            charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
+            max_seconds: settings.max_duration_seconds,
+        }],
+    }
+}
+
+fn own_number(raw: &str) -> E164 {
+    E164::parse(raw).expect("switchboard's own numbers are E.164")
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Org(#[from] OrgError),
+    #[error(transparent)]
+    Target(#[from] TestTargetError),
+}
+
+/// Decides a new batch of an org that holds `open_batches` batches with runs left to spawn.
+/// Its target is resolved as its first run's, so a batch that could run nothing is refused.
+pub fn create_batch(
+    org_id: OrgId,
+    org: &OrgState,
+    spec: BatchSpec,
+    open_batches: usize,
+    ctx: &mut Ctx<'_>,
+) -> Result<BatchEvent, BatchError> {
+    let profile = org.profile.as_ref().ok_or(OrgError::NotFound(Resource::Org))?;
+    admit_batch(profile, open_batches)?;
+    org::resolve_test_target(org, &spec.run_request(0))?;
+    Ok(BatchEvent::Created { id: ctx.ids.next_id(), org: org_id, spec, at: ctx.now })
+}
+
+/// What a batch does when its timer fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spawn {
+    /// Every run the batch will have exists, or it was canceled.
+    Finished,
+    /// Nothing to do before `at`: the next run is not due, or the org is at its limit.
+    WaitUntil(Timestamp),
+    /// The next run, with the batch's record of its spawn.
+    Run(Box<RunDecision>),
+    /// The next run cannot start (its target is gone), so the batch is canceled.
+    Cancel { event: BatchEvent, reason: TestTargetError },
+}
+
+/// Decides the batch's next run, if it is due, for an org (`org`, the batch's) holding
+/// `running` runs. The run gets the batch's next index, so no index is spawned twice and none
+/// past `run_count`. A batch's runs wait for a free slot rather than fail at the limit.
+pub fn spawn_due_run(
+    batch: &BatchState,
+    org: &OrgState,
+    running: u32,
+    settings: &RunSettings,
+    ctx: &mut Ctx<'_>,
+) -> Spawn {
+    let Some(due) = next_spawn_at(batch) else { return Spawn::Finished };
+    let now = ctx.now;
+    if due > now {
+        return Spawn::WaitUntil(due);
+    }
+    if running >= run_limit(org) {
+        return Spawn::WaitUntil(retry_at(now));
+    }
+    let request = batch.spec.run_request(batch.run_ids.len());
+    match org::resolve_test_target(org, &request) {
+        Ok(target) => Spawn::Run(Box::new(new_run(batch.org, target, request, Some(batch), settings, ctx))),
+        Err(reason) => Spawn::Cancel { event: BatchEvent::Canceled { at: now }, reason },
+    }
+}
+
+/// When a batch whose due run could not start tries again.
+fn retry_at(now: Timestamp) -> Timestamp {
+    Timestamp(now.0 + LIMIT_RETRY_MS)
+}
+
+/// Stops the runs the batch has not spawned yet; running ones finish. A batch with nothing
+/// left to spawn (all spawned, or canceled already) records nothing.
+pub fn cancel_batch(batch: &BatchState, now: Timestamp) -> Option<BatchEvent> {
+    (!batch.is_spawned()).then_some(BatchEvent::Canceled { at: now })
 }

@@ -109,9 +109,8 @@ impl Orchestrator {
         // One bound on the queries of every partition of this process: they share its cores.
         let query_limits = queries::QueryLimits::default();
         let (carrier, bus) = (self.carrier, self.bus);
-        let command_loop = |partition, commands, stop| {
-            partition::runner::run(partition, carrier.clone(), bus.clone(), commands, stop)
-        };
+        let command_loop =
+            |partition, commands, stop| partition::runner::run(partition, carrier.clone(), bus.clone(), commands, stop);
         actor::service::run(self.partitions, shutdown, command_loop, |log, queries, stop| {
             queries::serve(log, queries, query_limits.clone(), stop)
         })

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use domain::call::{Action, CarrierEvent, EndReason, Speaker};
 use domain::ids::{CallId, OrgId, Partitioning};
 use domain::{Timestamp, ledger};
-use orchestrator::{CallLimits, Effect, Finished, Partition, Placement, PendingClaim, Verifications, Work};
+use orchestrator::{CallLimits, Effect, Finished, Partition, PendingClaim, Placement, Verifications, Work};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Semaphore, oneshot};
@@ -72,7 +72,11 @@ enum Delivery {
 /// What billing's answer becomes.
 enum Then {
     Reserved(Box<Placement>),
-    Billed { call: CallId, action: Action, attempt: u32 },
+    Billed {
+        call: CallId,
+        action: Action,
+        attempt: u32,
+    },
     /// A top-up by a client, or a void nobody waits for.
     Nothing,
 }
@@ -94,8 +98,12 @@ struct Waiting {
 }
 
 enum Asked {
-    Call { key: Option<String> },
-    Begin { key: String },
+    Call {
+        key: Option<String>,
+    },
+    Begin {
+        key: String,
+    },
     TestRun,
     Batch,
     Hangup,
@@ -185,13 +193,18 @@ impl World {
         let Some(reply::Result::Org(org)) = org else { panic!("no org: {org:?}") };
         self.org = OrgId(org.id);
         self.ask(self.org, Kind::CreateOrg(pb::CreateOrg { name: "Sim".into() })).await;
-        let agent = pb::AgentSpec { name: "Agent".into(), prompt: "Help.".into(), voice: "alloy".into(), ..Default::default() };
+        let agent =
+            pb::AgentSpec { name: "Agent".into(), prompt: "Help.".into(), voice: "alloy".into(), ..Default::default() };
         let Some(reply::Result::Agent(agent)) = self.ask(self.org, Kind::CreateAgent(agent)).await else {
             panic!("no agent")
         };
         self.agent = agent.id;
-        let spec = pb::VoipConnectionSpec { name: "Sim".into(), provider: Some(pb::voip_connection_spec::Provider::Sim(pb::Empty {})) };
-        let Some(reply::Result::VoipConnection(connection)) = self.ask(self.org, Kind::CreateVoipConnection(spec)).await
+        let spec = pb::VoipConnectionSpec {
+            name: "Sim".into(),
+            provider: Some(pb::voip_connection_spec::Provider::Sim(pb::Empty {})),
+        };
+        let Some(reply::Result::VoipConnection(connection)) =
+            self.ask(self.org, Kind::CreateVoipConnection(spec)).await
         else {
             panic!("no connection")
         };
@@ -323,7 +336,8 @@ impl World {
 
     fn begin(&mut self, key: String) {
         let fingerprint = key.as_bytes().to_vec();
-        let answer = self.send(self.org, Kind::BeginIdempotent(pb::IdempotentRequest { key: key.clone(), fingerprint }));
+        let answer =
+            self.send(self.org, Kind::BeginIdempotent(pb::IdempotentRequest { key: key.clone(), fingerprint }));
         self.clients.push(Waiting { answer, asked: Asked::Begin { key } });
     }
 
@@ -430,21 +444,21 @@ impl World {
                 (Asked::Call { key }, Some(reply::Result::Failure(f))) => {
                     self.note(format!("call refused: {} ({})", f.code, key.unwrap_or_default()));
                 }
-                (Asked::Begin { key }, Some(reply::Result::Idempotency(decision))) => {
-                    match decision.decision {
-                        Some(pb::idempotency_decision::Decision::Proceed(_)) => {
-                            let to = self.observed.key_requests[&key].clone();
-                            self.note(format!("key {key}: proceed"));
-                            self.send_call(to, Some(key));
-                        }
-                        Some(pb::idempotency_decision::Decision::Replay(response)) => {
-                            let id = u64::from_be_bytes(response.body.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_default());
-                            self.note(format!("key {key}: replay of call {id}"));
-                            self.observed.key_answered(&key, CallId(id))?;
-                        }
-                        other => self.note(format!("key {key}: {other:?}")),
+                (Asked::Begin { key }, Some(reply::Result::Idempotency(decision))) => match decision.decision {
+                    Some(pb::idempotency_decision::Decision::Proceed(_)) => {
+                        let to = self.observed.key_requests[&key].clone();
+                        self.note(format!("key {key}: proceed"));
+                        self.send_call(to, Some(key));
                     }
-                }
+                    Some(pb::idempotency_decision::Decision::Replay(response)) => {
+                        let id = u64::from_be_bytes(
+                            response.body.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_default(),
+                        );
+                        self.note(format!("key {key}: replay of call {id}"));
+                        self.observed.key_answered(&key, CallId(id))?;
+                    }
+                    other => self.note(format!("key {key}: {other:?}")),
+                },
                 (Asked::TestRun, Some(reply::Result::TestRun(run))) => {
                     self.note(format!("run {} acknowledged (call {:?})", run.id, run.call_id));
                     if let Some(call) = run.call_id {
@@ -615,7 +629,11 @@ impl World {
     }
 
     /// Billing decides as its actor would: the command goes through the codec it comes in by.
-    async fn billing_decides(&mut self, org: OrgId, kind: billing_command::Kind) -> Result<billing_reply::Result, Failure> {
+    async fn billing_decides(
+        &mut self,
+        org: OrgId,
+        kind: billing_command::Kind,
+    ) -> Result<billing_reply::Result, Failure> {
         let bytes = wire::encode(&pb::BillingCommand { org_id: org.0, kind: Some(kind) });
         let reply = match wire::billing_command(&bytes) {
             Ok((org, command)) => match self.billing.decide(org, command, None) {
@@ -651,9 +669,9 @@ impl World {
                 self.net.push(Flight { due, what: Delivery::Back(Finished::Reserved { placement, outcome }) });
             }
             Then::Billed { call, action, attempt } => match orchestrator::effects::billed(&action, answer) {
-                Ok(command) => {
-                    self.net.push(Flight { due, what: Delivery::Back(Finished::Billed { call, outcome: Some(command) }) })
-                }
+                Ok(command) => self
+                    .net
+                    .push(Flight { due, what: Delivery::Back(Finished::Billed { call, outcome: Some(command) }) }),
                 // The runner tries again, a few times, then leaves it to the sweep.
                 Err(_) if attempt < 3 => {
                     let then = Then::Billed { call, action, attempt: attempt + 1 };
@@ -687,7 +705,8 @@ impl World {
         let roll = if faults { self.rng.random_range(0..100) } else { 99 };
         if roll < 8 {
             self.note(format!("carrier refuses call {call}"));
-            let error = telephony::DialError { reason: EndReason::CarrierError, sip_code: Some(503), detail: "refused".into() };
+            let error =
+                telephony::DialError { reason: EndReason::CarrierError, sip_code: Some(503), detail: "refused".into() };
             let due = self.later(faults, 0..2_000);
             return self.net.push(Flight { due, what: back(Err(error)) });
         }
@@ -695,7 +714,10 @@ impl World {
         let ring = self.rng.random_range(100..3_000);
         let mut script = VecDeque::from([(Timestamp(now + ring), CarrierEvent::Ringing)]);
         match self.rng.random_range(0..100) {
-            0..=9 => script.push_back((Timestamp(now + ring + 500), CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) })),
+            0..=9 => script.push_back((
+                Timestamp(now + ring + 500),
+                CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) },
+            )),
             10..=17 => {} // rings until the engine gives up
             _ => {
                 let answered = now + ring + self.rng.random_range(100..5_000);
@@ -708,7 +730,10 @@ impl World {
                     script.push_back((Timestamp(at), CarrierEvent::Turn { speaker, text: format!("turn {t}") }));
                 }
                 if self.rng.random_bool(0.8) {
-                    script.push_back((Timestamp(answered + talk), CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: None }));
+                    script.push_back((
+                        Timestamp(answered + talk),
+                        CarrierEvent::Ended { reason: EndReason::CalleeHangup, sip_code: None },
+                    ));
                 }
             }
         }
@@ -793,11 +818,16 @@ impl World {
                     self.note(format!("the reservation of call {} is lost on its way", placement.call()));
                     let outcome = Err(Failure::new(FailureKind::Unavailable, "billing_unavailable", "timed out"));
                     let due = Timestamp(due.0 + BILLING_TIMEOUT_MS);
-                    return self.net.push(Flight { due, what: Delivery::Back(Finished::Reserved { placement, outcome }) });
+                    return self
+                        .net
+                        .push(Flight { due, what: Delivery::Back(Finished::Reserved { placement, outcome }) });
                 }
                 let answer_lost = self.fault(faults, 0.05);
                 let kind = billing_command::Kind::Reserve(reserve);
-                self.net.push(Flight { due, what: Delivery::Billing { org, kind, then: Then::Reserved(placement), answer_lost } });
+                self.net.push(Flight {
+                    due,
+                    what: Delivery::Billing { org, kind, then: Then::Reserved(placement), answer_lost },
+                });
             }
             Effect::Dial { call, dial, request, after } => {
                 durable(after).await;
@@ -806,7 +836,10 @@ impl World {
                     Ok(_) => self.net.push(Flight { due, what: Delivery::Dial { call, request } }),
                     Err(detail) => {
                         let error = telephony::DialError { reason: EndReason::CarrierError, sip_code: None, detail };
-                        self.net.push(Flight { due, what: Delivery::Back(Finished::Dialed { call, outcome: Err(error), request }) });
+                        self.net.push(Flight {
+                            due,
+                            what: Delivery::Back(Finished::Dialed { call, outcome: Err(error), request }),
+                        });
                     }
                 }
             }
@@ -836,7 +869,10 @@ impl World {
             Effect::VoidLateGrant { org, call } => {
                 let kind = billing_command::Kind::Void(pb::Reference { reference: format!("call/{call}") });
                 let due = self.later(faults, 0..1_000);
-                self.net.push(Flight { due, what: Delivery::Billing { org, kind, then: Then::Nothing, answer_lost: false } });
+                self.net.push(Flight {
+                    due,
+                    what: Delivery::Billing { org, kind, then: Then::Nothing, answer_lost: false },
+                });
             }
             Effect::Resume { dial, .. } => {
                 let call = dial.call_id;
@@ -848,7 +884,10 @@ impl World {
             Effect::Verify { org, connection, slot, .. } => {
                 drop(slot);
                 let due = self.later(faults, 0..500);
-                self.net.push(Flight { due, what: Delivery::Back(Finished::Verified { org, connection, outcome: Ok(()) }) });
+                self.net.push(Flight {
+                    due,
+                    what: Delivery::Back(Finished::Verified { org, connection, outcome: Ok(()) }),
+                });
             }
             Effect::Claim { claim, kind, after } => {
                 durable(after).await;
@@ -887,8 +926,7 @@ fn open_orchestrator(
     clock: &ManualClock,
 ) -> (Partition, eventlog::Log) {
     let log = store.log(orchestrator::NAMESPACE, 0, orchestrator::projections()).expect("the orchestrator's log");
-    let vault =
-        orchestrator::vault::Vault::new(key, store.key_store(orchestrator::NAMESPACE).expect("a key store"));
+    let vault = orchestrator::vault::Vault::new(key, store.key_store(orchestrator::NAMESPACE).expect("a key store"));
     let verifications = Verifications::new(Default::default(), slots.clone());
     let partition = Partition::open(partitioning, log.clone(), limits, verifications, vault, Arc::new(clock.clone()))
         .expect("the partition opens");
@@ -899,9 +937,15 @@ fn describe(finished: &Finished) -> String {
     match finished {
         Finished::Verified { connection, .. } => format!("verified connection {connection}"),
         Finished::Reserved { placement, outcome } => {
-            format!("reservation of call {}: {}", placement.call(), outcome.as_ref().map_or_else(|f| f.code.clone(), |r| format!("{} cents", r.granted_cents)))
+            format!(
+                "reservation of call {}: {}",
+                placement.call(),
+                outcome.as_ref().map_or_else(|f| f.code.clone(), |r| format!("{} cents", r.granted_cents))
+            )
         }
-        Finished::Dialed { call, outcome, .. } => format!("dial of call {call}: {}", if outcome.is_ok() { "taken" } else { "refused" }),
+        Finished::Dialed { call, outcome, .. } => {
+            format!("dial of call {call}: {}", if outcome.is_ok() { "taken" } else { "refused" })
+        }
         Finished::Billed { call, outcome } => format!("billing of call {call}: {outcome:?}"),
         Finished::Claimed { .. } => "a claim".into(),
         Finished::Carrier { call, event } => format!("carrier {} for call {call}", event.name()),

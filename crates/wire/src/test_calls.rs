@@ -2,8 +2,8 @@
 
 use domain::org::TestTargetError;
 use domain::test_call::{
-    BatchSpec, BatchState, BatchView, MAX_RUN_COUNT, MAX_STAGGER_SECONDS, Mode, RunDirection, RunRequest, RunState,
-    RunView, TEST_BOT_NUMBER, TargetType, parse_scenario,
+    BatchError, BatchSpec, BatchState, BatchView, MAX_RUN_COUNT, MAX_STAGGER_SECONDS, Mode, RunDirection, RunError,
+    RunRequest, RunState, RunView, TEST_BOT_NUMBER, TargetType, parse_scenario,
 };
 use domain::{E164, FieldErrors};
 
@@ -151,12 +151,26 @@ pub fn test_batch(batch: &BatchState, view: &BatchView) -> pb::TestBatch {
     }
 }
 
-pub fn too_many_runs(limit: u32) -> Failure {
-    Failure::new(
-        FailureKind::TooManyRequests,
-        "too_many_test_calls",
-        format!(
-            "This organization already has {limit} test-call runs queued or in progress, its limit; retry when one ends."
-        ),
-    )
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Target(e) => e.into(),
+            RunError::TooManyRuns { limit } => Failure::new(
+                FailureKind::TooManyRequests,
+                "too_many_test_calls",
+                format!(
+                    "This organization already has {limit} test-call runs queued or in progress, its limit; retry when one ends."
+                ),
+            ),
+        }
+    }
+}
+
+impl From<BatchError> for Failure {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Org(e) => e.into(),
+            BatchError::Target(e) => e.into(),
+        }
+    }
 }

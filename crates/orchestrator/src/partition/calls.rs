@@ -10,12 +10,12 @@ use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, D
 use domain::ids::{CallId, OrgId};
 use domain::org;
 use domain::secret::Sealed;
+use domain::test_call::counts_as_running;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::pb::{self, Failure, FailureKind, Reply, reply};
 
 use super::effects::Effect;
-use super::test_calls::counts_as_running_test;
 use super::{Partition, load_org, storage_failure};
 use crate::{calls_projection, streams};
 
@@ -339,9 +339,9 @@ impl Partition {
                 return Err(storage_failure(e));
             }
         };
-        let was_running_test = counts_as_running_test(&folded.state);
+        let was_running_test = counts_as_running(&folded.state);
         folded.advance(&decision.events, CallState::apply);
-        let is_running_test = counts_as_running_test(&folded.state);
+        let is_running_test = counts_as_running(&folded.state);
         for event in &decision.events {
             match event {
                 CallEvent::FundsReserved { .. } => metrics::counter!("calls_placed_total").increment(1),
@@ -378,7 +378,7 @@ impl Partition {
     /// Keeps a call in memory with the timers its state needs (every call the actor holds has
     /// them, whatever happens to it next), counted if it is a running test call.
     pub(super) fn follow(&mut self, call: CallId, folded: actor::Folded<CallState>) {
-        self.count_running_test(folded.state.setup.org, false, counts_as_running_test(&folded.state));
+        self.count_running_test(folded.state.setup.org, false, counts_as_running(&folded.state));
         self.calls.insert(call, folded);
         self.rearm(call);
     }

@@ -111,7 +111,9 @@ pub fn reserved(answer: Result<billing_reply::Result, Failure>) -> Result<pb::Re
 pub fn billed(action: &Action, answer: Result<billing_reply::Result, Failure>) -> Result<CallCommand, Failure> {
     let voiding = matches!(action, Action::Void { .. });
     match answer {
-        Ok(billing_reply::Result::Settlement(s)) => Ok(CallCommand::RecordSettlement { charged_cents: s.charged_cents }),
+        Ok(billing_reply::Result::Settlement(s)) => {
+            Ok(CallCommand::RecordSettlement { charged_cents: s.charged_cents })
+        }
         Ok(_) => Ok(CallCommand::RecordVoid),
         // Billing never reserved (it refused, or never heard of the call): nothing to release.
         Err(f) if voiding && f.code == "reservation_not_found" => Ok(CallCommand::RecordVoid),

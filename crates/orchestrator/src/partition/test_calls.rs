@@ -6,15 +6,14 @@
 //! spawn recorded with the run it created, so a restart goes on where it stopped and no run is
 //! spawned twice.
 
-use domain::E164;
-use domain::call::{CallEvent, CallSetup, CallState, Direction, Funds};
-use domain::ids::{CallId, OrgId};
+use domain::Ctx;
+use domain::call::CallState;
+use domain::ids::OrgId;
+use domain::org::OrgState;
 use domain::test_call::{
-    AGENT_SIDE_NUMBER, BatchEvent, BatchSpec, BatchState, DEFAULT_CHARGE_MULTIPLIER, Mode, RunDirection, RunEvent,
-    RunRequest, RunState, TEST_BOT_NUMBER, next_spawn_at,
+    self, BatchEvent, BatchSpec, BatchState, RunAction, RunDecision, RunRequest, RunSettings, Spawn,
 };
 use domain::voip::Provider;
-use domain::{org, test_call};
 use eventlog::{ExpectedVersion, StreamAppend};
 use wire::pb::{self, Failure, Reply, reply};
 
@@ -23,18 +22,37 @@ use super::effects::Effect;
 use super::{Partition, load_org, storage_failure};
 use crate::{queries, streams, test_calls_projection};
 
-/// How long a batch whose org is at its limit of concurrent runs waits before trying again.
-const LIMIT_RETRY_MS: i64 = 1_000;
-
 impl Partition {
     pub(super) fn create_test_run(&mut self, org: OrgId, request: RunRequest, reply: bus::Message) {
-        if let Err(failure) = self.start_run(org, request, None, Some(reply)) {
+        let running = self.active_runs(org);
+        let settings = self.run_settings();
+        let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
+        let decided = load_org(&self.log, &mut self.orgs, org)
+            .and_then(|folded| Ok(test_call::decide_run(org, &folded.state, request, running, &settings, &mut ctx)?));
+        let started = match decided {
+            Ok(decision) => self.start_run(decision, Some(reply)),
+            Err(failure) => {
+                self.answer(reply, Err(failure.clone()));
+                Err(failure)
+            }
+        };
+        if let Err(failure) = started {
             tracing::debug!(%org, code = %failure.code, "test-call run refused");
         }
     }
 
+    /// How the partition sets up a run's calls.
+    fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            ring_timeout_ms: self.limits.ring_timeout_ms,
+            max_duration_seconds: self.limits.max_duration_seconds,
+            placement_timeout_ms: self.limits.placement_timeout_ms,
+            expected_seconds: self.limits.expected_test_call_seconds,
+        }
+    }
+
     /// Test-call runs of the org that are queued or in progress, counted as their calls come
-    /// and go (see [`counts_as_running_test`]).
+    /// and go (see [`test_call::counts_as_running`]).
     fn active_runs(&self, org: OrgId) -> u32 {
         self.running_tests.get(&org).copied().unwrap_or(0)
     }
@@ -56,77 +74,13 @@ impl Partition {
         }
     }
 
-    /// Creates a run: records it with its call legs (and the batch's spawn), then asks billing
-    /// for the funds. On an error nothing is recorded and `reply`, if any, has been answered.
-    fn start_run(
-        &mut self,
-        org: OrgId,
-        request: RunRequest,
-        batch: Option<u64>,
-        reply: Option<bus::Message>,
-    ) -> Result<(), Failure> {
-        let refuse = |partition: &mut Self, reply: Option<bus::Message>, failure: Failure| {
-            partition.reply_to(reply, Err(failure.clone()));
-            Err(failure)
-        };
-        let (target, limit) = match load_org(&self.log, &mut self.orgs, org).and_then(|folded| {
-            let limit = folded.state.profile.as_ref().map_or(0, |p| p.test_call_limit());
-            Ok((org::resolve_test_target(&folded.state, &request)?, limit))
-        }) {
-            Ok(resolved) => resolved,
-            Err(failure) => return refuse(self, reply, failure),
-        };
-        if batch.is_none() && self.active_runs(org) >= limit {
-            return refuse(self, reply, wire::too_many_runs(limit));
-        }
-        let now = self.clock.now();
-        let run_id = self.ids.next_id();
-        let call = CallId(self.ids.next_id());
-        let bot = request.target_number.clone().unwrap_or_else(|| number(TEST_BOT_NUMBER));
-        let agent_side = target.number.as_ref().map_or_else(|| number(AGENT_SIDE_NUMBER), |n| n.number.clone());
-        // From the org's side: the bot calling in is an inbound call to the agent.
-        let (from, to, direction) = match request.direction {
-            RunDirection::Outbound => (bot.clone(), agent_side.clone(), Direction::Inbound),
-            RunDirection::Inbound => (agent_side.clone(), bot.clone(), Direction::Outbound),
-        };
-        let setup = |id: CallId, reference: Option<String>, direction, from: E164, to: E164| CallSetup {
-            id,
-            org,
-            direction,
-            from,
-            to,
-            agent_id: Some(target.agent_id),
-            voip_connection_id: None,
-            agent: target.agent.clone(),
-            max_hold_seconds: target.agent.max_hold_seconds,
-            reservation_reference: reference,
-            test_run_id: Some(run_id),
-            ring_timeout_ms: self.limits.ring_timeout_ms,
-            max_duration_seconds: self.limits.max_duration_seconds,
-            scenario_prompt: Some(request.scenario_prompt.clone()),
-            placement_timeout_ms: self.limits.placement_timeout_ms,
-        };
-        let main = setup(call, Some(format!("call/{call}")), direction, from, to);
-        // In sip mode the bot's call reaches the org's number, whose inbound leg is a call of its own.
-        let companion = (request.mode == Mode::Sip && request.direction == RunDirection::Outbound).then(|| {
-            let id = CallId(self.ids.next_id());
-            setup(id, None, Direction::Inbound, bot.clone(), agent_side.clone())
-        });
-        let run = RunState {
-            id: run_id,
-            org,
-            request,
-            agent_id: target.agent_id,
-            charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
-            expected_seconds: self.limits.expected_test_call_seconds,
-            call_id: call,
-            sip_call_id: companion.as_ref().map(|c| c.id),
-            batch_id: batch,
-            created_at: now,
-        };
-
-        let run_event = RunEvent::Created { run: Box::new(run) };
-        let main_event = CallEvent::Requested { setup: Box::new(main), at: now };
+    /// Records a decided run with its call legs (and the batch's spawn) in one append, then
+    /// performs what it asks for. On an error nothing is recorded and `reply`, if any, has
+    /// been answered.
+    fn start_run(&mut self, decision: RunDecision, reply: Option<bus::Message>) -> Result<(), Failure> {
+        let RunDecision { run: run_event, call: main_event, companion: companion_events, spawned, actions } = decision;
+        let test_call::RunEvent::Created { run } = &run_event;
+        let (org, run_id, call, companion, batch) = (run.org, run.id, run.call_id, run.sip_call_id, run.batch_id);
         let mut appends = vec![
             StreamAppend {
                 stream: streams::run(run_id),
@@ -139,28 +93,15 @@ impl Partition {
                 events: vec![actor::encode(main_event.event_type(), &main_event)],
             },
         ];
-        let companion_events = companion.map(|setup| {
-            // The unbilled leg needs no reservation: it is placed as it is requested.
-            let free = Funds { granted_cents: 0, rate_cents_per_minute: 0, charge_multiplier: 0 };
-            (
-                setup.id,
-                vec![
-                    CallEvent::Requested { setup: Box::new(setup), at: now },
-                    CallEvent::FundsReserved { funds: free, at: now },
-                ],
-            )
-        });
-        if let Some((id, events)) = &companion_events {
+        if let (Some(id), Some(events)) = (companion, &companion_events) {
             appends.push(StreamAppend {
-                stream: streams::call(*id),
+                stream: streams::call(id),
                 expected: ExpectedVersion::NoStream,
                 events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             });
         }
-        let spawn = batch.and_then(|id| self.batches.get(&id).map(|f| (id, f.version, f.state.run_ids.len() as u32)));
-        let spawned =
-            spawn.map(|(id, version, index)| (id, BatchEvent::RunSpawned { index, run_id, at: now }, version));
-        if let Some((id, event, version)) = &spawned {
+        let spawned = batch.zip(spawned).and_then(|(id, event)| self.batches.get(&id).map(|f| (id, f.version, event)));
+        if let Some((id, version, event)) = &spawned {
             appends.push(StreamAppend {
                 stream: streams::batch(*id),
                 expected: ExpectedVersion::Exactly(*version),
@@ -170,52 +111,67 @@ impl Partition {
         appends.extend(actor::id_reservation(&mut self.ids));
         let pending = match super::append(&self.log, self.request_id.as_deref(), appends) {
             Ok(pending) => pending,
-            Err(e) => return refuse(self, reply, storage_failure(e)),
+            Err(e) => {
+                let failure = storage_failure(e);
+                self.reply_to(reply, Err(failure.clone()));
+                return Err(failure);
+            }
         };
         // Nobody waits on this append itself: the reservation below waits for the log to be durable.
         drop(pending);
 
         self.follow(call, actor::Folded { state: CallState::start(&main_event).expect("a request"), version: 1 });
-        let companion = companion_events.map(|(id, events)| {
+        if let (Some(id), Some(events)) = (companion, companion_events) {
             let mut state = CallState::start(&events[0]).expect("a request");
             state.apply(&events[1]);
             self.follow(id, actor::Folded { state, version: 2 });
-            id
-        });
-        if let Some((id, event, _)) = spawned
+        }
+        if let Some((id, _, event)) = spawned
             && let Some(folded) = self.batches.get_mut(&id)
         {
             folded.advance(&[event], BatchState::apply);
         }
 
-        let reserve = pb::Reserve {
-            reference: format!("call/{call}"),
-            limit: Some(pb::reserve::Limit::MaxSeconds(self.limits.max_duration_seconds)),
-            kind: pb::ChargeKind::TestCall as i32,
-            call_id: Some(call.0),
-            charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
-            expires_in_seconds: self.limits.max_duration_seconds + super::calls::RESERVATION_GRACE_SECONDS,
-        };
-        let placement =
-            Box::new(Placement { org, call, provider: Provider::Sim, request: reply, run: Some(run_id), companion });
-        // Billing hears of the run's call only once it is on record.
-        let after = self.log.barrier();
-        self.perform(Effect::Reserve { placement, reserve, after });
+        let mut reply = reply;
+        for action in actions {
+            match action {
+                RunAction::Reserve { call, reference, charge_multiplier, max_seconds } => {
+                    let reserve = pb::Reserve {
+                        reference,
+                        limit: Some(pb::reserve::Limit::MaxSeconds(max_seconds)),
+                        kind: pb::ChargeKind::TestCall as i32,
+                        call_id: Some(call.0),
+                        charge_multiplier,
+                        expires_in_seconds: max_seconds + super::calls::RESERVATION_GRACE_SECONDS,
+                    };
+                    let placement = Box::new(Placement {
+                        org,
+                        call,
+                        provider: Provider::Sim,
+                        request: reply.take(),
+                        run: Some(run_id),
+                        companion,
+                    });
+                    // Billing hears of the run's call only once it is on record.
+                    let after = self.log.barrier();
+                    self.perform(Effect::Reserve { placement, reserve, after });
+                }
+            }
+        }
         Ok(())
     }
 
     pub(super) fn create_test_batch(&mut self, org: OrgId, spec: BatchSpec, reply: bus::Message) {
         let open = self.batches.values().filter(|f| f.state.org == org).count();
-        let checked = load_org(&self.log, &mut self.orgs, org).and_then(|folded| {
-            let profile = folded.state.profile.as_ref().ok_or_else(|| wire::not_found(org::Resource::Org))?;
-            test_call::admit_batch(profile, open)?;
-            Ok(org::resolve_test_target(&folded.state, &spec.run_request(0))?)
-        });
-        if let Err(failure) = checked {
-            return self.answer(reply, Err(failure));
-        }
-        let id = self.ids.next_id();
-        let created = BatchEvent::Created { id, org, spec, at: self.clock.now() };
+        let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
+        let decided = load_org(&self.log, &mut self.orgs, org)
+            .and_then(|folded| Ok(test_call::create_batch(org, &folded.state, spec, open, &mut ctx)?));
+        let created = match decided {
+            Ok(created) => created,
+            Err(failure) => return self.answer(reply, Err(failure)),
+        };
+        let state = BatchState::start(&created).expect("a creation starts a batch");
+        let id = state.id;
         let mut appends = vec![StreamAppend {
             stream: streams::batch(id),
             expected: ExpectedVersion::NoStream,
@@ -225,7 +181,6 @@ impl Partition {
         if let Err(e) = super::append(&self.log, self.request_id.as_deref(), appends) {
             return self.answer(reply, Err(storage_failure(e)));
         }
-        let state = BatchState::start(&created).expect("a creation starts a batch");
         self.batches.insert(id, actor::Folded { state, version: 1 });
         self.spawn_due_runs(id);
         self.answer_batch(org, id, reply);
@@ -233,8 +188,9 @@ impl Partition {
 
     /// Stops the runs a batch has not spawned yet; running ones finish. Idempotent.
     pub(super) fn cancel_test_batch(&mut self, org: OrgId, id: u64, reply: bus::Message) {
-        if let Some(folded) = self.batches.get(&id).filter(|f| f.state.org == org) {
-            let canceled = BatchEvent::Canceled { at: self.clock.now() };
+        if let Some(folded) = self.batches.get(&id).filter(|f| f.state.org == org)
+            && let Some(canceled) = test_call::cancel_batch(&folded.state, self.clock.now())
+        {
             let appended = super::append(
                 &self.log,
                 self.request_id.as_deref(),
@@ -271,44 +227,60 @@ impl Partition {
     /// Spawns every run of the batch that is due, and arms the timer for the next.
     pub(super) fn spawn_due_runs(&mut self, id: u64) {
         self.batch_timers.retain(|(_, b)| *b != id);
+        let settings = self.run_settings();
         loop {
-            let Some(folded) = self.batches.get(&id) else { return };
-            let Some(due) = next_spawn_at(&folded.state) else {
-                self.batches.remove(&id);
-                return;
+            let Some(org) = self.batches.get(&id).map(|f| f.state.org) else { return };
+            let running = self.active_runs(org);
+            let folded = &self.batches[&id];
+            let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
+            let spawn = match load_org(&self.log, &mut self.orgs, org) {
+                Ok(org_state) => {
+                    test_call::spawn_due_run(&folded.state, &org_state.state, running, &settings, &mut ctx)
+                }
+                // An org that cannot be read has no room for runs: a due run waits and tries again.
+                Err(failure) => {
+                    tracing::warn!(batch = id, %org, detail = %failure.detail, "could not read a batch's org");
+                    test_call::spawn_due_run(&folded.state, &OrgState::default(), running, &settings, &mut ctx)
+                }
             };
-            let now = self.clock.now();
-            if due > now {
-                self.batch_timers.insert((due, id));
-                return;
-            }
-            let (org, index) = (folded.state.org, folded.state.run_ids.len());
-            let request = folded.state.spec.run_request(index);
-            let limit = load_org(&self.log, &mut self.orgs, org)
-                .map(|f| f.state.profile.as_ref().map_or(0, |p| p.test_call_limit()))
-                .unwrap_or(0);
-            if self.active_runs(org) >= limit {
-                self.batch_timers.insert((domain::Timestamp(now.0 + LIMIT_RETRY_MS), id));
-                return;
-            }
-            if let Err(failure) = self.start_run(org, request, Some(id), None) {
-                // The target is gone, or the log is: nothing more can be spawned.
-                tracing::warn!(batch = id, code = %failure.code, "a batch run could not start; canceling the batch");
-                let canceled = BatchEvent::Canceled { at: now };
-                let version = self.batches.get(&id).map_or(0, |f| f.version);
-                let _ = super::append(
-                    &self.log,
-                    self.request_id.as_deref(),
-                    vec![StreamAppend {
-                        stream: streams::batch(id),
-                        expected: ExpectedVersion::Exactly(version),
-                        events: vec![actor::encode(canceled.event_type(), &canceled)],
-                    }],
-                );
-                self.batches.remove(&id);
-                return;
+            match spawn {
+                Spawn::Finished => {
+                    self.batches.remove(&id);
+                    return;
+                }
+                Spawn::WaitUntil(at) => {
+                    self.batch_timers.insert((at, id));
+                    return;
+                }
+                Spawn::Run(decision) => {
+                    if let Err(failure) = self.start_run(*decision, None) {
+                        // The log refused the run: nothing more can be spawned.
+                        tracing::warn!(batch = id, code = %failure.code, "a batch run could not start; canceling the batch");
+                        let canceled = test_call::cancel_batch(&self.batches[&id].state, self.clock.now());
+                        return self.stop_spawning(id, canceled);
+                    }
+                }
+                Spawn::Cancel { event, reason } => {
+                    tracing::warn!(batch = id, %reason, "a batch run could not start; canceling the batch");
+                    return self.stop_spawning(id, Some(event));
+                }
             }
         }
+    }
+
+    /// Records the cancel of a batch that can spawn no more runs, and forgets the batch.
+    fn stop_spawning(&mut self, id: u64, canceled: Option<BatchEvent>) {
+        let Some(folded) = self.batches.remove(&id) else { return };
+        let Some(canceled) = canceled else { return };
+        let _ = super::append(
+            &self.log,
+            self.request_id.as_deref(),
+            vec![StreamAppend {
+                stream: streams::batch(id),
+                expected: ExpectedVersion::Exactly(folded.version),
+                events: vec![actor::encode(canceled.event_type(), &canceled)],
+            }],
+        );
     }
 
     /// Takes back the batches that still had runs to spawn before a restart.
@@ -323,11 +295,7 @@ impl Partition {
             .collect::<Result<_, eventlog::Error>>()
             .map_err(storage_failure)?;
         for id in active {
-            let folded = actor::fold(&self.log, &streams::batch(id), |s: &mut Option<BatchState>, e| match s {
-                None => *s = BatchState::start(e),
-                Some(state) => state.apply(e),
-            })
-            .map_err(storage_failure)?;
+            let folded = actor::fold(&self.log, &streams::batch(id), BatchState::evolve).map_err(storage_failure)?;
             if let Some(state) = folded.state {
                 tracing::info!(batch = id, spawned = state.run_ids.len(), "resumed a batch");
                 self.batches.insert(id, actor::Folded { state, version: folded.version });
@@ -336,15 +304,4 @@ impl Partition {
         }
         Ok(())
     }
-}
-
-/// Whether a call is a test-call run's own (billed) call that has not ended: what the org's
-/// limit of concurrent runs counts.
-pub(super) fn counts_as_running_test(call: &CallState) -> bool {
-    let setup = &call.setup;
-    setup.test_run_id.is_some() && setup.reservation_reference.is_some() && !call.is_ended()
-}
-
-fn number(raw: &str) -> E164 {
-    E164::parse(raw).expect("switchboard's own numbers are E.164")
 }

@@ -1,0 +1,89 @@
+//! Planning an outbound call from the org's configuration.
+
+use domain::agent::AgentSpec;
+use domain::ids::{AgentId, OrgId, PhoneNumberId, VoipConnectionId};
+use domain::org::{self, AgentChoice, NumberBacking, OrgEvent, OrgState, OutboundRejection, OutboundRequest};
+use domain::voip::Provider;
+use domain::{E164, Timestamp};
+
+const T: Timestamp = Timestamp(1);
+
+fn org(extra: &[OrgEvent]) -> OrgState {
+    let mut events = vec![
+        OrgEvent::OrgCreated { org_id: OrgId(5), name: "Acme".into(), at: T },
+        OrgEvent::AgentCreated { id: AgentId(69), spec: AgentSpec::named("A".into()), at: T },
+        OrgEvent::VoipConnectionCreated {
+            id: VoipConnectionId(133),
+            name: String::new(),
+            provider: Provider::Sim,
+            at: T,
+        },
+        OrgEvent::PhoneNumberCreated {
+            id: PhoneNumberId(197),
+            number: E164::parse("+14155550100").unwrap(),
+            backing: NumberBacking::Voip(VoipConnectionId(133)),
+            inbound_agent_id: None,
+            outbound_agent_id: Some(AgentId(69)),
+            at: T,
+        },
+        OrgEvent::PhoneNumberCreated {
+            id: PhoneNumberId(261),
+            number: E164::parse("+15005550000").unwrap(),
+            backing: NumberBacking::Demo,
+            inbound_agent_id: None,
+            outbound_agent_id: None,
+            at: T,
+        },
+    ];
+    events.extend_from_slice(extra);
+    OrgState::from_events(&events)
+}
+
+fn verified() -> OrgEvent {
+    OrgEvent::VoipConnectionVerified { id: VoipConnectionId(133), error: None, at: T }
+}
+
+fn request(from: &str, agent: AgentChoice) -> OutboundRequest {
+    OutboundRequest {
+        from: E164::parse(from).unwrap(),
+        to: E164::parse("+14155550123").unwrap(),
+        agent,
+        max_hold_seconds: None,
+    }
+}
+
+#[test]
+fn each_rule_of_the_contract_rejects_with_its_reason() {
+    let ok = org(&[verified()]);
+    let reject = |state: &OrgState, r: OutboundRequest| org::plan_outbound(state, r).unwrap_err();
+    assert_eq!(reject(&ok, request("+14155550199", AgentChoice::FromNumber)), OutboundRejection::NumberNotRegistered);
+    assert_eq!(reject(&ok, request("+15005550000", AgentChoice::FromNumber)), OutboundRejection::DemoNumber);
+    assert_eq!(
+        reject(&org(&[]), request("+14155550100", AgentChoice::FromNumber)),
+        OutboundRejection::UnverifiedConnection(VoipConnectionId(133))
+    );
+    let trial = org(&[verified(), OrgEvent::TrialSet { trial: true, at: T }]);
+    assert_eq!(reject(&trial, request("+14155550100", AgentChoice::FromNumber)), OutboundRejection::Trial);
+    assert_eq!(reject(&ok, request("+14155550100", AgentChoice::Saved(AgentId(5)))), OutboundRejection::AgentNotFound);
+    let no_default = org(&[
+        verified(),
+        OrgEvent::PhoneNumberAgentsChanged {
+            id: PhoneNumberId(197),
+            inbound_agent_id: None,
+            outbound_agent_id: None,
+            at: T,
+        },
+    ]);
+    assert_eq!(reject(&no_default, request("+14155550100", AgentChoice::FromNumber)), OutboundRejection::NoAgent);
+}
+
+#[test]
+fn the_number_default_agent_and_its_hold_time_apply_unless_overridden() {
+    let ok = org(&[verified()]);
+    let plan = org::plan_outbound(&ok, request("+14155550100", AgentChoice::FromNumber)).unwrap();
+    assert_eq!((plan.agent_id, plan.max_hold_seconds), (Some(AgentId(69)), 60));
+    let mut r = request("+14155550100", AgentChoice::Inline(AgentSpec::named("Inline".into())));
+    r.max_hold_seconds = Some(7);
+    let plan = org::plan_outbound(&ok, r).unwrap();
+    assert_eq!((plan.agent_id, plan.agent.name.as_str(), plan.max_hold_seconds), (None, "Inline", 7));
+}
