@@ -27,6 +27,9 @@ pub struct Options {
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
     pub calls_placed: u32,
+    /// Calls (and runs' calls) a client was told exist.
+    pub calls_acknowledged: u32,
+    pub cents_charged: i64,
     pub test_runs: u32,
     pub batches: u32,
     pub crashes: u32,
@@ -42,7 +45,7 @@ pub fn run(options: &Options) -> Result<Outcome, Failed> {
     runtime.block_on(async {
         let mut world = World::new(options.seed).await;
         let result = world.play(options.steps).await;
-        result.map(|()| world.outcome.clone()).map_err(|detail| world.failure(options.seed, &detail))
+        result.map(|()| world.outcome()).map_err(|detail| world.failure(options, &detail))
     })
 }
 
@@ -295,13 +298,28 @@ impl World {
         self.trace.push_back(format!("{:>5} t+{:>9}ms {}", self.step, self.clock.now().0 - START.0, what.into()));
     }
 
-    fn failure(&self, seed: u64, detail: &str) -> String {
+    fn failure(&self, options: &Options, detail: &str) -> String {
         let trace: Vec<&str> = self.trace.iter().map(String::as_str).collect();
         format!(
-            "invariant broken at step {} of seed {seed}: {detail}\nreplay it: SWITCHBOARD_SIM_SEED={seed} SWITCHBOARD_SIM_SEEDS=1 cargo test -p simulation\nthe last steps:\n{}",
+            "invariant broken at step {} of seed {}: {detail}\nreplay it: SWITCHBOARD_SIM_SEED={} SWITCHBOARD_SIM_SEEDS=1 SWITCHBOARD_SIM_STEPS={} cargo test -p simulation\nthe last steps:\n{}",
             self.step,
+            options.seed,
+            options.seed,
+            options.steps,
             trace.join("\n")
         )
+    }
+
+    fn outcome(&self) -> Outcome {
+        let charged = self.observed.terminal.values().map(|c| match c.billing {
+            domain::call::Billing::Settled { charged_cents } => charged_cents,
+            _ => 0,
+        });
+        Outcome {
+            calls_acknowledged: self.observed.calls.len() as u32,
+            cents_charged: charged.sum(),
+            ..self.outcome.clone()
+        }
     }
 
     // --- Clients ---

@@ -23,6 +23,8 @@ fn every_seed_holds_the_invariants() {
         match simulation::run(&Options { seed, steps }) {
             Ok(outcome) => {
                 totals.calls_placed += outcome.calls_placed;
+                totals.calls_acknowledged += outcome.calls_acknowledged;
+                totals.cents_charged += outcome.cents_charged;
                 totals.test_runs += outcome.test_runs;
                 totals.batches += outcome.batches;
                 totals.crashes += outcome.crashes;
@@ -32,9 +34,11 @@ fn every_seed_holds_the_invariants() {
         }
     }
     eprintln!(
-        "{seeds} seeds from {first}, {steps} steps each, in {:.1} s: {} calls placed, {} test runs, {} batches, {} crashes, {} effects performed",
+        "{seeds} seeds from {first}, {steps} steps each, in {:.1} s: {} calls placed ({} acknowledged, {} cents charged), {} test runs, {} batches, {} crashes, {} effects performed",
         started.elapsed().as_secs_f64(),
         totals.calls_placed,
+        totals.calls_acknowledged,
+        totals.cents_charged,
         totals.test_runs,
         totals.batches,
         totals.crashes,
