@@ -152,7 +152,7 @@ impl World {
         let limits = CallLimits {
             ring_timeout_ms: 20_000,
             max_duration_seconds: 600,
-            placement_timeout_ms: 30_000,
+            placement_timeout_ms: 60_000,
             idempotency_abandoned_after_ms: 10_000,
             ..CallLimits::default()
         };
@@ -220,6 +220,13 @@ impl World {
         };
         let number = self.ask(self.org, Kind::CreatePhoneNumber(number)).await;
         assert!(matches!(number, Some(reply::Result::PhoneNumber(_))), "no number: {number:?}");
+        // Some orgs start with nothing, some with a few calls' worth, some with plenty.
+        let cents = [0, 150, 2_000, 50_000][self.rng.random_range(0..4)];
+        if cents > 0 {
+            let top_up = pb::TopUp { reference: "top-up/start".into(), cents, description: "sim".into() };
+            let answer = self.billing_decides(self.org, billing_command::Kind::TopUp(top_up)).await;
+            assert!(answer.is_ok(), "the first top-up failed: {answer:?}");
+        }
     }
 
     /// Sends a command and plays the world (without faults) until it is answered.
@@ -269,7 +276,11 @@ impl World {
             21 => self.cancel_batch(),
             22..=24 => self.top_up(),
             25..=28 => self.hang_up(),
-            29..=64 => self.deliver_one().await,
+            29..=64 => {
+                for _ in 0..self.rng.random_range(1..=4) {
+                    self.deliver_one().await;
+                }
+            }
             65..=84 => {
                 let ms = self.rng.random_range(0..4_000);
                 self.advance(ms);
