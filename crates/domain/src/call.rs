@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentSpec;
 use crate::ids::{AgentId, CallId, OrgId, VoipConnectionId};
-use crate::ledger::cost_cents;
+use crate::ledger::{ChargeKind, Grant, LedgerCommand, ReserveLimit, cost_cents};
 use crate::{E164, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,12 +105,39 @@ pub enum Phase {
     Ended,
 }
 
+/// A reservation outlives its call's maximum duration by this much, so a call that ends on time
+/// is always settled before billing releases its funds by itself.
+pub const RESERVATION_GRACE_SECONDS: u32 = 600;
+
+/// What a call asks billing to hold before it is dialed: its whole maximum duration at the rate
+/// times `charge_multiplier`, under its reservation reference (`None`: an unbilled leg).
+pub fn reservation(setup: &CallSetup, charge_multiplier: u32) -> Option<LedgerCommand> {
+    Some(LedgerCommand::Reserve {
+        reference: setup.reservation_reference.clone()?,
+        limit: ReserveLimit::Seconds(setup.max_duration_seconds),
+        kind: if setup.test_run_id.is_some() { ChargeKind::TestCall } else { ChargeKind::Call },
+        call_id: Some(setup.id.0),
+        charge_multiplier,
+        expires_in_seconds: setup.max_duration_seconds + RESERVATION_GRACE_SECONDS,
+    })
+}
+
 /// The funds a call holds, as billing granted them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Funds {
     pub granted_cents: i64,
     pub rate_cents_per_minute: u32,
     pub charge_multiplier: u32,
+}
+
+impl From<&Grant> for Funds {
+    fn from(grant: &Grant) -> Self {
+        Self {
+            granted_cents: grant.granted_cents,
+            rate_cents_per_minute: grant.rate_cents_per_minute,
+            charge_multiplier: grant.charge_multiplier,
+        }
+    }
 }
 
 impl Funds {
@@ -518,6 +545,17 @@ pub enum Action {
     Settle { reference: String, cents: i64 },
     /// Release the whole reservation: the call never connected.
     Void { reference: String },
+}
+
+impl Action {
+    /// The ledger command a billing action sends; `None` for one that is not billing's.
+    pub fn ledger_command(&self) -> Option<LedgerCommand> {
+        match self.clone() {
+            Self::Settle { reference, cents } => Some(LedgerCommand::Settle { reference, cents }),
+            Self::Void { reference } => Some(LedgerCommand::Void { reference }),
+            Self::HangUp => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -7,12 +7,15 @@ use actor::{Clock, ManualClock};
 use bytes::Bytes;
 use domain::call::{Action, CarrierEvent, EndReason, Speaker};
 use domain::ids::{CallId, OrgId, Partitioning};
+use domain::ledger::{LedgerCommand, LedgerReply};
 use domain::{Timestamp, ledger};
+use orchestrator::effects::ClaimFailure;
 use orchestrator::{CallLimits, Effect, Finished, Partition, PendingClaim, Placement, Verifications, Work};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{Semaphore, oneshot};
-use wire::pb::{self, Failure, FailureKind, billing_command, billing_reply, command::Kind, reply};
+use wire::BillingFailure;
+use wire::pb::{self, Failure, command::Kind, reply};
 
 use crate::checks::{self, Observed};
 
@@ -63,7 +66,7 @@ struct Flight {
 enum Delivery {
     /// A request to billing, and what its answer goes back as. `answer_lost`: billing decides,
     /// but its answer never reaches the orchestrator.
-    Billing { org: OrgId, kind: billing_command::Kind, then: Then, answer_lost: bool },
+    Billing { org: OrgId, command: LedgerCommand, then: Then, answer_lost: bool },
     /// Work that came back, on its way into the orchestrator's inbox.
     Back(Finished),
     /// A carrier's report about a call.
@@ -223,8 +226,8 @@ impl World {
         // Some orgs start with nothing, some with a few calls' worth, some with plenty.
         let cents = [0, 150, 2_000, 50_000][self.rng.random_range(0..4)];
         if cents > 0 {
-            let top_up = pb::TopUp { reference: "top-up/start".into(), cents, description: "sim".into() };
-            let answer = self.billing_decides(self.org, billing_command::Kind::TopUp(top_up)).await;
+            let top_up = LedgerCommand::TopUp { reference: "top-up/start".into(), cents, description: "sim".into() };
+            let answer = self.billing_decides(self.org, top_up).await;
             assert!(answer.is_ok(), "the first top-up failed: {answer:?}");
         }
     }
@@ -428,11 +431,11 @@ impl World {
         let cents = [1, 5, 50, 500, 5_000][self.rng.random_range(0..5)];
         let reference = format!("top-up/{}", self.step);
         self.note(format!("top up {cents} cents"));
-        let kind = billing_command::Kind::TopUp(pb::TopUp { reference, cents, description: "sim".into() });
+        let command = LedgerCommand::TopUp { reference, cents, description: "sim".into() };
         // A client's top-up goes to billing directly, as the gateway sends it.
         self.net.push(Flight {
             due: self.clock.now(),
-            what: Delivery::Billing { org: self.org, kind, then: Then::Nothing, answer_lost: false },
+            what: Delivery::Billing { org: self.org, command, then: Then::Nothing, answer_lost: false },
         });
     }
 
@@ -503,7 +506,8 @@ impl World {
                         Some(reply::Result::NumberClaimed(c)) => wire::parse_number(&c.number),
                         Some(reply::Result::Failure(f)) => Err(f),
                         _ => Err(Failure::internal("unexpected directory reply")),
-                    };
+                    }
+                    .map_err(ClaimFailure::Refused);
                     self.orchestrator.finished(Finished::Claimed { claim, outcome });
                 }
                 (_, Some(reply::Result::Failure(f))) => self.note(format!("refused: {}", f.code)),
@@ -551,12 +555,12 @@ impl World {
                 Delivery::Back(_) | Delivery::Report { .. } | Delivery::Dial { .. } => {}
                 // A request already on its way to billing may get there; its answer goes nowhere.
                 // A client's top-up is the gateway's, not the orchestrator's: it goes on.
-                Delivery::Billing { org, kind: kind @ billing_command::Kind::TopUp(_), then, answer_lost } => {
-                    kept.push(Flight { due: flight.due, what: Delivery::Billing { org, kind, then, answer_lost } })
+                Delivery::Billing { org, command: command @ LedgerCommand::TopUp { .. }, then, answer_lost } => {
+                    kept.push(Flight { due: flight.due, what: Delivery::Billing { org, command, then, answer_lost } })
                 }
                 // A request already on its way to billing may get there; its answer goes nowhere.
-                Delivery::Billing { org, kind, .. } if self.rng.random_bool(0.5) => {
-                    let what = Delivery::Billing { org, kind, then: Then::Nothing, answer_lost: true };
+                Delivery::Billing { org, command, .. } if self.rng.random_bool(0.5) => {
+                    let what = Delivery::Billing { org, command, then: Then::Nothing, answer_lost: true };
                     kept.push(Flight { due: flight.due, what });
                 }
                 Delivery::Billing { .. } => {}
@@ -644,27 +648,21 @@ impl World {
                 self.orchestrator.finished(Finished::Carrier { call, event });
             }
             Delivery::Dial { call, request } => self.carrier_dial(call, request, faults),
-            Delivery::Billing { org, kind, then, answer_lost } => {
-                self.note(format!("billing takes {}", billing_name(&kind)));
-                let answer = self.billing_decides(org, kind.clone()).await;
-                let answer = if answer_lost {
-                    Err(Failure::new(FailureKind::Unavailable, "billing_unavailable", "the answer was lost"))
-                } else {
-                    answer
-                };
-                self.billing_answered(org, kind, then, answer, faults);
+            Delivery::Billing { org, command, then, answer_lost } => {
+                self.note(format!("billing takes {command:?}"));
+                let answer = self.billing_decides(org, command.clone()).await;
+                let answer =
+                    if answer_lost { Err(BillingFailure::Unreachable("the answer was lost".into())) } else { answer };
+                self.billing_answered(org, command, then, answer, faults);
             }
         }
     }
 
-    /// Billing decides as its actor would: the command goes through the codec it comes in by.
-    async fn billing_decides(
-        &mut self,
-        org: OrgId,
-        kind: billing_command::Kind,
-    ) -> Result<billing_reply::Result, Failure> {
-        let bytes = wire::encode(&pb::BillingCommand { org_id: org.0, kind: Some(kind) });
-        let reply = match wire::billing_command(&bytes) {
+    /// Billing decides as its actor would: the command and its answer go through the codec
+    /// they cross the bus in.
+    async fn billing_decides(&mut self, org: OrgId, command: LedgerCommand) -> Result<LedgerReply, BillingFailure> {
+        let request = wire::billing_request(org, &command);
+        let reply = match wire::billing_command(&request) {
             Ok((org, command)) => match self.billing.decide(org, command, None) {
                 Ok((reply, durable)) => match durable.durable().await {
                     Ok(_) => wire::billing_reply(Ok(reply)),
@@ -674,20 +672,15 @@ impl World {
             },
             Err(error) => wire::billing_reply(Err(error)),
         };
-        let reply: pb::BillingReply = wire::decode(&reply).expect("billing's reply decodes");
-        match reply.result {
-            Some(billing_reply::Result::Failure(f)) => Err(f),
-            Some(result) => Ok(result),
-            None => Err(Failure::internal("empty billing reply")),
-        }
+        wire::billing_response(&reply)
     }
 
     fn billing_answered(
         &mut self,
         org: OrgId,
-        kind: billing_command::Kind,
+        command: LedgerCommand,
         then: Then,
-        answer: Result<billing_reply::Result, Failure>,
+        answer: Result<LedgerReply, BillingFailure>,
         faults: bool,
     ) {
         let due = self.later(faults, 0..800);
@@ -705,7 +698,7 @@ impl World {
                 Err(_) if attempt < 3 => {
                     let then = Then::Billed { call, action, attempt: attempt + 1 };
                     let answer_lost = self.fault(faults, 0.2);
-                    self.net.push(Flight { due, what: Delivery::Billing { org, kind, then, answer_lost } });
+                    self.net.push(Flight { due, what: Delivery::Billing { org, command, then, answer_lost } });
                 }
                 Err(_) => self.net.push(Flight { due, what: Delivery::Back(Finished::Billed { call, outcome: None }) }),
             },
@@ -845,17 +838,16 @@ impl World {
                 if lost {
                     // Billing never hears of it; the runner's request times out.
                     self.note(format!("the reservation of call {} is lost on its way", placement.call()));
-                    let outcome = Err(Failure::new(FailureKind::Unavailable, "billing_unavailable", "timed out"));
+                    let outcome = Err(BillingFailure::Unreachable("timed out".into()));
                     let due = Timestamp(due.0 + BILLING_TIMEOUT_MS);
                     return self
                         .net
                         .push(Flight { due, what: Delivery::Back(Finished::Reserved { placement, outcome }) });
                 }
                 let answer_lost = self.fault(faults, 0.05);
-                let kind = billing_command::Kind::Reserve(reserve);
                 self.net.push(Flight {
                     due,
-                    what: Delivery::Billing { org, kind, then: Then::Reserved(placement), answer_lost },
+                    what: Delivery::Billing { org, command: reserve, then: Then::Reserved(placement), answer_lost },
                 });
             }
             Effect::Dial { call, dial, request, after } => {
@@ -889,18 +881,18 @@ impl World {
             }
             Effect::Bill { org, call, action, after } => {
                 durable(after).await;
-                let kind = orchestrator::effects::billing_command(&action);
+                let command = action.ledger_command().expect("a billing action");
                 let due = self.later(faults, 0..1_000);
                 let answer_lost = self.fault(faults, 0.1);
                 let then = Then::Billed { call, action, attempt: 0 };
-                self.net.push(Flight { due, what: Delivery::Billing { org, kind, then, answer_lost } });
+                self.net.push(Flight { due, what: Delivery::Billing { org, command, then, answer_lost } });
             }
             Effect::VoidLateGrant { org, call } => {
-                let kind = billing_command::Kind::Void(pb::Reference { reference: format!("call/{call}") });
+                let command = LedgerCommand::Void { reference: format!("call/{call}") };
                 let due = self.later(faults, 0..1_000);
                 self.net.push(Flight {
                     due,
-                    what: Delivery::Billing { org, kind, then: Then::Nothing, answer_lost: false },
+                    what: Delivery::Billing { org, command, then: Then::Nothing, answer_lost: false },
                 });
             }
             Effect::Resume { dial, .. } => {
@@ -969,7 +961,7 @@ fn describe(finished: &Finished) -> String {
             format!(
                 "reservation of call {}: {}",
                 placement.call(),
-                outcome.as_ref().map_or_else(|f| f.code.clone(), |r| format!("{} cents", r.granted_cents))
+                outcome.as_ref().map_or_else(|f| f.code().to_owned(), |r| format!("{} cents", r.granted_cents))
             )
         }
         Finished::Dialed { call, outcome, .. } => {
@@ -978,16 +970,6 @@ fn describe(finished: &Finished) -> String {
         Finished::Billed { call, outcome } => format!("billing of call {call}: {outcome:?}"),
         Finished::Claimed { .. } => "a claim".into(),
         Finished::Carrier { call, event } => format!("carrier {} for call {call}", event.name()),
-    }
-}
-
-fn billing_name(kind: &billing_command::Kind) -> String {
-    match kind {
-        billing_command::Kind::Reserve(r) => format!("reserve {}", r.reference),
-        billing_command::Kind::Settle(s) => format!("settle {} for {} cents", s.reference, s.cents),
-        billing_command::Kind::Void(v) => format!("void {}", v.reference),
-        billing_command::Kind::TopUp(t) => format!("top-up of {} cents", t.cents),
-        billing_command::Kind::SetRate(_) => "set rate".into(),
     }
 }
 

@@ -8,11 +8,13 @@
 use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
+use domain::ledger::Grant;
 use domain::org;
 use domain::secret::Sealed;
 use domain::test_call::counts_as_running;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
+use wire::BillingFailure;
 use wire::pb::{self, Failure, FailureKind, Reply, reply};
 
 use super::effects::Effect;
@@ -49,9 +51,6 @@ impl Default for CallLimits {
     }
 }
 
-/// A reservation outlives its call's maximum duration by this much, so a call that ends on
-/// time is always settled before billing releases its funds by itself.
-pub(super) const RESERVATION_GRACE_SECONDS: u32 = 600;
 /// How long a call whose events could not be appended waits before its timers try again.
 const STORAGE_RETRY_MS: i64 = 1_000;
 
@@ -119,14 +118,7 @@ impl Partition {
             scenario_prompt: None,
             placement_timeout_ms: self.limits.placement_timeout_ms,
         };
-        let reserve = pb::Reserve {
-            reference: format!("call/{call}"),
-            limit: Some(pb::reserve::Limit::MaxSeconds(self.limits.max_duration_seconds)),
-            kind: pb::ChargeKind::Call as i32,
-            call_id: Some(call.0),
-            charge_multiplier: 1,
-            expires_in_seconds: self.limits.max_duration_seconds + RESERVATION_GRACE_SECONDS,
-        };
+        let reserve = call::reservation(&setup, 1).expect("an outbound call is billed");
         let now = self.clock.now();
         let first = CallEvent::Requested { setup: Box::new(setup), at: now };
         let mut appends = vec![StreamAppend {
@@ -159,18 +151,14 @@ impl Partition {
 
     /// Funds are reserved (or refused): the call is placed and dialed once that is durable,
     /// or the request is rejected.
-    pub(super) fn initiate_call(&mut self, placement: Placement, reserved: Result<pb::Reservation, Failure>) {
+    pub(super) fn initiate_call(&mut self, placement: Placement, reserved: Result<Grant, BillingFailure>) {
         let Placement { org, call, provider, request, run, companion } = placement;
         let (command, failure) = match reserved {
-            Ok(r) => (
-                CallCommand::FundsReserved(Funds {
-                    granted_cents: r.granted_cents,
-                    rate_cents_per_minute: r.rate_cents_per_minute,
-                    charge_multiplier: r.charge_multiplier,
-                }),
-                None,
-            ),
-            Err(failure) => (CallCommand::ReservationRefused { code: failure.code.clone() }, Some(failure)),
+            Ok(grant) => (CallCommand::FundsReserved(Funds::from(&grant)), None),
+            Err(refusal) => {
+                let code = refusal.code().to_owned();
+                (CallCommand::ReservationRefused { code }, Some(Failure::from(refusal)))
+            }
         };
         let granted = failure.is_none();
         let pending = match self.drive_call(call, command) {

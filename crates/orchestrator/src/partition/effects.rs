@@ -9,11 +9,13 @@
 
 use domain::call::{Action, CallCommand, CarrierEvent};
 use domain::ids::{CallId, OrgId, VoipConnectionId};
+use domain::ledger::{Grant, LedgerCommand, LedgerReply};
 use domain::secret::Sealed;
 use domain::voip::Provider;
 use eventlog::Pending;
 use tokio::sync::OwnedSemaphorePermit;
-use wire::pb::{self, Failure, Reply, billing_reply, command::Kind};
+use wire::BillingFailure;
+use wire::pb::{Failure, Reply, command::Kind};
 
 pub use super::calls::Placement;
 pub use super::numbers::PendingClaim;
@@ -32,7 +34,7 @@ pub enum Effect {
     /// for a refusal: it acknowledges nothing, so it goes at once.
     Answer { requests: Vec<bus::Message>, reply: Reply, after: Option<Pending> },
     /// Ask billing for a call's funds; comes back as [`Finished::Reserved`].
-    Reserve { placement: Box<Placement>, reserve: pb::Reserve, after: Pending },
+    Reserve { placement: Box<Placement>, reserve: LedgerCommand, after: Pending },
     /// Dial a recorded call (`Err`: it cannot be, and why); comes back as [`Finished::Dialed`].
     /// A hang-up decided while the dial is in flight goes to the carrier through the dial.
     Dial { call: CallId, dial: Result<telephony::Dial, String>, request: Option<bus::Message>, after: Pending },
@@ -63,6 +65,15 @@ pub enum Effect {
     Flush { call: CallId, after: Pending },
 }
 
+/// Why the directory holds no claim for a number, as far as the org's partition can tell.
+#[derive(Debug)]
+pub enum ClaimFailure {
+    /// The directory refused (taken, reserved, none left): nothing was claimed.
+    Refused(Failure),
+    /// The directory did not answer: it may have claimed all the same.
+    Unanswered(Failure),
+}
+
 /// Work that finished outside the actor (it waited on the network), on its way back in.
 #[derive(Debug)]
 pub enum Finished {
@@ -73,7 +84,7 @@ pub enum Finished {
     },
     Reserved {
         placement: Box<Placement>,
-        outcome: Result<pb::Reservation, Failure>,
+        outcome: Result<Grant, BillingFailure>,
     },
     Dialed {
         call: CallId,
@@ -83,12 +94,12 @@ pub enum Finished {
     /// Billing confirmed a settlement or void (`Some`), or the attempts gave out (`None`).
     Billed {
         call: CallId,
-        outcome: Option<domain::call::CallCommand>,
+        outcome: Option<CallCommand>,
     },
     /// The directory claimed a number for the org (the number it holds), or did not.
     Claimed {
         claim: Box<PendingClaim>,
-        outcome: Result<domain::E164, Failure>,
+        outcome: Result<domain::E164, ClaimFailure>,
     },
     /// The carrier reports on a call.
     Carrier {
@@ -98,36 +109,24 @@ pub enum Finished {
 }
 
 /// What billing's answer to an [`Effect::Reserve`] brings back.
-pub fn reserved(answer: Result<billing_reply::Result, Failure>) -> Result<pb::Reservation, Failure> {
-    match answer {
-        Ok(billing_reply::Result::Reservation(r)) => Ok(r),
-        Ok(_) => Err(Failure::internal("unexpected billing reply")),
-        Err(failure) => Err(failure),
+pub fn reserved(answer: Result<LedgerReply, BillingFailure>) -> Result<Grant, BillingFailure> {
+    match answer? {
+        LedgerReply::Reservation(grant) => Ok(grant),
+        _ => Err(BillingFailure::Undecodable),
     }
 }
 
 /// What billing's answer to an [`Effect::Bill`] or [`Effect::VoidLateGrant`] confirms: the
 /// command that records it for the call, or `Err` to try again.
-pub fn billed(action: &Action, answer: Result<billing_reply::Result, Failure>) -> Result<CallCommand, Failure> {
+pub fn billed(action: &Action, answer: Result<LedgerReply, BillingFailure>) -> Result<CallCommand, BillingFailure> {
     let voiding = matches!(action, Action::Void { .. });
     match answer {
-        Ok(billing_reply::Result::Settlement(s)) => {
-            Ok(CallCommand::RecordSettlement { charged_cents: s.charged_cents })
-        }
+        Ok(LedgerReply::Settlement { charged_cents, .. }) => Ok(CallCommand::RecordSettlement { charged_cents }),
         Ok(_) => Ok(CallCommand::RecordVoid),
         // Billing never reserved (it refused, or never heard of the call): nothing to release.
-        Err(f) if voiding && f.code == "reservation_not_found" => Ok(CallCommand::RecordVoid),
+        Err(BillingFailure::ReservationNotFound) if voiding => Ok(CallCommand::RecordVoid),
         // Released already (expired, or voided before): nothing was charged.
-        Err(f) if f.code == "reservation_closed" => Ok(CallCommand::RecordVoid),
-        Err(f) => Err(f),
-    }
-}
-
-/// The billing command an [`Effect::Bill`] sends.
-pub fn billing_command(action: &Action) -> pb::billing_command::Kind {
-    match action.clone() {
-        Action::Settle { reference, cents } => pb::billing_command::Kind::Settle(pb::Settle { reference, cents }),
-        Action::Void { reference } => pb::billing_command::Kind::Void(pb::Reference { reference }),
-        Action::HangUp => unreachable!("not a billing action"),
+        Err(BillingFailure::ReservationClosed) => Ok(CallCommand::RecordVoid),
+        Err(failure) => Err(failure),
     }
 }

@@ -13,11 +13,8 @@ use domain::ids::{OrgId, PhoneNumberId};
 use domain::org::{self, NewNumber, OrgCommand, OrgError};
 use wire::pb::{self, Failure, Reply, command::Kind};
 
-use super::effects::Effect;
+use super::effects::{ClaimFailure, Effect};
 use super::{Partition, load_org};
-
-/// The code of a request the directory did not answer: it may or may not have been decided.
-pub(super) const DIRECTORY_UNAVAILABLE: &str = "directory_unavailable";
 
 /// A number being claimed for an org, and who waits for it.
 #[derive(Debug)]
@@ -70,20 +67,19 @@ impl Partition {
     }
 
     /// The directory answered: the number is recorded, or (if it will not be) released.
-    pub(super) fn claimed(&mut self, claim: PendingClaim, outcome: Result<E164, Failure>) {
+    pub(super) fn claimed(&mut self, claim: PendingClaim, outcome: Result<E164, ClaimFailure>) {
         let PendingClaim { org, id, number, request } = claim;
         if let Some(own) = &number.number {
             self.claiming.remove(&(org, own.clone()));
         }
         let claimed = match outcome {
             Ok(claimed) => claimed,
-            Err(failure) => {
-                // A refusal (taken, reserved, none left) claimed nothing. A directory that did
-                // not answer may have claimed all the same: release that claim, whose token only
-                // this request used (for a demo number, whichever number it took).
-                if failure.code == DIRECTORY_UNAVAILABLE {
-                    self.release_number(org, number.number, id, None);
-                }
+            // A refusal (taken, reserved, none left) claimed nothing.
+            Err(ClaimFailure::Refused(failure)) => return self.answer(request, Err(failure)),
+            // A directory that did not answer may have claimed all the same: release that
+            // claim, whose token only this request used (for a demo number, whichever it took).
+            Err(ClaimFailure::Unanswered(failure)) => {
+                self.release_number(org, number.number, id, None);
                 return self.answer(request, Err(failure));
             }
         };

@@ -10,12 +10,14 @@ use bus::{Headers, SharedBus};
 use domain::Timestamp;
 use domain::call::{Action, CallCommand, CarrierEvent, EndReason};
 use domain::ids::{CallId, OrgId};
+use domain::ledger::{LedgerCommand, LedgerReply};
 use telephony::Carrier;
 use tokio::sync::{mpsc, oneshot, watch};
-use wire::pb::{self, Failure, FailureKind, Reply, billing_command, billing_reply, command::Kind, reply};
+use wire::BillingFailure;
+use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
 
 use super::Partition;
-use super::effects::{self, Effect, Finished, Work};
+use super::effects::{self, ClaimFailure, Effect, Finished, Work};
 
 /// How often settlements that billing could not take are sent again.
 pub const SETTLEMENT_SWEEP: Duration = Duration::from_secs(30);
@@ -130,8 +132,11 @@ impl Runner {
                     // Billing hears of the call only once the call is on record: a restart then
                     // knows every reservation it may have to release.
                     let outcome = match after.durable().await {
-                        Ok(_) => effects::reserved(billing.send(org, billing_command::Kind::Reserve(reserve)).await),
-                        Err(e) => Err(super::storage_failure(e)),
+                        Ok(_) => effects::reserved(billing.send(org, &reserve).await),
+                        Err(e) => {
+                            tracing::error!(error = %e, "a call's request could not be made durable");
+                            Err(BillingFailure::Unavailable)
+                        }
                     };
                     back(Finished::Reserved { placement, outcome }).await;
                 });
@@ -198,10 +203,12 @@ impl Runner {
                 let org = claim.org;
                 tokio::spawn(async move {
                     let outcome = match after.durable().await {
-                        Err(e) => Err(super::storage_failure(e)),
+                        Err(e) => Err(ClaimFailure::Refused(super::storage_failure(e))),
                         Ok(_) => match directory.send(org, kind).await {
-                            Ok(reply::Result::NumberClaimed(c)) => wire::parse_number(&c.number),
-                            Ok(_) => Err(Failure::internal("unexpected directory reply")),
+                            Ok(reply::Result::NumberClaimed(c)) => {
+                                wire::parse_number(&c.number).map_err(ClaimFailure::Refused)
+                            }
+                            Ok(_) => Err(ClaimFailure::Refused(Failure::internal("unexpected directory reply"))),
                             Err(failure) => Err(failure),
                         },
                     };
@@ -265,10 +272,11 @@ fn reply_failure(request: bus::Message, failure: Failure) {
 async fn bill(billing: &BillingClient, org: OrgId, call: CallId, action: Action) -> Option<CallCommand> {
     let mut backoff = Duration::from_millis(100);
     for _ in 0..BILLING_ATTEMPTS {
-        match effects::billed(&action, billing.send(org, effects::billing_command(&action)).await) {
+        let command = action.ledger_command().expect("a billing action");
+        match effects::billed(&action, billing.send(org, &command).await) {
             Ok(command) => return Some(command),
-            Err(f) => {
-                tracing::warn!(%call, code = %f.code, "billing did not take a settlement; retrying");
+            Err(failure) => {
+                tracing::warn!(%call, %failure, "billing did not take a settlement; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -282,11 +290,12 @@ async fn void_late_grant(billing: BillingClient, org: OrgId, call: CallId) {
     let void = Action::Void { reference: format!("call/{call}") };
     let mut backoff = Duration::from_millis(100);
     for _ in 0..BILLING_ATTEMPTS {
-        match effects::billed(&void, billing.send(org, effects::billing_command(&void)).await) {
+        let command = void.ledger_command().expect("a billing action");
+        match effects::billed(&void, billing.send(org, &command).await) {
             // Released, or already (the rejection's own void came after the grant).
             Ok(_) => return,
-            Err(f) => {
-                tracing::warn!(%call, code = %f.code, "billing did not release a late grant; retrying");
+            Err(failure) => {
+                tracing::warn!(%call, %failure, "billing did not release a late grant; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -323,7 +332,7 @@ async fn release(
         }
         match released {
             Ok(_) => return,
-            Err(failure) => {
+            Err(ClaimFailure::Refused(failure) | ClaimFailure::Unanswered(failure)) => {
                 tracing::warn!(%org, %number, code = %failure.code, "the directory did not release a number; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -350,21 +359,16 @@ struct BillingClient {
 }
 
 impl BillingClient {
-    async fn send(&self, org: OrgId, kind: billing_command::Kind) -> Result<billing_reply::Result, Failure> {
+    async fn send(&self, org: OrgId, command: &LedgerCommand) -> Result<LedgerReply, BillingFailure> {
         let subject = bus::subjects::billing_commands(self.partition);
-        let message = pb::BillingCommand { org_id: org.0, kind: Some(kind) };
         let headers = headers_for(&self.request_id);
-        let bytes =
-            self.bus.request(&subject, &headers, wire::encode(&message), BILLING_TIMEOUT).await.map_err(|e| {
-                Failure::new(FailureKind::Unavailable, "billing_unavailable", format!("Billing is unavailable: {e}"))
-            })?;
-        let reply: pb::BillingReply =
-            wire::decode(&bytes).map_err(|_| Failure::internal("undecodable billing reply"))?;
-        match reply.result {
-            Some(billing_reply::Result::Failure(f)) => Err(f),
-            Some(result) => Ok(result),
-            None => Err(Failure::internal("empty billing reply")),
-        }
+        let request = wire::billing_request(org, command);
+        let bytes = self
+            .bus
+            .request(&subject, &headers, request, BILLING_TIMEOUT)
+            .await
+            .map_err(|e| BillingFailure::Unreachable(e.to_string()))?;
+        wire::billing_response(&bytes)
     }
 }
 
@@ -378,24 +382,26 @@ struct DirectoryClient {
 }
 
 impl DirectoryClient {
-    async fn send(&self, org: OrgId, kind: Kind) -> Result<reply::Result, Failure> {
+    /// `Err(Unanswered)` when the directory did not answer: it may have decided all the same.
+    async fn send(&self, org: OrgId, kind: Kind) -> Result<reply::Result, ClaimFailure> {
         let headers = headers_for(&self.request_id);
         let command = pb::Command { org_id: org.0, kind: Some(kind) };
         let bytes =
             self.bus.request(&self.subject, &headers, wire::encode(&command), DIRECTORY_TIMEOUT).await.map_err(
                 |e| {
-                    Failure::new(
+                    ClaimFailure::Unanswered(Failure::new(
                         FailureKind::Unavailable,
-                        super::numbers::DIRECTORY_UNAVAILABLE,
+                        "directory_unavailable",
                         format!("The directory is unavailable: {e}"),
-                    )
+                    ))
                 },
             )?;
-        let reply: pb::Reply = wire::decode(&bytes).map_err(|_| Failure::internal("undecodable directory reply"))?;
+        let reply: pb::Reply = wire::decode(&bytes)
+            .map_err(|_| ClaimFailure::Refused(Failure::internal("undecodable directory reply")))?;
         match reply.result {
-            Some(reply::Result::Failure(f)) => Err(f),
+            Some(reply::Result::Failure(f)) => Err(ClaimFailure::Refused(f)),
             Some(result) => Ok(result),
-            None => Err(Failure::internal("empty directory reply")),
+            None => Err(ClaimFailure::Refused(Failure::internal("empty directory reply"))),
         }
     }
 }

@@ -14,7 +14,7 @@ use domain::test_call::{
     self, BatchEvent, BatchSpec, BatchState, RunAction, RunDecision, RunRequest, RunSettings, Spawn,
 };
 use domain::voip::Provider;
-use eventlog::{ExpectedVersion, StreamAppend};
+use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::pb::{self, Failure, Reply, reply};
 
 use super::calls::Placement;
@@ -135,15 +135,9 @@ impl Partition {
         let mut reply = reply;
         for action in actions {
             match action {
-                RunAction::Reserve { call, reference, charge_multiplier, max_seconds } => {
-                    let reserve = pb::Reserve {
-                        reference,
-                        limit: Some(pb::reserve::Limit::MaxSeconds(max_seconds)),
-                        kind: pb::ChargeKind::TestCall as i32,
-                        call_id: Some(call.0),
-                        charge_multiplier,
-                        expires_in_seconds: max_seconds + super::calls::RESERVATION_GRACE_SECONDS,
-                    };
+                RunAction::Reserve { call, charge_multiplier, .. } => {
+                    let setup = &self.calls.get(&call).expect("the run's call was just followed").state.setup;
+                    let reserve = domain::call::reservation(setup, charge_multiplier).expect("a run's call is billed");
                     let placement = Box::new(Placement {
                         org,
                         call,
@@ -191,16 +185,7 @@ impl Partition {
         if let Some(folded) = self.batches.get(&id).filter(|f| f.state.org == org)
             && let Some(canceled) = test_call::cancel_batch(&folded.state, self.clock.now())
         {
-            let appended = super::append(
-                &self.log,
-                self.request_id.as_deref(),
-                vec![StreamAppend {
-                    stream: streams::batch(id),
-                    expected: ExpectedVersion::Exactly(folded.version),
-                    events: vec![actor::encode(canceled.event_type(), &canceled)],
-                }],
-            );
-            if let Err(e) = appended {
+            if let Err(e) = self.append_batch_event(id, folded.version, &canceled) {
                 return self.answer(reply, Err(storage_failure(e)));
             }
             self.batches.remove(&id);
@@ -272,15 +257,20 @@ impl Partition {
     fn stop_spawning(&mut self, id: u64, canceled: Option<BatchEvent>) {
         let Some(folded) = self.batches.remove(&id) else { return };
         let Some(canceled) = canceled else { return };
-        let _ = super::append(
-            &self.log,
-            self.request_id.as_deref(),
-            vec![StreamAppend {
-                stream: streams::batch(id),
-                expected: ExpectedVersion::Exactly(folded.version),
-                events: vec![actor::encode(canceled.event_type(), &canceled)],
-            }],
-        );
+        if let Err(e) = self.append_batch_event(id, folded.version, &canceled) {
+            // The batch stays open in the log: its next start resumes it and decides again.
+            tracing::error!(batch = id, error = %e, "could not record a batch's cancel");
+        }
+    }
+
+    /// Appends one event to a batch at `version`; the batch's only writer is this actor.
+    fn append_batch_event(&self, id: u64, version: u64, event: &BatchEvent) -> Result<Pending, eventlog::Error> {
+        let append = StreamAppend {
+            stream: streams::batch(id),
+            expected: ExpectedVersion::Exactly(version),
+            events: vec![actor::encode(event.event_type(), event)],
+        };
+        super::append(&self.log, self.request_id.as_deref(), vec![append])
     }
 
     /// Takes back the batches that still had runs to spawn before a restart.
