@@ -23,6 +23,9 @@ mod secrets;
 mod test_calls;
 mod verification;
 
+#[cfg(test)]
+mod tests;
+
 pub use calls::CallLimits;
 use effects::{Effect, Finished, Work};
 pub use verification::Verifications;
