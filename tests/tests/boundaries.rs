@@ -45,8 +45,14 @@ const NEVER: &[Never] = &[
     },
 ];
 
-/// Each workspace crate's shipped dependencies (normal and build), by package name.
-fn shipped_dependencies() -> BTreeMap<String, BTreeSet<String>> {
+/// Each workspace crate's shipped dependencies (normal and build), by package name; read once
+/// for all the tests.
+fn shipped_dependencies() -> &'static BTreeMap<String, BTreeSet<String>> {
+    static GRAPH: std::sync::OnceLock<BTreeMap<String, BTreeSet<String>>> = std::sync::OnceLock::new();
+    GRAPH.get_or_init(read_shipped_dependencies)
+}
+
+fn read_shipped_dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace");
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])

@@ -99,11 +99,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// The wall clock, read directly. Goes once every actor takes a [`Clock`].
-pub fn now() -> Timestamp {
-    SystemClock.now()
-}
-
 /// The wall clock, shared.
 pub fn system_clock() -> SharedClock {
     Arc::new(SystemClock)

@@ -5,7 +5,7 @@
 //! is past its expiry on the partition's clock. [`Partition::run`] feeds both from the bus and
 //! a timer; the deterministic simulation drives them directly.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actor::{Folded, RequestContext, SharedClock};
@@ -23,7 +23,8 @@ pub struct Partition {
     ids: IdSequence,
     /// Every ledger of the partition, read from the projection at start: the expiry timer must
     /// see every open reservation. Small whatever the history: balances, rate, open reservations.
-    ledgers: HashMap<OrgId, Folded<LedgerState>>,
+    /// Ordered, so an expiry visits them in the same order on every run.
+    ledgers: BTreeMap<OrgId, Folded<LedgerState>>,
     /// Where decisions read the time: the wall clock, or simulated time.
     clock: SharedClock,
 }

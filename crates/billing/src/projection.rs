@@ -10,7 +10,7 @@
 //! - `tx/<org>/<transaction id>`: one posted transaction. Ids grow with time within a
 //!   partition, so a reverse scan lists them newest first.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use actor::Folded;
 use domain::ids::OrgId;
@@ -125,8 +125,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, eventlog::Error> {
 
 /// Every ledger of the partition as its owner decides with it: the view and the open
 /// reservations, at the stream version they are folded to.
-pub fn read_ledgers(log: &Log) -> Result<HashMap<OrgId, Folded<LedgerState>>, eventlog::Error> {
-    let mut ledgers = HashMap::new();
+pub fn read_ledgers(log: &Log) -> Result<BTreeMap<OrgId, Folded<LedgerState>>, eventlog::Error> {
+    let mut ledgers = BTreeMap::new();
     for entry in log.projection_scan(NAME, LEDGERS_PREFIX) {
         let (key, bytes) = entry?;
         let Some(org) = org_of_ledger_key(&key) else { continue };

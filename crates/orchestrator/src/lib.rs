@@ -1,7 +1,7 @@
 //! The call orchestrator: one single-writer actor per partition it owns. Each actor takes
 //! its partition's commands from the bus in order, decides with the domain, appends to the
-//! partition's event log and answers once the events are durable. Reads are answered from
-//! the partition's projections, beside the actor.
+//! partition's event log, and its runner answers (and performs every other effect) once the
+//! events are durable. Reads are answered from the partition's projections, beside the actor.
 
 pub mod calls_projection;
 pub mod org_projection;
@@ -66,8 +66,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 
 pub struct Orchestrator {
     partitions: Vec<Served<Partition>>,
-    carrier: Arc<dyn Carrier>,
-    bus: SharedBus,
+    peers: partition::runner::Peers,
+    clock: actor::SharedClock,
 }
 
 impl Orchestrator {
@@ -102,17 +102,22 @@ impl Orchestrator {
                 Ok::<_, Error>(partition)
             })
             .await?;
-        Ok(Self { partitions, carrier: options.carrier, bus: options.bus })
+        let peers = partition::runner::Peers {
+            carrier: options.carrier,
+            bus: options.bus,
+            directory_partition: options.partitioning.directory(),
+            vault,
+        };
+        Ok(Self { partitions, peers, clock: options.clock })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         // One bound on the queries of every partition of this process: they share its cores.
         let query_limits = queries::QueryLimits::default();
-        let (carrier, bus) = (self.carrier, self.bus);
-        let command_loop =
-            |partition, commands, stop| partition::runner::run(partition, carrier.clone(), bus.clone(), commands, stop);
+        let (peers, clock) = (self.peers, self.clock);
+        let command_loop = |partition, commands, stop| partition::runner::run(partition, peers.clone(), commands, stop);
         actor::service::run(self.partitions, shutdown, command_loop, |log, queries, stop| {
-            queries::serve(log, queries, query_limits.clone(), stop)
+            queries::serve(log, queries, query_limits.clone(), clock.clone(), stop)
         })
         .await;
         Ok(())

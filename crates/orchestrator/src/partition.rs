@@ -1,5 +1,6 @@
-//! The actor that owns one partition: it takes the partition's commands one at a time,
-//! decides with the domain, appends, and answers once the events are durable.
+//! The actor that owns one partition: it takes the partition's inputs one at a time, decides
+//! with the domain, appends, and records what is to be done (an answer included) as effects,
+//! which the runner performs once what they rest on is durable (see `effects`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -37,8 +38,6 @@ pub struct Partition {
     orgs: BTreeMap<OrgId, Folded<OrgState>>,
     /// Present only in the directory partition.
     directory: Option<Folded<DirectoryState>>,
-    /// The partition that holds the directory, where numbers are claimed.
-    directory_partition: u32,
     /// Numbers of an org being claimed in the directory: one claim of a number at a time, so
     /// the org records a number under the claim the directory holds for it.
     claiming: HashSet<(OrgId, domain::E164)>,
@@ -95,7 +94,6 @@ impl Partition {
             log,
             orgs: BTreeMap::new(),
             directory,
-            directory_partition: partitioning.directory(),
             claiming: HashSet::new(),
             limits,
             calls: BTreeMap::new(),

@@ -43,6 +43,7 @@ pub async fn serve(
     log: Log,
     mut queries: bus::Subscription,
     limits: QueryLimits,
+    clock: actor::SharedClock,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut rates = RateWindows::default();
@@ -60,7 +61,7 @@ pub async fn serve(
         };
         match query {
             (_, Kind::Authenticate(credentials)) => {
-                let outcome = authenticate(&log, credentials, &mut rates);
+                let outcome = authenticate(&log, credentials, &mut rates, clock.now());
                 respond(request, outcome).await;
             }
             (org, kind) => {
@@ -311,7 +312,12 @@ fn found<T>(value: Option<T>, resource: Resource) -> Result<T, Failure> {
 }
 
 /// Checks an API key: its id finds the org, and the hash of its secret must match.
-fn authenticate(log: &Log, credentials: pb::ApiKeyCredentials, rates: &mut RateWindows) -> Result<R, Failure> {
+fn authenticate(
+    log: &Log,
+    credentials: pb::ApiKeyCredentials,
+    rates: &mut RateWindows,
+    now: domain::Timestamp,
+) -> Result<R, Failure> {
     let invalid = || Failure::new(FailureKind::Unauthenticated, "authentication_failed", "Invalid API key.");
     let key_id = ApiKeyId(credentials.key_id);
     let org_projection::KeyRecord { org, key } =
@@ -328,7 +334,7 @@ fn authenticate(log: &Log, credentials: pb::ApiKeyCredentials, rates: &mut RateW
     }
     let profile = org_projection::read_profile(log, org).map_err(storage_failure)?;
     let limit = profile.map_or(domain::org::DEFAULT_RATE_LIMIT_PER_SECOND, |p| p.rate_limit());
-    let rate_limit = rates.count(key_id, limit, actor::now().as_millis());
+    let rate_limit = rates.count(key_id, limit, now.as_millis());
     Ok(R::Authenticated(pb::Authenticated { org_id: org.0, key_id: key_id.0, rate_limit: Some(rate_limit) }))
 }
 

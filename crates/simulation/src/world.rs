@@ -251,7 +251,7 @@ impl World {
     fn send(&mut self, org: OrgId, kind: Kind) -> oneshot::Receiver<Bytes> {
         let command = pb::Command { org_id: org.0, kind: Some(kind) };
         let subject = bus::subjects::orchestrator_commands(0);
-        let headers = bus::Headers::from([("x-request-id".to_owned(), format!("sim-{}", self.step))]);
+        let headers = bus::Headers::from([(actor::REQUEST_ID_HEADER.to_owned(), format!("sim-{}", self.step))]);
         let (message, answer) = bus::Message::local_request(&subject, headers, wire::encode(&command));
         self.orchestrator.command(message);
         answer

@@ -1,9 +1,10 @@
 //! Calls inside the partition actor: placing them, driving their state machines with carrier
-//! events and timers, performing the actions they decide, and resuming them after a restart.
+//! events and timers, recording the effects they decide, and resuming them after a restart.
 //!
-//! Placing a call goes: check the org's rules, reserve funds with billing, record the call,
-//! dial once the record is durable, and answer 201 once the carrier took the call. A crash
-//! before the dial was confirmed fails the call on restart rather than risk dialing twice.
+//! Placing a call goes: check the org's rules, record the call, reserve its funds with billing
+//! once the record is durable, record the grant, dial once that is durable, and answer 201 once
+//! the carrier took the call. A crash before the dial was confirmed fails the call on restart
+//! rather than risk dialing twice.
 
 use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};

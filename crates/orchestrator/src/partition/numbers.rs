@@ -107,9 +107,8 @@ impl Partition {
     }
 
     /// Releases the claim `id` holds on `number` (or, with none, on whichever number it took),
-    /// once everything appended so far is durable (a deletion must not free the number while a
-    /// crash could still bring it back), retrying a directory that does not answer. `then` is
-    /// answered after the first attempt.
+    /// once everything appended so far is durable: a deletion must not free the number while a
+    /// crash could still bring it back. See [`Effect::Release`] for the retries and `then`.
     fn release_number(
         &mut self,
         org: OrgId,

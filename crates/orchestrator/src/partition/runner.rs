@@ -33,41 +33,38 @@ const RELEASE_ATTEMPTS: u32 = 6;
 /// channel makes the sender wait, never grows without bound.
 const CHANNEL_CAPACITY: usize = 1024;
 
-pub(crate) struct Runner {
-    carrier: Arc<dyn Carrier>,
-    bus: SharedBus,
-    partition: u32,
+/// What the runner performs effects with, shared by the partitions of a process.
+#[derive(Clone)]
+pub(crate) struct Peers {
+    pub carrier: Arc<dyn Carrier>,
+    pub bus: SharedBus,
     /// The partition that holds the directory, where numbers are claimed.
-    directory_partition: u32,
+    pub directory_partition: u32,
+    /// Shreds the data keys of deleted connections' secrets.
+    pub vault: crate::vault::Vault,
+}
+
+struct Runner {
+    peers: Peers,
+    partition: u32,
     /// Calls whose dial is in flight, each with the way to tell its dial task that the call
     /// was ended meanwhile: the carrier can end a call only once its dial has begun.
     dialing: HashMap<CallId, oneshot::Sender<()>>,
     finished_tx: mpsc::Sender<Finished>,
     carrier_tx: telephony::CarrierEvents,
-    /// Shreds the data keys of deleted connections' secrets.
-    vault: crate::vault::Vault,
 }
 
 /// Runs the partition until `shutdown`.
 pub(crate) async fn run(
     mut partition: Partition,
-    carrier: Arc<dyn Carrier>,
-    bus: SharedBus,
+    peers: Peers,
     mut commands: bus::Subscription,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (finished_tx, mut finished_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (carrier_tx, mut carrier_rx) = mpsc::channel::<(CallId, CarrierEvent)>(CHANNEL_CAPACITY);
-    let mut runner = Runner {
-        carrier,
-        bus,
-        partition: partition.partition(),
-        directory_partition: partition.directory_partition,
-        dialing: HashMap::new(),
-        finished_tx,
-        carrier_tx,
-        vault: partition.vault.clone(),
-    };
+    let mut runner =
+        Runner { peers, partition: partition.partition(), dialing: HashMap::new(), finished_tx, carrier_tx };
     partition.start();
     runner.perform_all(partition.take_effects());
     let mut sweep = tokio::time::interval(SETTLEMENT_SWEEP);
@@ -142,7 +139,7 @@ impl Runner {
                 });
             }
             Effect::Dial { call, dial, request, after } => {
-                let carrier = self.carrier.clone();
+                let carrier = self.peers.carrier.clone();
                 let carrier_tx = self.carrier_tx.clone();
                 let (hung_up_tx, hung_up) = oneshot::channel();
                 self.dialing.insert(call, hung_up_tx);
@@ -157,7 +154,7 @@ impl Runner {
                 });
             }
             Effect::HangUp { call, after } => {
-                let carrier = self.carrier.clone();
+                let carrier = self.peers.carrier.clone();
                 let dialing = self.dialing.remove(&call);
                 tokio::spawn(async move {
                     match after.durable().await {
@@ -183,11 +180,17 @@ impl Runner {
             }
             Effect::VoidLateGrant { org, call } => {
                 let billing = self.billing(request_id);
-                tokio::spawn(void_late_grant(billing, org, call));
+                tokio::spawn(async move {
+                    // Nothing comes back: the call was given up on, and recorded its own void.
+                    let void = Action::Void { reference: format!("call/{call}") };
+                    if bill(&billing, org, call, void).await.is_none() {
+                        tracing::error!(%call, "gave up releasing a late grant: billing releases it at its expiry");
+                    }
+                });
             }
-            Effect::Resume { dial, progress } => self.carrier.resume(dial, progress, self.carrier_tx.clone()),
+            Effect::Resume { dial, progress } => self.peers.carrier.resume(dial, progress, self.carrier_tx.clone()),
             Effect::Verify { org, connection, provider, slot } => {
-                let carrier = self.carrier.clone();
+                let carrier = self.peers.carrier.clone();
                 tokio::spawn(async move {
                     let outcome = match provider {
                         Ok(provider) => carrier.verify(&provider).await,
@@ -220,7 +223,7 @@ impl Runner {
                 tokio::spawn(release(directory, org, number, token, then, after));
             }
             Effect::Shred { sealed, request, reply, after } => {
-                let vault = self.vault.clone();
+                let vault = self.peers.vault.clone();
                 tokio::spawn(async move {
                     if let Err(e) = after.durable().await {
                         return reply_failure(request, super::storage_failure(e));
@@ -247,13 +250,13 @@ impl Runner {
     }
 
     fn billing(&self, request_id: Option<String>) -> BillingClient {
-        BillingClient { bus: self.bus.clone(), partition: self.partition, request_id }
+        BillingClient { bus: self.peers.bus.clone(), partition: self.partition, request_id }
     }
 
     fn directory(&self, request_id: Option<String>) -> DirectoryClient {
         DirectoryClient {
-            bus: self.bus.clone(),
-            subject: bus::subjects::orchestrator_commands(self.directory_partition),
+            bus: self.peers.bus.clone(),
+            subject: bus::subjects::orchestrator_commands(self.peers.directory_partition),
             request_id,
         }
     }
@@ -276,32 +279,13 @@ async fn bill(billing: &BillingClient, org: OrgId, call: CallId, action: Action)
         match effects::billed(&action, billing.send(org, &command).await) {
             Ok(command) => return Some(command),
             Err(failure) => {
-                tracing::warn!(%call, %failure, "billing did not take a settlement; retrying");
+                tracing::warn!(%call, %failure, "billing did not take a settlement or void; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
     None
-}
-
-/// Releases funds billing granted a call that was given up on before they arrived.
-async fn void_late_grant(billing: BillingClient, org: OrgId, call: CallId) {
-    let void = Action::Void { reference: format!("call/{call}") };
-    let mut backoff = Duration::from_millis(100);
-    for _ in 0..BILLING_ATTEMPTS {
-        let command = void.ledger_command().expect("a billing action");
-        match effects::billed(&void, billing.send(org, &command).await) {
-            // Released, or already (the rejection's own void came after the grant).
-            Ok(_) => return,
-            Err(failure) => {
-                tracing::warn!(%call, %failure, "billing did not release a late grant; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    tracing::error!(%call, "gave up releasing a late grant: billing releases it at its expiry");
 }
 
 /// Releases the claim `token` holds on `number` (or, with none, on whichever number it took),
@@ -345,7 +329,7 @@ async fn release(
 fn headers_for(request_id: &Option<String>) -> Headers {
     let mut headers = Headers::new();
     if let Some(id) = request_id {
-        headers.insert("x-request-id".to_owned(), id.clone());
+        headers.insert(actor::REQUEST_ID_HEADER.to_owned(), id.clone());
     }
     headers
 }
@@ -529,7 +513,7 @@ mod tests {
         let (events, _rx) = tokio::sync::mpsc::channel(1);
         let (tx, rx) = oneshot::channel();
         assert!(dial_unless_hung_up(&carrier, dial(), events, rx).await.is_ok());
-        assert!(tx.send(()).is_err(), "hang_up_when_durable then calls the carrier itself");
+        assert!(tx.send(()).is_err(), "Effect::HangUp then calls the carrier itself");
         assert_eq!(*carrier.asked.lock().unwrap(), ["dial"]);
     }
 }

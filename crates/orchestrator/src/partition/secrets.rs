@@ -38,8 +38,7 @@ impl Partition {
             Ok(decided) => decided,
             Err(failure) => return self.answer(request, Err(failure)),
         };
-        let after = pending;
-        self.perform(Effect::Shred { sealed, request, reply, after });
+        self.perform(Effect::Shred { sealed, request, reply, after: pending });
     }
 
     /// A provider with its password opened, for the carrier. `Err` says why it cannot be.

@@ -117,8 +117,8 @@ impl Partition {
                 return Err(failure);
             }
         };
-        // Nobody waits on this append itself: the reservation below waits for the log to be durable.
-        drop(pending);
+        // Billing hears of the run's call only once the run is on record.
+        let mut recorded = Some(pending);
 
         self.follow(call, actor::Folded { state: CallState::start(&main_event).expect("a request"), version: 1 });
         if let (Some(id), Some(events)) = (companion, companion_events) {
@@ -146,8 +146,7 @@ impl Partition {
                         run: Some(run_id),
                         companion,
                     });
-                    // Billing hears of the run's call only once it is on record.
-                    let after = self.log.barrier();
+                    let after = recorded.take().unwrap_or_else(|| self.log.barrier());
                     self.perform(Effect::Reserve { placement, reserve, after });
                 }
             }
@@ -188,8 +187,7 @@ impl Partition {
             if let Err(e) = self.append_batch_event(id, folded.version, &canceled) {
                 return self.answer(reply, Err(storage_failure(e)));
             }
-            self.batches.remove(&id);
-            self.batch_timers.retain(|(_, b)| *b != id);
+            self.forget_batch(id);
         }
         self.answer_batch(org, id, reply);
     }
@@ -229,10 +227,7 @@ impl Partition {
                 }
             };
             match spawn {
-                Spawn::Finished => {
-                    self.batches.remove(&id);
-                    return;
-                }
+                Spawn::Finished => return self.forget_batch(id),
                 Spawn::WaitUntil(at) => {
                     self.batch_timers.insert((at, id));
                     return;
@@ -255,12 +250,20 @@ impl Partition {
 
     /// Records the cancel of a batch that can spawn no more runs, and forgets the batch.
     fn stop_spawning(&mut self, id: u64, canceled: Option<BatchEvent>) {
-        let Some(folded) = self.batches.remove(&id) else { return };
-        let Some(canceled) = canceled else { return };
-        if let Err(e) = self.append_batch_event(id, folded.version, &canceled) {
+        let version = self.batches.get(&id).map(|f| f.version);
+        if let (Some(version), Some(canceled)) = (version, canceled)
+            && let Err(e) = self.append_batch_event(id, version, &canceled)
+        {
             // The batch stays open in the log: its next start resumes it and decides again.
             tracing::error!(batch = id, error = %e, "could not record a batch's cancel");
         }
+        self.forget_batch(id);
+    }
+
+    /// A batch with no runs left to spawn leaves memory, with its timer.
+    fn forget_batch(&mut self, id: u64) {
+        self.batches.remove(&id);
+        self.batch_timers.retain(|(_, b)| *b != id);
     }
 
     /// Appends one event to a batch at `version`; the batch's only writer is this actor.
