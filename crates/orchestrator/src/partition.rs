@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use actor::Folded;
 use domain::call::{CallCommand, CallState, Timer};
 use domain::directory::{self, DirectoryCommand, DirectoryEvent, DirectoryState};
-use domain::ids::{CallId, IdSequence, OrgId, Partitioning, VoipConnectionId};
+use domain::ids::{CallId, IdSequence, OrgId, Partitioning};
 use domain::org::{self, OrgCommand, OrgEvent, OrgState};
 use domain::{Ctx, Timestamp};
 use eventlog::{ExpectedVersion, Log, Pending, StreamAppend};
-use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
+use wire::pb::{self, Failure, FailureKind, Reply, reply};
 
 use crate::streams;
 
@@ -187,15 +187,13 @@ impl Partition {
     }
 
     fn handle_command(&mut self, request: bus::Message) {
-        let (org, kind) = match wire::decode::<pb::Command>(&request.payload) {
-            Ok(pb::Command { org_id, kind: Some(kind) }) => (OrgId(org_id), kind),
-            Ok(_) | Err(_) => {
-                let failure = Failure::new(FailureKind::Invalid, "bad_message", "undecodable command");
-                return self.answer(request, Err(failure));
-            }
+        use wire::OrchestratorCommand as C;
+        let (org, command) = match wire::orchestrator_command(&request.payload) {
+            Ok(read) => read,
+            Err(failure) => return self.answer(request, Err(failure)),
         };
-        let outcome = match kind {
-            Kind::RegisterOrg(r) => wire::parse_name(&r.name).and_then(|name| {
+        let outcome = match command {
+            C::RegisterOrg { name } => {
                 self.commit_directory(DirectoryCommand::RegisterOrg { name }).map(|(events, pending)| {
                     let Some(DirectoryEvent::OrgRegistered { org_id, name, at }) = events.into_iter().next() else {
                         unreachable!("registering an org always records it")
@@ -203,56 +201,38 @@ impl Partition {
                     let profile = org::OrgProfile::new(org_id, name, at);
                     Decided { pending, reply: Reply::with(reply::Result::Org((&profile).into())) }
                 })
-            }),
-            Kind::ClaimNumber(c) => wire::parse_number(&c.number).and_then(|number| {
-                let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone(), token: c.token };
+            }
+            C::ClaimNumber { number, token } => {
+                let command = DirectoryCommand::ClaimNumber { org_id: org, number: number.clone(), token };
                 self.commit_directory(command).map(|(_, pending)| Decided { pending, reply: claimed(number.as_str()) })
-            }),
-            Kind::ClaimDemoNumber(c) => {
-                let claim = domain::directory::Claim { org_id: org, token: c.token };
-                let command = DirectoryCommand::ClaimDemoNumber { org_id: org, token: c.token };
+            }
+            C::ClaimDemoNumber { token } => {
+                let claim = domain::directory::Claim { org_id: org, token };
+                let command = DirectoryCommand::ClaimDemoNumber { org_id: org, token };
                 self.commit_directory(command).map(|(_, pending)| {
                     let directory = &self.directory.as_ref().expect("a claim was decided here").state;
                     let number = directory.claimed_as(claim).expect("a demo claim that succeeds holds a number");
                     Decided { pending, reply: claimed(number.as_str()) }
                 })
             }
-            // No number: whichever the claim took (a demo claim whose answer was lost).
-            Kind::ReleaseNumber(c) => {
-                (!c.number.is_empty()).then(|| wire::parse_number(&c.number)).transpose().and_then(|number| {
-                    self.commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number, token: c.token })
-                        .map(|(_, pending)| Decided { pending, reply: done() })
-                })
+            C::ReleaseNumber { number, token } => self
+                .commit_directory(DirectoryCommand::ReleaseNumber { org_id: org, number, token })
+                .map(|(_, pending)| Decided { pending, reply: done() }),
+            C::CreatePhoneNumber(number) => return self.create_number(org, number, request),
+            C::DeletePhoneNumber(id) => return self.delete_number(org, id, request),
+            C::VerifyVoipConnection(id) => return self.start_verification(org, id, request),
+            C::CreateVoipConnection { name, provider } => self.create_connection(org, name, provider),
+            C::DeleteVoipConnection(id) => return self.delete_connection(org, id, request),
+            C::PlaceCall { call, idempotency_key } => return self.place_call(org, call, idempotency_key, request),
+            C::CreateTestRun(run) => return self.create_test_run(org, run, request),
+            C::CreateTestBatch(spec) => return self.create_test_batch(org, spec, request),
+            C::CancelTestBatch(id) => return self.cancel_test_batch(org, id, request),
+            C::BeginIdempotent { key, fingerprint } => self.begin_idempotent(org, &key, &fingerprint),
+            C::CompleteIdempotent { key, fingerprint, response } => {
+                self.complete_idempotent(org, &key, &fingerprint, response)
             }
-            Kind::CreatePhoneNumber(n) => {
-                return match wire::own_number(n) {
-                    Ok(number) => self.create_number(org, number, request),
-                    Err(failure) => self.answer(request, Err(failure)),
-                };
-            }
-            Kind::CreateDemoNumber(n) => return self.create_number(org, wire::demo_number(n), request),
-            Kind::DeletePhoneNumber(r) => return self.delete_number(org, domain::ids::PhoneNumberId(r.id), request),
-            Kind::VerifyVoipConnection(r) => return self.start_verification(org, VoipConnectionId(r.id), request),
-            Kind::CreateVoipConnection(spec) => self.create_connection(org, spec),
-            Kind::DeleteVoipConnection(r) => return self.delete_connection(org, VoipConnectionId(r.id), request),
-            Kind::PlaceCall(p) => return self.place_call(org, p, request),
-            Kind::CreateTestRun(r) => {
-                return match wire::run_request(r) {
-                    Ok(run) => self.create_test_run(org, run, request),
-                    Err(failure) => self.answer(request, Err(failure)),
-                };
-            }
-            Kind::CreateTestBatch(b) => {
-                return match wire::batch_spec(b) {
-                    Ok(spec) => self.create_test_batch(org, spec, request),
-                    Err(failure) => self.answer(request, Err(failure)),
-                };
-            }
-            Kind::CancelTestBatch(r) => return self.cancel_test_batch(org, r.id, request),
-            Kind::BeginIdempotent(r) => self.begin_idempotent(org, r),
-            Kind::CompleteIdempotent(r) => self.complete_idempotent(org, r),
-            Kind::HangupCall(r) => return self.hang_up(org, CallId(r.id), request),
-            kind => wire::org_command(org, kind).and_then(|command| self.decide_org(org, command)),
+            C::HangupCall(call) => return self.hang_up(org, call, request),
+            C::Org(command) => self.decide_org(org, command),
         };
         self.answer(request, outcome);
     }

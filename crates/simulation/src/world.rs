@@ -249,10 +249,13 @@ impl World {
     }
 
     fn send(&mut self, org: OrgId, kind: Kind) -> oneshot::Receiver<Bytes> {
-        let command = pb::Command { org_id: org.0, kind: Some(kind) };
+        self.send_bytes(wire::encode(&pb::Command { org_id: org.0, kind: Some(kind) }))
+    }
+
+    fn send_bytes(&mut self, payload: Bytes) -> oneshot::Receiver<Bytes> {
         let subject = bus::subjects::orchestrator_commands(0);
         let headers = bus::Headers::from([(actor::REQUEST_ID_HEADER.to_owned(), format!("sim-{}", self.step))]);
-        let (message, answer) = bus::Message::local_request(&subject, headers, wire::encode(&command));
+        let (message, answer) = bus::Message::local_request(&subject, headers, payload);
         self.orchestrator.command(message);
         answer
     }
@@ -910,16 +913,15 @@ impl World {
                     what: Delivery::Back(Finished::Verified { org, connection, outcome: Ok(()) }),
                 });
             }
-            Effect::Claim { claim, kind, after } => {
+            Effect::Claim { claim, command, after } => {
                 durable(after).await;
                 // The directory is this partition (one partition holds everything here).
-                let answer = self.send(claim.org(), kind);
+                let answer = self.send_bytes(wire::directory_request(&command));
                 self.clients.push(Waiting { answer, asked: Asked::Claim(claim) });
             }
-            Effect::Release { org, number, token, then, after } => {
+            Effect::Release { command, then, after } => {
                 durable(after).await;
-                let kind = Kind::ReleaseNumber(pb::ClaimNumber { number, token });
-                let answer = self.send(org, kind);
+                let answer = self.send_bytes(wire::directory_request(&command));
                 self.clients.push(Waiting { answer, asked: Asked::Other });
                 if let Some((request, reply)) = then {
                     let _ = request.respond(wire::encode(&reply)).await;

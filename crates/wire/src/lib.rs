@@ -11,6 +11,7 @@ mod calls;
 mod commands;
 mod convert;
 mod failure;
+mod orchestrator;
 mod test_calls;
 
 pub use billing::*;
@@ -18,6 +19,7 @@ pub use calls::*;
 pub use commands::*;
 pub use convert::*;
 pub use failure::*;
+pub use orchestrator::*;
 pub use test_calls::*;
 
 use bytes_compat::Bytes;

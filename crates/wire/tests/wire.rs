@@ -125,3 +125,48 @@ fn what_billing_never_answers_is_undecodable() {
     let reply = pb::BillingReply::with(pb::billing_reply::Result::Transaction(odd_kind));
     assert_eq!(wire::billing_response(&wire::encode(&reply)), Err(BillingFailure::Undecodable));
 }
+
+#[test]
+fn every_directory_command_an_org_partition_sends_is_read_back_as_it_was_sent() {
+    use domain::directory::DirectoryCommand;
+    use wire::OrchestratorCommand as C;
+    let number = domain::E164::parse("+14155550100").unwrap();
+    let sent = [
+        DirectoryCommand::ClaimNumber { org_id: ORG, number: number.clone(), token: 9 },
+        DirectoryCommand::ClaimDemoNumber { org_id: ORG, token: 10 },
+        DirectoryCommand::ReleaseNumber { org_id: ORG, number: Some(number.clone()), token: 9 },
+        DirectoryCommand::ReleaseNumber { org_id: ORG, number: None, token: 10 },
+    ];
+    for command in sent {
+        let (org, read) = wire::orchestrator_command(&wire::directory_request(&command)).unwrap();
+        assert_eq!(org, ORG);
+        let read_back = match read {
+            C::ClaimNumber { number, token } => DirectoryCommand::ClaimNumber { org_id: org, number, token },
+            C::ClaimDemoNumber { token } => DirectoryCommand::ClaimDemoNumber { org_id: org, token },
+            C::ReleaseNumber { number, token } => DirectoryCommand::ReleaseNumber { org_id: org, number, token },
+            other => panic!("{command:?} read as {other:?}"),
+        };
+        assert_eq!(read_back, command);
+    }
+}
+
+#[test]
+fn an_orchestrator_command_that_does_not_parse_is_refused_before_the_actor_sees_it() {
+    let refusal = |payload: &[u8]| wire::orchestrator_command(payload).map(|_| ()).unwrap_err();
+    assert_eq!(refusal(b"\xff\xff").code, "bad_message");
+    let no_kind = wire::encode(&pb::Command { org_id: 5, kind: None });
+    assert_eq!(refusal(&no_kind).code, "bad_message");
+    let bad_key = pb::Command {
+        org_id: 5,
+        kind: Some(pb::command::Kind::BeginIdempotent(pb::IdempotentRequest {
+            key: "has a space".into(),
+            fingerprint: vec![1],
+        })),
+    };
+    assert_eq!(refusal(&wire::encode(&bad_key)).code, "bad_message");
+    let bad_number = pb::Command {
+        org_id: 5,
+        kind: Some(pb::command::Kind::ClaimNumber(pb::ClaimNumber { number: "555".into(), token: 1 })),
+    };
+    assert_eq!(refusal(&wire::encode(&bad_number)).kind, FailureKind::Invalid as i32);
+}

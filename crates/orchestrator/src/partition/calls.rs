@@ -10,13 +10,13 @@ use domain::Timestamp;
 use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::ledger::Grant;
-use domain::org;
+use domain::org::{self, OutboundRequest};
 use domain::secret::Sealed;
 use domain::test_call::counts_as_running;
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
 use wire::BillingFailure;
-use wire::pb::{self, Failure, FailureKind, Reply, reply};
+use wire::pb::{Failure, FailureKind, Reply, reply};
 
 use super::effects::Effect;
 use super::{Partition, load_org, storage_failure};
@@ -83,9 +83,15 @@ impl Placement {
 impl Partition {
     /// Records the call as requested (with its plan and the ids it uses, in one append),
     /// then, once that is durable, asks billing for the funds.
-    pub(super) fn place_call(&mut self, org: OrgId, request_body: pb::PlaceCall, request: bus::Message) {
+    pub(super) fn place_call(
+        &mut self,
+        org: OrgId,
+        outbound: OutboundRequest,
+        idempotency_key: Option<String>,
+        request: bus::Message,
+    ) {
         // A request run again after its gateway died: the call it placed is its answer.
-        let key = match request_body.idempotency_key.as_deref().map(|k| self.running_key(org, k)).transpose() {
+        let key = match idempotency_key.map(|k| self.running_key(org, k)).transpose() {
             Ok(key) => key.flatten(),
             Err(failure) => return self.answer(request, Err(failure)),
         };
@@ -93,10 +99,8 @@ impl Partition {
             let outcome = self.placement_outcome(org, CallId(call));
             return self.answer(request, outcome);
         }
-        let planned = wire::outbound_request(request_body).and_then(|outbound| {
-            let folded = load_org(&self.log, &mut self.orgs, org)?;
-            org::plan_outbound(&folded.state, outbound).map_err(Failure::from)
-        });
+        let planned = load_org(&self.log, &mut self.orgs, org)
+            .and_then(|folded| org::plan_outbound(&folded.state, outbound).map_err(Failure::from));
         let plan = match planned {
             Ok(plan) => plan,
             Err(failure) => return self.answer(request, Err(failure)),

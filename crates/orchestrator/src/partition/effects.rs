@@ -8,6 +8,7 @@
 //! its own schedule, which is what lets it lose, delay and repeat them.
 
 use domain::call::{Action, CallCommand, CarrierEvent};
+use domain::directory::DirectoryCommand;
 use domain::ids::{CallId, OrgId, VoipConnectionId};
 use domain::ledger::{Grant, LedgerCommand, LedgerReply};
 use domain::secret::Sealed;
@@ -15,7 +16,7 @@ use domain::voip::Provider;
 use eventlog::Pending;
 use tokio::sync::OwnedSemaphorePermit;
 use wire::BillingFailure;
-use wire::pb::{Failure, Reply, command::Kind};
+use wire::pb::{Failure, Reply};
 
 pub use super::calls::Placement;
 pub use super::numbers::PendingClaim;
@@ -56,9 +57,9 @@ pub enum Effect {
         slot: Option<OwnedSemaphorePermit>,
     },
     /// Claim a number in the directory; comes back as [`Finished::Claimed`].
-    Claim { claim: Box<PendingClaim>, kind: Kind, after: Pending },
+    Claim { claim: Box<PendingClaim>, command: DirectoryCommand, after: Pending },
     /// Release a directory claim (retrying), then answer `then`, if given.
-    Release { org: OrgId, number: String, token: u64, then: Option<(bus::Message, Reply)>, after: Pending },
+    Release { command: DirectoryCommand, then: Option<(bus::Message, Reply)>, after: Pending },
     /// Shred a deleted connection's data key, then answer the deletion.
     Shred { sealed: Option<Sealed>, request: bus::Message, reply: Reply, after: Pending },
     /// Make what was recorded durable soon, though nobody waits for it (a carrier's report).

@@ -8,10 +8,10 @@
 //! HMAC, under the vault's key, of the digest the gateway sent.
 
 use domain::Timestamp;
-use domain::idempotency::{self, Begin, IdempotencyEvent, KeyState, StoredResponse, Window};
+use domain::idempotency::{self, IdempotencyEvent, KeyState, StoredResponse, Window};
 use domain::ids::OrgId;
 use eventlog::{ExpectedVersion, StreamAppend, StreamExpiry};
-use wire::pb::{self, Failure, FailureKind, Reply, idempotency_decision::Decision, reply};
+use wire::pb::{self, Failure, Reply, reply};
 
 use super::{Decided, Outcome, Partition, storage_failure};
 use crate::streams;
@@ -44,10 +44,8 @@ impl Partition {
     pub(super) fn running_key(
         &self,
         org: OrgId,
-        raw: &str,
+        key: String,
     ) -> Result<Option<(String, actor::Folded<KeyState>)>, Failure> {
-        let key =
-            idempotency::parse_key(raw).map_err(|detail| Failure::new(FailureKind::Invalid, "bad_message", detail))?;
         let folded = self.load_key(org, &key)?;
         Ok(folded.state.is_running().then_some((key, folded)))
     }
@@ -125,40 +123,27 @@ impl Partition {
         }
     }
 
-    pub(super) fn begin_idempotent(&mut self, org: OrgId, request: pb::IdempotentRequest) -> Outcome {
-        let folded = self.load_key(org, &request.key)?;
-        let fingerprint = self.vault.fingerprint(&request.fingerprint);
-        let (decision, events) =
-            idempotency::begin(&folded.state, &request.key, &fingerprint, self.clock.now(), self.window());
-        let pending = self.record_key(org, &request.key, &folded, events)?;
+    pub(super) fn begin_idempotent(&mut self, org: OrgId, key: &str, digest: &[u8]) -> Outcome {
+        let folded = self.load_key(org, key)?;
+        let fingerprint = self.vault.fingerprint(digest);
+        let (begin, events) = idempotency::begin(&folded.state, key, &fingerprint, self.clock.now(), self.window());
+        let pending = self.record_key(org, key, &folded, events)?;
         // A replay rests on the key's completion, which may not be flushed yet.
         let pending = self.rests_on(pending);
-        let decision = match decision {
-            Begin::Proceed => Decision::Proceed(pb::Empty {}),
-            Begin::Replay(r) => Decision::Replay(pb::IdempotentResponse {
-                key: request.key,
-                fingerprint: request.fingerprint,
-                status: r.status.into(),
-                body: r.body,
-                withheld: r.withheld,
-            }),
-            Begin::Conflict => Decision::Conflict(pb::Empty {}),
-            Begin::InProgress => Decision::InProgress(pb::Empty {}),
-        };
-        let reply = Reply::with(reply::Result::Idempotency(pb::IdempotencyDecision { decision: Some(decision) }));
-        Ok(Decided { pending, reply })
+        Ok(Decided { pending, reply: wire::idempotency_decision(key, digest, begin) })
     }
 
-    pub(super) fn complete_idempotent(&mut self, org: OrgId, response: pb::IdempotentResponse) -> Outcome {
-        let folded = self.load_key(org, &response.key)?;
-        let stored = StoredResponse {
-            status: response.status.min(u16::MAX.into()) as u16,
-            body: response.body,
-            withheld: response.withheld,
-        };
-        let fingerprint = self.vault.fingerprint(&response.fingerprint);
-        let events = idempotency::complete(&folded.state, &response.key, &fingerprint, stored, self.clock.now());
-        let pending = self.rests_on(self.record_key(org, &response.key, &folded, events)?);
+    pub(super) fn complete_idempotent(
+        &mut self,
+        org: OrgId,
+        key: &str,
+        digest: &[u8],
+        response: StoredResponse,
+    ) -> Outcome {
+        let folded = self.load_key(org, key)?;
+        let fingerprint = self.vault.fingerprint(digest);
+        let events = idempotency::complete(&folded.state, key, &fingerprint, response, self.clock.now());
+        let pending = self.rests_on(self.record_key(org, key, &folded, events)?);
         Ok(Decided { pending, reply: Reply::with(reply::Result::Done(pb::Empty {})) })
     }
 }

@@ -9,9 +9,10 @@
 //! undo it.
 
 use domain::E164;
+use domain::directory::DirectoryCommand;
 use domain::ids::{OrgId, PhoneNumberId};
 use domain::org::{self, NewNumber, OrgCommand, OrgError};
-use wire::pb::{self, Failure, Reply, command::Kind};
+use wire::pb::{Failure, Reply};
 
 use super::effects::{ClaimFailure, Effect};
 use super::{Partition, load_org};
@@ -58,12 +59,12 @@ impl Partition {
             return self.answer(request, Err(super::storage_failure(e)));
         }
         let recorded = self.log.barrier();
-        let kind = match &number.number {
-            Some(own) => Kind::ClaimNumber(pb::ClaimNumber { number: own.to_string(), token: id.0 }),
-            None => Kind::ClaimDemoNumber(pb::ClaimDemoNumber { token: id.0 }),
+        let command = match &number.number {
+            Some(own) => DirectoryCommand::ClaimNumber { org_id: org, number: own.clone(), token: id.0 },
+            None => DirectoryCommand::ClaimDemoNumber { org_id: org, token: id.0 },
         };
         let claim = Box::new(PendingClaim { org, id, number, request });
-        self.perform(Effect::Claim { claim, kind, after: recorded });
+        self.perform(Effect::Claim { claim, command, after: recorded });
     }
 
     /// The directory answered: the number is recorded, or (if it will not be) released.
@@ -116,8 +117,8 @@ impl Partition {
         id: PhoneNumberId,
         then: Option<(bus::Message, Reply)>,
     ) {
-        let number = number.map(|n| n.to_string()).unwrap_or_default();
+        let command = DirectoryCommand::ReleaseNumber { org_id: org, number, token: id.0 };
         let after = self.log.barrier();
-        self.perform(Effect::Release { org, number, token: id.0, then, after });
+        self.perform(Effect::Release { command, then, after });
     }
 }

@@ -9,12 +9,13 @@ use std::time::Duration;
 use bus::{Headers, SharedBus};
 use domain::Timestamp;
 use domain::call::{Action, CallCommand, CarrierEvent, EndReason};
+use domain::directory::DirectoryCommand;
 use domain::ids::{CallId, OrgId};
 use domain::ledger::{LedgerCommand, LedgerReply};
 use telephony::Carrier;
 use tokio::sync::{mpsc, oneshot, watch};
 use wire::BillingFailure;
-use wire::pb::{self, Failure, FailureKind, Reply, command::Kind, reply};
+use wire::pb::{self, Failure, FailureKind, Reply, reply};
 
 use super::Partition;
 use super::effects::{self, ClaimFailure, Effect, Finished, Work};
@@ -201,13 +202,12 @@ impl Runner {
                     back(Finished::Verified { org, connection, outcome }).await;
                 });
             }
-            Effect::Claim { claim, kind, after } => {
+            Effect::Claim { claim, command, after } => {
                 let directory = self.directory(request_id);
-                let org = claim.org;
                 tokio::spawn(async move {
                     let outcome = match after.durable().await {
                         Err(e) => Err(ClaimFailure::Refused(super::storage_failure(e))),
-                        Ok(_) => match directory.send(org, kind).await {
+                        Ok(_) => match directory.send(&command).await {
                             Ok(reply::Result::NumberClaimed(c)) => {
                                 wire::parse_number(&c.number).map_err(ClaimFailure::Refused)
                             }
@@ -218,9 +218,9 @@ impl Runner {
                     back(Finished::Claimed { claim, outcome }).await;
                 });
             }
-            Effect::Release { org, number, token, then, after } => {
+            Effect::Release { command, then, after } => {
                 let directory = self.directory(request_id);
-                tokio::spawn(release(directory, org, number, token, then, after));
+                tokio::spawn(release(directory, command, then, after));
             }
             Effect::Shred { sealed, request, reply, after } => {
                 let vault = self.peers.vault.clone();
@@ -288,20 +288,18 @@ async fn bill(billing: &BillingClient, org: OrgId, call: CallId, action: Action)
     None
 }
 
-/// Releases the claim `token` holds on `number` (or, with none, on whichever number it took),
+/// Releases the claim a `ReleaseNumber` names (its number, or whichever number the claim took),
 /// once `after` is durable (a deletion must not free the number while a crash could still
 /// bring it back), retrying a directory that does not answer. `then` is answered after the
 /// first attempt.
 async fn release(
     directory: DirectoryClient,
-    org: OrgId,
-    number: String,
-    token: u64,
+    command: DirectoryCommand,
     mut then: Option<(bus::Message, Reply)>,
     after: eventlog::Pending,
 ) {
     if let Err(e) = after.durable().await {
-        tracing::error!(%org, %number, error = %e, "a number's release waits for a log that fails");
+        tracing::error!(?command, error = %e, "a number's release waits for a log that fails");
         if let Some((request, _)) = then {
             reply_failure(request, super::storage_failure(e));
         }
@@ -309,21 +307,20 @@ async fn release(
     }
     let mut backoff = Duration::from_millis(100);
     for _ in 0..RELEASE_ATTEMPTS {
-        let release = Kind::ReleaseNumber(pb::ClaimNumber { number: number.clone(), token });
-        let released = directory.send(org, release).await;
+        let released = directory.send(&command).await;
         if let Some((request, reply)) = then.take() {
             actor::reply_now(request, wire::encode(&reply));
         }
         match released {
             Ok(_) => return,
             Err(ClaimFailure::Refused(failure) | ClaimFailure::Unanswered(failure)) => {
-                tracing::warn!(%org, %number, code = %failure.code, "the directory did not release a number; retrying");
+                tracing::warn!(?command, code = %failure.code, "the directory did not release a number; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
-    tracing::error!(%org, %number, "gave up releasing a number: the org keeps its claim");
+    tracing::error!(?command, "gave up releasing a number: the org keeps its claim");
 }
 
 fn headers_for(request_id: &Option<String>) -> Headers {
@@ -367,19 +364,16 @@ struct DirectoryClient {
 
 impl DirectoryClient {
     /// `Err(Unanswered)` when the directory did not answer: it may have decided all the same.
-    async fn send(&self, org: OrgId, kind: Kind) -> Result<reply::Result, ClaimFailure> {
+    async fn send(&self, command: &DirectoryCommand) -> Result<reply::Result, ClaimFailure> {
         let headers = headers_for(&self.request_id);
-        let command = pb::Command { org_id: org.0, kind: Some(kind) };
-        let bytes =
-            self.bus.request(&self.subject, &headers, wire::encode(&command), DIRECTORY_TIMEOUT).await.map_err(
-                |e| {
-                    ClaimFailure::Unanswered(Failure::new(
-                        FailureKind::Unavailable,
-                        "directory_unavailable",
-                        format!("The directory is unavailable: {e}"),
-                    ))
-                },
-            )?;
+        let request = wire::directory_request(command);
+        let bytes = self.bus.request(&self.subject, &headers, request, DIRECTORY_TIMEOUT).await.map_err(|e| {
+            ClaimFailure::Unanswered(Failure::new(
+                FailureKind::Unavailable,
+                "directory_unavailable",
+                format!("The directory is unavailable: {e}"),
+            ))
+        })?;
         let reply: pb::Reply = wire::decode(&bytes)
             .map_err(|_| ClaimFailure::Refused(Failure::internal("undecodable directory reply")))?;
         match reply.result {

@@ -6,15 +6,14 @@ use domain::ids::{OrgId, VoipConnectionId};
 use domain::org::OrgCommand;
 use domain::secret::Sealed;
 use domain::voip::Provider;
-use wire::pb::{self, Failure, FailureKind};
+use wire::pb::{Failure, FailureKind};
 
 use super::effects::Effect;
 use super::{Decided, Outcome, Partition, load_org};
 
 impl Partition {
     /// Creates a connection, its password sealed under a data key of its own.
-    pub(super) fn create_connection(&mut self, org: OrgId, spec: pb::VoipConnectionSpec) -> Outcome {
-        let (name, provider) = wire::parse_connection_spec(spec).map_err(Failure::invalid)?;
+    pub(super) fn create_connection(&mut self, org: OrgId, name: String, provider: Provider) -> Outcome {
         let provider = provider.try_map_password(|p| self.vault.seal(&p)).map_err(vault_failure)?;
         let sealed = provider.password().cloned();
         let outcome = self.decide_org(org, OrgCommand::CreateVoipConnection { name, provider });

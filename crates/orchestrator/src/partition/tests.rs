@@ -68,8 +68,11 @@ impl Harness {
     }
 
     fn send(&mut self, kind: Kind) -> oneshot::Receiver<Bytes> {
-        let command = pb::Command { org_id: self.org.0, kind: Some(kind) };
-        let (message, answer) = bus::Message::local_request("test", bus::Headers::new(), wire::encode(&command));
+        self.send_bytes(wire::encode(&pb::Command { org_id: self.org.0, kind: Some(kind) }))
+    }
+
+    fn send_bytes(&mut self, payload: Bytes) -> oneshot::Receiver<Bytes> {
+        let (message, answer) = bus::Message::local_request("test", bus::Headers::new(), payload);
         self.partition.command(message);
         answer
     }
@@ -85,9 +88,9 @@ impl Harness {
                     Effect::Verify { org, connection, .. } => {
                         self.partition.finished(Finished::Verified { org, connection, outcome: Ok(()) })
                     }
-                    Effect::Claim { claim, kind, after } => {
+                    Effect::Claim { claim, command, after } => {
                         after.durable().await.unwrap();
-                        let mut claimed = self.send(kind);
+                        let mut claimed = self.send_bytes(wire::directory_request(&command));
                         let reply = loop {
                             for work in self.partition.take_effects() {
                                 if let Effect::Answer { requests, reply, after } = work.effect {
