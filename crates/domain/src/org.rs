@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{AgentPatch, AgentSpec};
-use crate::ids::{AgentId, ApiKeyId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
+use crate::call::{CallSetup, Direction};
+use crate::ids::{AgentId, ApiKeyId, CallId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
 use crate::secret::Sealed;
+use crate::test_call::RunSettings;
 use crate::voip::Provider;
 use crate::{E164, FieldErrors, Timestamp};
 
@@ -748,6 +750,30 @@ pub struct OutboundPlan {
     pub max_hold_seconds: u32,
     pub voip_connection_id: VoipConnectionId,
     pub provider: Provider<Sealed>,
+}
+
+impl OutboundPlan {
+    /// The call the plan places, as `id`, billed under its own reference, with the partition's
+    /// timings.
+    pub fn setup(&self, id: CallId, org: OrgId, settings: &RunSettings) -> CallSetup {
+        CallSetup {
+            id,
+            org,
+            direction: Direction::Outbound,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            agent_id: self.agent_id,
+            voip_connection_id: Some(self.voip_connection_id),
+            agent: self.agent.clone(),
+            max_hold_seconds: self.max_hold_seconds,
+            reservation_reference: Some(format!("call/{id}")),
+            test_run_id: None,
+            ring_timeout_ms: settings.ring_timeout_ms,
+            max_duration_seconds: settings.max_duration_seconds,
+            scenario_prompt: None,
+            placement_timeout_ms: settings.placement_timeout_ms,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -437,7 +437,7 @@ pub fn counts_as_running(call: &CallState) -> bool {
     setup.test_run_id.is_some() && setup.reservation_reference.is_some() && !call.is_ended()
 }
 
-/// How the partition sets up every call, test calls included.
+/// How the partition sets up every call, test calls included (see `OutboundPlan::setup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunSettings {
     pub ring_timeout_ms: i64,

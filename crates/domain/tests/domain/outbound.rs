@@ -87,3 +87,35 @@ fn the_number_default_agent_and_its_hold_time_apply_unless_overridden() {
     let plan = org::plan_outbound(&ok, r).unwrap();
     assert_eq!((plan.agent_id, plan.agent.name.as_str(), plan.max_hold_seconds), (None, "Inline", 7));
 }
+
+#[test]
+fn a_planned_call_is_set_up_outbound_billed_under_its_own_reference_with_the_partitions_timings() {
+    let ok = org(&[verified()]);
+    let plan = org::plan_outbound(&ok, request("+14155550100", AgentChoice::FromNumber)).unwrap();
+    let settings = domain::test_call::RunSettings {
+        ring_timeout_ms: 20_000,
+        max_duration_seconds: 600,
+        placement_timeout_ms: 45_000,
+        expected_seconds: 60,
+    };
+    let setup = plan.setup(domain::ids::CallId(325), OrgId(5), &settings);
+    assert_eq!(setup.direction, domain::call::Direction::Outbound);
+    assert_eq!(setup.reservation_reference.as_deref(), Some("call/325"));
+    assert_eq!((setup.from.as_str(), setup.agent_id), ("+14155550100", Some(AgentId(69))));
+    assert_eq!(setup.voip_connection_id, Some(VoipConnectionId(133)));
+    assert_eq!((setup.ring_timeout_ms, setup.max_duration_seconds, setup.placement_timeout_ms), (20_000, 600, 45_000));
+    assert_eq!(setup.test_run_id, None, "an outbound call is no test call");
+    // What it reserves follows from the setup: its whole maximum, at the multiplier given.
+    let reserve = domain::call::reservation(&setup, 1).unwrap();
+    assert_eq!(
+        reserve,
+        domain::ledger::LedgerCommand::Reserve {
+            reference: "call/325".into(),
+            limit: domain::ledger::ReserveLimit::Seconds(600),
+            kind: domain::ledger::ChargeKind::Call,
+            call_id: Some(325),
+            charge_multiplier: 1,
+            expires_in_seconds: 600 + domain::call::RESERVATION_GRACE_SECONDS,
+        }
+    );
+}

@@ -7,7 +7,7 @@
 //! rather than risk dialing twice.
 
 use domain::Timestamp;
-use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, Direction, EndReason, Funds, Phase};
+use domain::call::{self, Action, CallCommand, CallEvent, CallSetup, CallState, EndReason, Funds, Phase};
 use domain::ids::{CallId, OrgId};
 use domain::ledger::Grant;
 use domain::org::{self, OutboundRequest};
@@ -106,23 +106,7 @@ impl Partition {
             Err(failure) => return self.answer(request, Err(failure)),
         };
         let call = CallId(self.ids.next_id());
-        let setup = CallSetup {
-            id: call,
-            org,
-            direction: Direction::Outbound,
-            from: plan.from,
-            to: plan.to,
-            agent_id: plan.agent_id,
-            voip_connection_id: Some(plan.voip_connection_id),
-            agent: plan.agent,
-            max_hold_seconds: plan.max_hold_seconds,
-            reservation_reference: Some(format!("call/{call}")),
-            test_run_id: None,
-            ring_timeout_ms: self.limits.ring_timeout_ms,
-            max_duration_seconds: self.limits.max_duration_seconds,
-            scenario_prompt: None,
-            placement_timeout_ms: self.limits.placement_timeout_ms,
-        };
+        let setup = plan.setup(call, org, &self.run_settings());
         let reserve = call::reservation(&setup, 1).expect("an outbound call is billed");
         let now = self.clock.now();
         let first = CallEvent::Requested { setup: Box::new(setup), at: now };

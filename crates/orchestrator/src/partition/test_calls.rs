@@ -42,7 +42,7 @@ impl Partition {
     }
 
     /// How the partition sets up a run's calls.
-    fn run_settings(&self) -> RunSettings {
+    pub(super) fn run_settings(&self) -> RunSettings {
         RunSettings {
             ring_timeout_ms: self.limits.ring_timeout_ms,
             max_duration_seconds: self.limits.max_duration_seconds,
