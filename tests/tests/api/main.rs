@@ -6,6 +6,7 @@ mod control_plane;
 mod hardening;
 mod names;
 mod network_guard;
+mod official_client;
 mod quotas;
 mod secrets;
 mod sip;

@@ -62,6 +62,20 @@ pub async fn gone(uri: Uri) -> (StatusCode, Json<Value>) {
     )
 }
 
+/// A path switchboard once served under a name of its own, now served at `new_path` as the
+/// contract names it: 410 with the new path, the seed's migration pattern.
+pub fn moved(legacy_path: &str, new_path: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::GONE,
+        Json(json!({
+            "detail": format!("This endpoint moved to {new_path}."),
+            "code": "gone",
+            "legacy_path": legacy_path,
+            "new_path": new_path,
+        })),
+    )
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }
