@@ -74,9 +74,26 @@ pub const CONTROL: &str = "This field may not contain control characters.";
 /// mark). A name with them can pass for another name in a dashboard, a log or an invoice.
 /// Every name and label the API stores goes through here.
 pub fn refuse_invisible(value: &str) -> Result<(), String> {
+    if value.chars().any(is_hidden) { Err(INVISIBLE.to_owned()) } else { Ok(()) }
+}
+
+/// Whether `refuse_invisible` refuses a character.
+pub fn is_hidden(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-    let hidden = value.chars().any(|c| c.is_control() || c.general_category() == GeneralCategory::Format);
-    if hidden { Err(INVISIBLE.to_owned()) } else { Ok(()) }
+    c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
+/// The characters `refuse_invisible` refuses, as ranges in order: what the API's schema says a
+/// name may not contain, so the document and the rule cannot disagree.
+pub fn hidden_ranges() -> Vec<std::ops::RangeInclusive<char>> {
+    let mut ranges: Vec<std::ops::RangeInclusive<char>> = Vec::new();
+    for c in (0..=char::MAX as u32).filter_map(char::from_u32).filter(|c| is_hidden(*c)) {
+        match ranges.last_mut() {
+            Some(last) if (*last.end() as u32) + 1 == c as u32 => *last = *last.start()..=c,
+            _ => ranges.push(c..=c),
+        }
+    }
+    ranges
 }
 
 /// Refuses control characters (Cc), for values written into a protocol's messages (SIP

@@ -46,3 +46,21 @@ fn sip_credentials_and_hosts_refuse_control_characters() {
     assert!(SipTrunk::parse_host("sip.example.com\r\nX: 1").is_err());
     assert_eq!(SipTrunk::parse_credential("p@ss wörd!").as_deref(), Ok("p@ss wörd!"));
 }
+
+#[test]
+fn the_hidden_ranges_are_exactly_what_names_refuse() {
+    use domain::fields::{hidden_ranges, is_hidden};
+    let ranges = hidden_ranges();
+    assert_eq!(ranges.first(), Some(&('\u{0}'..='\u{1f}')));
+    for c in ['\u{7f}', '\u{9b}', '\u{ad}', '\u{200b}', '\u{202e}', '\u{feff}', '\u{e0001}'] {
+        assert!(ranges.iter().any(|r| r.contains(&c)), "{c:?} is hidden");
+    }
+    for c in ['a', ' ', 'é', '👨', '\u{a0}'] {
+        assert!(!ranges.iter().any(|r| r.contains(&c)), "{c:?} is visible");
+    }
+    // Ranges are disjoint, ordered and not adjacent, and every character in them is hidden.
+    for pair in ranges.windows(2) {
+        assert!((*pair[0].end() as u32) + 1 < *pair[1].start() as u32, "{pair:?}");
+    }
+    assert!(ranges.iter().all(|r| r.clone().all(is_hidden)));
+}
