@@ -51,6 +51,17 @@ pub async fn read(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
     })
 }
 
+/// A JSON number that is a whole number within i64: `3`, and `3.0` too, as JSON Schema counts
+/// integers (and as DRF's IntegerField reads them); `3.5` or `1e300` is none.
+fn whole_number(value: &Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    let x = value.as_f64().filter(|x| x.fract() == 0.0 && !value.is_u64())?;
+    // Exactly representable bounds: -2^63 is an i64, 2^63 is not.
+    (x >= -9_223_372_036_854_775_808.0 && x < 9_223_372_036_854_775_808.0).then_some(x as i64)
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -137,9 +148,9 @@ impl Fields {
     }
 
     fn integer_of(&mut self, field: &str, value: Value) -> Option<i64> {
-        match value.as_i64() {
-            Some(n) if value.is_i64() || value.is_u64() => Some(n),
-            _ => {
+        match whole_number(&value) {
+            Some(n) => Some(n),
+            None => {
                 self.error(field, "A valid integer is required.");
                 None
             }
@@ -158,7 +169,7 @@ impl Fields {
     pub fn optional_nullable_id(&mut self, field: &str) -> Option<Option<u64>> {
         match self.take(field, false, true)? {
             Value::Null => Some(None),
-            v => match v.as_u64() {
+            v => match whole_number(&v).and_then(|n| u64::try_from(n).ok()) {
                 Some(id) => Some(Some(id)),
                 None => {
                     self.error(field, "A valid integer is required.");
@@ -239,5 +250,23 @@ impl Fields {
             return Err(ApiError::invalid(errors));
         }
         value().ok_or_else(|| ApiError::invalid(FieldErrors::single("non_field_errors", "Invalid data.")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::whole_number;
+
+    #[test]
+    fn a_whole_number_is_an_integer_however_it_is_written() {
+        assert_eq!(whole_number(&json!(3)), Some(3));
+        assert_eq!(whole_number(&json!(-3)), Some(-3));
+        assert_eq!(whole_number(&json!(28668.0)), Some(28668));
+        assert_eq!(whole_number(&json!(-0.0)), Some(0));
+        for not_whole in [json!(3.5), json!(1e300), json!(u64::MAX), json!("3"), json!(true), json!(null)] {
+            assert_eq!(whole_number(&not_whole), None, "{not_whole}");
+        }
     }
 }

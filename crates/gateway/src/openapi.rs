@@ -29,6 +29,32 @@ struct Operation {
     errors: &'static [u16],
 }
 
+/// A name or label as `domain::fields` takes one: not blank, at most `max` characters, and none of
+/// the characters a name may not hold (`fields::hidden_ranges`).
+fn visible_text(max: usize) -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": max, "allOf": [{ "pattern": "\\S" }, { "pattern": no_hidden_characters() }] })
+}
+
+/// `^[^...]*$` over the hidden ranges: BMP characters as `\uXXXX` escapes (ECMA-262 and Python
+/// read them alike), the few beyond it written as themselves.
+fn no_hidden_characters() -> &'static str {
+    static PATTERN: OnceLock<String> = OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let class_char = |c: char| if (c as u32) < 0x10000 { format!("\\u{:04x}", c as u32) } else { c.to_string() };
+        let ranges: String = domain::fields::hidden_ranges()
+            .into_iter()
+            .map(|r| {
+                if r.start() == r.end() {
+                    class_char(*r.start())
+                } else {
+                    format!("{}-{}", class_char(*r.start()), class_char(*r.end()))
+                }
+            })
+            .collect();
+        format!("^[^{ranges}]*$")
+    })
+}
+
 fn int() -> Value {
     json!({ "type": "integer" })
 }
@@ -211,8 +237,10 @@ fn build() -> Value {
             Auth::Key => json!([{ "apiKey": [] }]),
             Auth::Admin => json!([{ "adminToken": [] }]),
         };
+        operation["operationId"] = Value::String(operation_id(op));
         paths.entry(op.path.to_owned()).or_insert_with(|| json!({}))[op.method] = operation;
     }
+    add_links(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -229,6 +257,62 @@ fn build() -> Value {
             "schemas": schemas()
         }
     })
+}
+
+/// `get /v1/calls/{id}/transcript` is `get_v1_calls_id_transcript`.
+fn operation_id(op: &Operation) -> String {
+    let path: String =
+        op.path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>().replace("__", "_");
+    format!("{}_{}", op.method, path.trim_matches('_'))
+}
+
+/// What a create answers with the id of (`from` is the create, `pointer` where its body holds the
+/// id) and the path of what it created (`to`): every operation at `to` or below it is linked.
+const CREATES: &[(&str, &str, &str)] = &[
+    ("post /v1/agents", "/id", "/v1/agents/{id}"),
+    ("post /v1/keys", "/id", "/v1/keys/{id}"),
+    ("post /v1/voip-connections", "/id", "/v1/voip-connections/{id}"),
+    ("post /v1/phone-numbers", "/id", "/v1/phone-numbers/{id}"),
+    ("post /v1/voip-connections/{id}/import-numbers", "/results/0/id", "/v1/phone-numbers/{id}"),
+    ("post /v1/call", "/call_id", "/v1/calls/{id}"),
+    ("post /v1/test-calls", "/id", "/v1/test-calls/{id}"),
+    ("post /v1/test-call-batches", "/id", "/v1/test-call-batches/{id}"),
+    ("post /v1/simulations", "/id", "/v1/test-calls/{id}"),
+    ("post /v1/simulations/batches", "/id", "/v1/simulations/batches/{id}"),
+    ("post /admin/v1/orgs", "/id", "/admin/v1/orgs/{id}"),
+];
+
+/// OpenAPI links from each create's success to the operations on what it created, so a stateful
+/// fuzzer (schemathesis' stateful phase) works on real resources rather than guessing ids.
+fn add_links(paths: &mut Map<String, Value>) {
+    let targets: Vec<(String, String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object().into_iter().flatten().map(move |(method, operation)| {
+                (path.clone(), method.clone(), operation["operationId"].as_str().unwrap_or_default().to_owned())
+            })
+        })
+        .collect();
+    for (from, pointer, to) in CREATES {
+        let (method, path) = from.split_once(' ').expect("method and path");
+        let Some(operation) = paths.get_mut(path).and_then(|item| item.get_mut(method)) else { continue };
+        let Some(responses) = operation["responses"].as_object_mut() else { continue };
+        let Some(ok) = responses.iter_mut().find(|(status, _)| status.starts_with('2')).map(|(_, r)| r) else {
+            continue;
+        };
+        let mut links = Map::new();
+        for (target_path, _, operation_id) in &targets {
+            if target_path == to || target_path.starts_with(&format!("{to}/")) {
+                links.insert(
+                    operation_id.clone(),
+                    json!({ "operationId": operation_id, "parameters": { "id": format!("$response.body#{pointer}") } }),
+                );
+            }
+        }
+        if !links.is_empty() {
+            ok["links"] = Value::Object(links);
+        }
+    }
 }
 
 fn nullable(t: &str) -> Value {
@@ -277,7 +361,7 @@ fn schemas() -> Value {
         "Error": object(&["detail", "code"], json!({ "detail": { "type": "string" }, "code": { "type": "string" } })),
         "FieldErrors": { "type": "object", "minProperties": 1, "additionalProperties": { "type": "array", "items": { "type": "string" } } },
         "NameInput": { "type": "object", "required": ["name"], "additionalProperties": false,
-            "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" } } },
+            "properties": { "name": visible_text(100) } },
         "Org": object(&["id", "name", "trial", "max_concurrent_test_calls", "rate_limit_per_second", "max_agents",
                 "max_api_keys", "max_voip_connections", "max_phone_numbers", "max_open_batches", "max_webhook_endpoints",
                 "created_at", "updated_at"], json!({
