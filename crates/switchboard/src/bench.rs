@@ -197,7 +197,11 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             sip_answer_timeout_ms: 8_000,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
             // The benchmark's calls run on the simulated carrier.
-            egress: crate::dev::EgressArgs { allow_private_networks: false },
+            egress: crate::dev::EgressArgs {
+                allow_private_networks: false,
+                no_sim_carrier: false,
+                sip_public_host: None,
+            },
             idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         },
         http: crate::http::HttpArgs::default(),
