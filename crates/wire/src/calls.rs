@@ -66,7 +66,7 @@ impl From<OutboundRejection> for Failure {
                 FailureKind::Forbidden,
                 "unverified_voip",
                 format!(
-                    "Outbound blocked: from_number is an unverified VoIP number; \
+                    "Outbound blocked: from_number is a VoIP number that is not verified; \
                      verify it with POST /v1/phone-numbers/{id}/verify-voip."
                 ),
             ),

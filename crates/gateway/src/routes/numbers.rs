@@ -122,6 +122,8 @@ pub async fn delete(
         }
     }
     if !confirm {
+        // Another org's number, or none, is missing whatever the query says.
+        fetch(&app, caller.org, id).await?;
         return Err(ApiError::field("confirm", "Pass confirm=true to release this number: its calls stop at once."));
     }
     match app.services.command(caller.org, Kind::DeletePhoneNumber(pb::ById { id })).await? {
