@@ -297,6 +297,11 @@ impl Server {
     }
 }
 
+/// The body of a test and create of a connection on the simulated carrier.
+pub fn sim_connection() -> Value {
+    json!({ "provider": "manual", "sip_config": { "host": "sim" } })
+}
+
 /// An org ready to place calls.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -317,11 +322,46 @@ impl Server {
 
     /// Readies an existing org to place calls, as [`Server::org_ready_to_call`] does.
     pub async fn ready_to_call(&self, org: Org, cents: i64, number: &str) -> Caller {
-        self.ready_to_call_over(org, cents, number, json!({ "provider": "sim" })).await
+        self.ready_to_call_over(org, cents, number, sim_connection()).await
+    }
+
+    /// Tests the connection `connection` describes (provider, sip_config, credentials, and
+    /// optionally a name) and creates it on the evidence of that test, which must pass.
+    pub async fn connect(&self, key: &str, connection: Value) -> Value {
+        let evidence = self.test_connection(key, connection.clone()).await;
+        assert_eq!(evidence["verification_evidence"]["outbound_status"], "pass", "the test failed: {evidence}");
+        let mut create = connection;
+        create["verification_evidence_id"] = evidence["verification_evidence"]["id"].clone();
+        self.post("/v1/voip-connections", key, create).await.expect(201)
+    }
+
+    /// Runs `POST /v1/voip-connections/test` for the connection `connection` describes (a
+    /// `name` in it is left out: the test takes none) and answers its 201 body.
+    pub async fn test_connection(&self, key: &str, mut connection: Value) -> Value {
+        if let Some(fields) = connection.as_object_mut() {
+            fields.remove("name");
+        }
+        self.post("/v1/voip-connections/test", key, connection).await.expect(201)
+    }
+
+    /// Imports `number` onto the connection `connection_id` and answers the number's id.
+    pub async fn import_number(&self, key: &str, connection_id: u64, number: &str) -> u64 {
+        let path = format!("/v1/voip-connections/{connection_id}/import-numbers");
+        let imported = self.post(&path, key, json!({ "numbers": [number] })).await.expect(201);
+        imported["results"][0]["id"].as_u64().unwrap_or_else(|| panic!("no number imported: {imported}"))
+    }
+
+    /// Verifies a number on its trunk (`verify-voip`), which must succeed.
+    pub async fn verify_number(&self, key: &str, number_id: u64) -> Value {
+        let path = format!("/v1/phone-numbers/{number_id}/verify-voip");
+        let verified = self.post(&path, key, json!({})).await.expect(200);
+        assert_eq!(verified["voip_verification_status"], "verified", "{verified}");
+        verified
     }
 
     /// Readies an org to place calls over the VoIP connection `connection` describes (the body
-    /// of its create), which must verify.
+    /// of its test and create: provider, sip_config, credentials): tests it, creates it on the
+    /// evidence, imports `number` onto it, assigns the agent, and verifies the number.
     pub async fn ready_to_call_over(&self, org: Org, cents: i64, number: &str, connection: Value) -> Caller {
         if cents > 0 {
             let path = format!("/admin/v1/orgs/{}/credits", org.id);
@@ -335,20 +375,18 @@ impl Server {
             )
             .await
             .expect(201);
-        let conn = self.post("/v1/voip-connections", &org.key, connection).await.expect(201);
-        let verified =
-            self.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &org.key, json!({})).await.expect(200);
-        assert_eq!(verified["verified"], true, "{verified}");
-        let body = json!({
-            "number": number, "voip_connection_id": conn["id"],
-            "inbound_agent_id": agent["id"], "outbound_agent_id": agent["id"]
-        });
-        let placed = self.post("/v1/phone-numbers", &org.key, body).await.expect(201);
+        let conn = self.connect(&org.key, connection).await;
+        assert_eq!(conn["status"], "connected", "{conn}");
+        let connection_id = conn["id"].as_u64().expect("a connection id");
+        let number_id = self.import_number(&org.key, connection_id, number).await;
+        let agents = json!({ "inbound_agent_id": agent["id"], "outbound_agent_id": agent["id"] });
+        self.patch(&format!("/v1/phone-numbers/{number_id}"), &org.key, agents).await.expect(200);
+        self.verify_number(&org.key, number_id).await;
         Caller {
             org,
             agent_id: agent["id"].as_u64().expect("an agent id"),
-            connection_id: conn["id"].as_u64().expect("a connection id"),
-            number_id: placed["id"].as_u64().expect("a number id"),
+            connection_id,
+            number_id,
             number: number.to_owned(),
         }
     }
@@ -783,11 +821,13 @@ impl Sipp {
         Self { child, port, transport, log, _dir: dir }
     }
 
-    /// The body of a SIP VoIP connection to this trunk (user alice, password secret).
+    /// The body of a test and create of a VoIP connection to this trunk (user alice, password
+    /// secret).
     pub fn connection(&self) -> Value {
         json!({
-            "provider": "sip", "host": "127.0.0.1", "port": self.port, "transport": self.transport,
-            "username": "alice", "password": "secret"
+            "provider": "manual",
+            "sip_config": { "host": "127.0.0.1", "port": self.port, "transport": self.transport },
+            "credentials": { "username": "alice", "password": "secret" }
         })
     }
 

@@ -10,7 +10,7 @@ use crate::call::{CallSetup, Direction};
 use crate::ids::{AgentId, ApiKeyId, CallId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
 use crate::secret::Sealed;
 use crate::test_call::RunSettings;
-use crate::voip::Provider;
+use crate::voip::{Evidence, EvidenceClaim, Provider, Vendor};
 use crate::{E164, FieldErrors, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +59,44 @@ pub struct VoipConnection {
     pub verified_at: Option<Timestamp>,
     /// Why the last verification failed, if it did.
     pub verification_error: Option<String>,
+    /// Whose trunk it is; connections recorded before providers were named are `manual`.
+    #[serde(default)]
+    pub vendor: Vendor,
+    /// The connection test its configuration was created (or last changed) on.
+    #[serde(default)]
+    pub evidence_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Whether a number was proven to carry calls through its trunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberVerificationStatus {
+    #[default]
+    Unverified,
+    Verified,
+    Failed,
+}
+
+impl NumberVerificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unverified => "unverified",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The last verification of a number (`verify-voip`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberCheck {
+    pub status: NumberVerificationStatus,
+    pub at: Option<Timestamp>,
+    /// A UUID naming the verification, as the contract shows its evidence.
+    pub evidence_id: Option<String>,
+    pub error: Option<String>,
 }
 
 /// What carries a phone number's calls.
@@ -79,6 +115,13 @@ pub struct PhoneNumber {
     pub backing: NumberBacking,
     pub inbound_agent_id: Option<AgentId>,
     pub outbound_agent_id: Option<AgentId>,
+    #[serde(default)]
+    pub label: String,
+    /// Where the number's inbound webhooks go (stored; delivered once webhooks exist).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub verification: NumberCheck,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -216,6 +259,10 @@ pub struct OrgState {
     pub agents: BTreeMap<AgentId, Agent>,
     pub connections: BTreeMap<VoipConnectionId, VoipConnection>,
     pub numbers: BTreeMap<PhoneNumberId, PhoneNumber>,
+    /// Connection tests of the last [`crate::voip::EVIDENCE_VALID_MS`], by id: older ones can
+    /// back nothing, so they are forgotten as new ones arrive.
+    #[serde(default)]
+    pub evidence: BTreeMap<String, Evidence>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,9 +302,28 @@ pub enum OrgCommand {
     DeleteAgent {
         id: AgentId,
     },
+    /// Records a connection test's outcome, as evidence a create may present.
+    RecordConnectionTest {
+        evidence: Evidence,
+    },
+    /// Creates a connection on the evidence of a passed test of the same configuration.
     CreateVoipConnection {
         name: String,
+        vendor: Vendor,
         provider: Provider<Sealed>,
+        evidence: EvidenceClaim,
+    },
+    /// Renames a connection, and (with `trunk`) changes its configuration on new evidence.
+    UpdateVoipConnection {
+        id: VoipConnectionId,
+        name: Option<String>,
+        trunk: Option<(Provider<Sealed>, EvidenceClaim)>,
+    },
+    /// Records how a number's verification went; `evidence_id` names it.
+    RecordNumberVerification {
+        id: PhoneNumberId,
+        evidence_id: String,
+        outcome: Result<(), String>,
     },
     RecordVerification {
         id: VoipConnectionId,
@@ -273,11 +339,13 @@ pub enum OrgCommand {
         number: E164,
         request: NewNumber,
     },
-    /// `Some(None)` clears an assignment; `None` leaves it.
+    /// `Some(None)` clears an assignment (or the webhook); `None` leaves it.
     UpdatePhoneNumber {
         id: PhoneNumberId,
         inbound_agent_id: Option<Option<AgentId>>,
         outbound_agent_id: Option<Option<AgentId>>,
+        label: Option<String>,
+        webhook_url: Option<Option<String>>,
     },
     DeletePhoneNumber {
         id: PhoneNumberId,
@@ -348,6 +416,22 @@ pub enum OrgEvent {
         id: VoipConnectionId,
         at: Timestamp,
     },
+    VoipConnectionTested {
+        evidence: Evidence,
+    },
+    /// The connection's configuration rests on this evidence (it is used up): it is connected.
+    VoipConnectionProven {
+        id: VoipConnectionId,
+        vendor: Vendor,
+        evidence_id: String,
+        at: Timestamp,
+    },
+    VoipConnectionUpdated {
+        id: VoipConnectionId,
+        name: Option<String>,
+        provider: Option<Provider<Sealed>>,
+        at: Timestamp,
+    },
     PhoneNumberCreated {
         id: PhoneNumberId,
         number: E164,
@@ -364,6 +448,20 @@ pub enum OrgEvent {
     },
     PhoneNumberDeleted {
         id: PhoneNumberId,
+        at: Timestamp,
+    },
+    PhoneNumberUpdated {
+        id: PhoneNumberId,
+        inbound_agent_id: Option<AgentId>,
+        outbound_agent_id: Option<AgentId>,
+        label: String,
+        webhook_url: Option<String>,
+        at: Timestamp,
+    },
+    PhoneNumberVerified {
+        id: PhoneNumberId,
+        evidence_id: String,
+        error: Option<String>,
         at: Timestamp,
     },
 }
@@ -387,6 +485,11 @@ impl OrgEvent {
             Self::PhoneNumberCreated { .. } => "phone_number_created",
             Self::PhoneNumberAgentsChanged { .. } => "phone_number_agents_changed",
             Self::PhoneNumberDeleted { .. } => "phone_number_deleted",
+            Self::VoipConnectionTested { .. } => "voip_connection_tested",
+            Self::VoipConnectionProven { .. } => "voip_connection_proven",
+            Self::VoipConnectionUpdated { .. } => "voip_connection_updated",
+            Self::PhoneNumberUpdated { .. } => "phone_number_updated",
+            Self::PhoneNumberVerified { .. } => "phone_number_verified",
         }
     }
 }
@@ -425,6 +528,8 @@ pub enum OrgError {
     ConnectionInUse { number: E164 },
     #[error("the org holds its quota of {limit} {}", quota.counts())]
     QuotaExceeded { quota: Quota, limit: u32 },
+    #[error("demo numbers are the platform's: they need no verification and place no outbound calls")]
+    DemoNumberNotVerifiable,
 }
 
 impl OrgState {
@@ -503,6 +608,8 @@ impl OrgState {
                         verified: false,
                         verified_at: None,
                         verification_error: None,
+                        vendor: Vendor::Manual,
+                        evidence_id: None,
                         created_at: at,
                         updated_at: at,
                     },
@@ -528,6 +635,9 @@ impl OrgState {
                         backing,
                         inbound_agent_id,
                         outbound_agent_id,
+                        label: String::new(),
+                        webhook_url: None,
+                        verification: NumberCheck::default(),
                         created_at: at,
                         updated_at: at,
                     },
@@ -542,6 +652,54 @@ impl OrgState {
             }
             OrgEvent::PhoneNumberDeleted { id, .. } => {
                 self.numbers.remove(&id);
+            }
+            OrgEvent::VoipConnectionTested { evidence } => {
+                let now = evidence.at;
+                self.evidence.retain(|_, e| now.0 - e.at.0 <= crate::voip::EVIDENCE_VALID_MS);
+                self.evidence.insert(evidence.id.clone(), evidence);
+            }
+            OrgEvent::VoipConnectionProven { id, vendor, evidence_id, at } => {
+                if let Some(e) = self.evidence.get_mut(&evidence_id) {
+                    e.used = true;
+                }
+                if let Some(c) = self.connections.get_mut(&id) {
+                    c.vendor = vendor;
+                    c.verified = true;
+                    c.verified_at = Some(self.evidence.get(&evidence_id).map_or(at, |e| e.at));
+                    c.verification_error = None;
+                    c.evidence_id = Some(evidence_id);
+                    c.updated_at = at;
+                }
+            }
+            OrgEvent::VoipConnectionUpdated { id, name, provider, at } => {
+                if let Some(c) = self.connections.get_mut(&id) {
+                    if let Some(name) = name {
+                        c.name = name;
+                    }
+                    if let Some(provider) = provider {
+                        c.provider = provider;
+                    }
+                    c.updated_at = at;
+                }
+            }
+            OrgEvent::PhoneNumberUpdated { id, inbound_agent_id, outbound_agent_id, label, webhook_url, at } => {
+                if let Some(n) = self.numbers.get_mut(&id) {
+                    n.inbound_agent_id = inbound_agent_id;
+                    n.outbound_agent_id = outbound_agent_id;
+                    n.label = label;
+                    n.webhook_url = webhook_url;
+                    n.updated_at = at;
+                }
+            }
+            OrgEvent::PhoneNumberVerified { id, evidence_id, error, at } => {
+                if let Some(n) = self.numbers.get_mut(&id) {
+                    let status = match error {
+                        None => NumberVerificationStatus::Verified,
+                        Some(_) => NumberVerificationStatus::Failed,
+                    };
+                    n.verification = NumberCheck { status, at: Some(at), evidence_id: Some(evidence_id), error };
+                    n.updated_at = at;
+                }
             }
         }
     }
@@ -628,9 +786,38 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             events.push(OrgEvent::AgentDeleted { id, at });
             Ok(events)
         }
-        OrgCommand::CreateVoipConnection { name, provider } => {
+        OrgCommand::RecordConnectionTest { evidence } => {
+            if let Some(c) = evidence.connection_id {
+                connection(state, c)?;
+            }
+            Ok(vec![OrgEvent::VoipConnectionTested { evidence }])
+        }
+        OrgCommand::CreateVoipConnection { name, vendor, provider, evidence } => {
             quotas.admit(Quota::VoipConnections, state.connections.len())?;
-            Ok(vec![OrgEvent::VoipConnectionCreated { id: VoipConnectionId(ctx.ids.next_id()), name, provider, at }])
+            check_evidence(state, vendor, &evidence, at)?;
+            let id = VoipConnectionId(ctx.ids.next_id());
+            Ok(vec![
+                OrgEvent::VoipConnectionCreated { id, name, provider, at },
+                OrgEvent::VoipConnectionProven { id, vendor, evidence_id: evidence.id, at },
+            ])
+        }
+        OrgCommand::UpdateVoipConnection { id, name, trunk } => {
+            let current = connection(state, id)?;
+            let vendor = current.vendor;
+            let mut events = Vec::new();
+            match trunk {
+                Some((provider, evidence)) => {
+                    check_evidence(state, vendor, &evidence, at)?;
+                    events.push(OrgEvent::VoipConnectionUpdated { id, name, provider: Some(provider), at });
+                    events.push(OrgEvent::VoipConnectionProven { id, vendor, evidence_id: evidence.id, at });
+                }
+                None => events.push(OrgEvent::VoipConnectionUpdated { id, name, provider: None, at }),
+            }
+            Ok(events)
+        }
+        OrgCommand::RecordNumberVerification { id, evidence_id, outcome } => {
+            number_to_verify(state, id)?;
+            Ok(vec![OrgEvent::PhoneNumberVerified { id, evidence_id, error: outcome.err(), at }])
         }
         OrgCommand::RecordVerification { id, outcome } => {
             connection(state, id)?;
@@ -654,17 +841,19 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
                 at,
             }])
         }
-        OrgCommand::UpdatePhoneNumber { id, inbound_agent_id, outbound_agent_id } => {
+        OrgCommand::UpdatePhoneNumber { id, inbound_agent_id, outbound_agent_id, label, webhook_url } => {
             let current = state.numbers.get(&id).ok_or(OrgError::NotFound(Resource::PhoneNumber))?;
             let inbound = inbound_agent_id.unwrap_or(current.inbound_agent_id);
             let outbound = outbound_agent_id.unwrap_or(current.outbound_agent_id);
             let mut errors = FieldErrors::new();
             check_agents(state, &current.backing, inbound, outbound, &mut errors);
             errors.into_result(()).map_err(OrgError::Invalid)?;
-            Ok(vec![OrgEvent::PhoneNumberAgentsChanged {
+            Ok(vec![OrgEvent::PhoneNumberUpdated {
                 id,
                 inbound_agent_id: inbound,
                 outbound_agent_id: outbound,
+                label: label.unwrap_or_else(|| current.label.clone()),
+                webhook_url: webhook_url.unwrap_or_else(|| current.webhook_url.clone()),
                 at,
             }])
         }
@@ -693,6 +882,29 @@ pub fn check_new_number(state: &OrgState, number: Option<&E164>, request: &NewNu
         return Err(OrgError::NumberExists(number.clone()));
     }
     errors.into_result(()).map_err(OrgError::Invalid)
+}
+
+/// Whether the org's evidence backs a change to a `vendor` connection configured as `claim`
+/// fingerprints, at `at`: a passed test of this org, of the same configuration, within
+/// [`crate::voip::EVIDENCE_VALID_MS`], not used before.
+pub fn check_evidence(state: &OrgState, vendor: Vendor, claim: &EvidenceClaim, at: Timestamp) -> Result<(), OrgError> {
+    let refusal = match state.evidence.get(&claim.id) {
+        None => crate::voip::EvidenceRefusal::Unknown,
+        Some(evidence) => match evidence.backs(vendor, claim, at) {
+            Ok(()) => return Ok(()),
+            Err(refusal) => refusal,
+        },
+    };
+    Err(OrgError::Invalid(FieldErrors::single("verification_evidence_id", refusal.to_string())))
+}
+
+/// The number to verify and the connection whose trunk carries it: a demo number has none.
+pub fn number_to_verify(state: &OrgState, id: PhoneNumberId) -> Result<(&PhoneNumber, &VoipConnection), OrgError> {
+    let number = state.numbers.get(&id).ok_or(OrgError::NotFound(Resource::PhoneNumber))?;
+    match number.backing {
+        NumberBacking::Demo => Err(OrgError::DemoNumberNotVerifiable),
+        NumberBacking::Voip(c) => Ok((number, connection(state, c)?)),
+    }
 }
 
 fn connection(state: &OrgState, id: VoipConnectionId) -> Result<&VoipConnection, OrgError> {
@@ -786,6 +998,8 @@ pub enum OutboundRejection {
     DemoNumber,
     #[error("the VoIP connection is not verified")]
     UnverifiedConnection(VoipConnectionId),
+    #[error("the number is not verified")]
+    UnverifiedNumber(PhoneNumberId),
     #[error("agent not found")]
     AgentNotFound,
     #[error("no agent for the call")]
@@ -805,6 +1019,9 @@ pub fn plan_outbound(state: &OrgState, request: OutboundRequest) -> Result<Outbo
     };
     if !connection.verified {
         return Err(OutboundRejection::UnverifiedConnection(connection.id));
+    }
+    if number.verification.status != NumberVerificationStatus::Verified {
+        return Err(OutboundRejection::UnverifiedNumber(number.id));
     }
     let (agent_id, agent) = match request.agent {
         AgentChoice::Saved(id) => {
@@ -922,4 +1139,16 @@ pub fn resolve_test_target(
     };
     let agent = state.agents.get(&agent_id).ok_or(TestTargetError::AgentNotFound)?.spec.clone();
     Ok(TestTarget { agent_id, agent, number })
+}
+
+/// A phone number's label: a friendly name, blank for none.
+pub fn parse_number_label(raw: &str) -> Result<String, String> {
+    crate::fields::name(raw, MAX_NUMBER_LABEL_CHARS)
+}
+
+pub const MAX_NUMBER_LABEL_CHARS: usize = 100;
+
+/// Where a number's inbound webhooks go: an http(s) URL.
+pub fn parse_webhook_url(raw: &str) -> Result<String, String> {
+    crate::agent::Tool::parse_url(raw)
 }

@@ -9,7 +9,28 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::Timestamp;
-use crate::ids::{OrgId, VoipConnectionId};
+use crate::ids::{OrgId, PhoneNumberId, VoipConnectionId};
+
+/// What a probe checks: a configuration under test (each test probes on its own: its outcome
+/// is its own evidence), a connection, or the number a verification proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeSubject {
+    Test(u64),
+    Connection(VoipConnectionId),
+    Number(PhoneNumberId),
+}
+
+impl From<VoipConnectionId> for ProbeSubject {
+    fn from(id: VoipConnectionId) -> Self {
+        Self::Connection(id)
+    }
+}
+
+impl From<PhoneNumberId> for ProbeSubject {
+    fn from(id: PhoneNumberId) -> Self {
+        Self::Number(id)
+    }
+}
 
 /// The window the per-org count covers.
 pub const WINDOW_MS: i64 = 60_000;
@@ -46,20 +67,21 @@ pub enum Admission {
 pub struct VerificationBudget {
     /// When each org's probes of the last minute began, oldest first; an org with none has no entry.
     started: HashMap<OrgId, VecDeque<Timestamp>>,
-    in_flight: HashSet<(OrgId, VoipConnectionId)>,
+    in_flight: HashSet<(OrgId, ProbeSubject)>,
 }
 
 impl VerificationBudget {
-    /// Decides a request to verify `connection` at `now`; `slot_free` says whether the
+    /// Decides a request to probe `subject` at `now`; `slot_free` says whether the
     /// process has room for one more probe. Counts the probe when it admits one.
     pub fn admit(
         &mut self,
         limits: &VerificationLimits,
         org: OrgId,
-        connection: VoipConnectionId,
+        subject: impl Into<ProbeSubject>,
         now: Timestamp,
         slot_free: bool,
     ) -> Admission {
+        let connection = subject.into();
         if self.in_flight.contains(&(org, connection)) {
             return Admission::Join;
         }
@@ -85,9 +107,9 @@ impl VerificationBudget {
         Admission::Probe
     }
 
-    /// The probe of `connection` ended; the next verification probes again.
-    pub fn finished(&mut self, org: OrgId, connection: VoipConnectionId) {
-        self.in_flight.remove(&(org, connection));
+    /// The probe of `subject` ended; the next verification probes again.
+    pub fn finished(&mut self, org: OrgId, subject: impl Into<ProbeSubject>) {
+        self.in_flight.remove(&(org, subject.into()));
     }
 }
 

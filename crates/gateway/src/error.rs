@@ -39,6 +39,11 @@ impl ApiError {
         }
     }
 
+    /// The error's machine code, for one that has one (field errors do not).
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("code").and_then(Value::as_str)
+    }
+
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::invalid(FieldErrors::single(field, message))
     }

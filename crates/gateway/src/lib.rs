@@ -47,6 +47,10 @@ pub struct Options {
     /// Where a VoIP connection's host may be: checked on create, for a field error at once
     /// (the engine checks again on every use).
     pub egress: egress::Policy,
+    /// Whether connections may use the simulated carrier (`manual` with host `sim`).
+    pub sim_carrier: bool,
+    /// The deployment's public SIP host, which trunks send inbound calls to, if it has one.
+    pub sip_public_host: Option<String>,
 }
 
 /// Where the gateway listens. With an admin listener, the admin API (`/admin/v1/...`) and
@@ -77,6 +81,8 @@ pub struct App {
     admin_token: Arc<str>,
     metrics: Option<MetricsRender>,
     egress: egress::Policy,
+    sim_carrier: bool,
+    sip_public_host: Option<Arc<str>>,
 }
 
 pub struct Gateway {
@@ -92,6 +98,8 @@ impl Gateway {
             admin_token: options.admin_token.into(),
             metrics: options.metrics,
             egress: options.egress,
+            sim_carrier: options.sim_carrier,
+            sip_public_host: options.sip_public_host.map(Into::into),
         };
         let (public, admin) = match listeners.admin {
             Some(admin) => {
@@ -107,7 +115,14 @@ impl Gateway {
     pub(crate) fn router_for_tests() -> Router {
         let bus: SharedBus = Arc::new(bus::InProcessBus::new());
         let services = Services::new(bus, Partitioning::new(8), Duration::from_millis(100));
-        let app = App { services, admin_token: "admin".into(), metrics: None, egress: egress::Policy::default() };
+        let app = App {
+            services,
+            admin_token: "admin".into(),
+            metrics: None,
+            egress: egress::Policy::default(),
+            sim_carrier: true,
+            sip_public_host: None,
+        };
         router(public_routes().merge(admin_routes()), app)
     }
 
@@ -172,11 +187,31 @@ fn public_routes() -> Router<App> {
         .route("/v1/agents", get(agents::list).post(agents::create))
         .route("/v1/agents/{id}", get(agents::get).patch(agents::patch).put(agents::replace).delete(agents::delete))
         .route("/v1/voip-connections", get(voip::list).post(voip::create))
-        .route("/v1/voip-connections/{id}", get(voip::get).delete(voip::delete))
-        .route("/v1/voip-connections/{id}/verify", post(voip::verify))
+        .route("/v1/voip-connections/test", post(voip::test))
+        .route("/v1/voip-connections/sip-host", get(voip::sip_host))
+        .route("/v1/voip-connections/suggest-name", post(voip::provider_api))
+        .route("/v1/voip-connections/twilio/subaccounts", post(voip::provider_api))
+        .route("/v1/voip-connections/twilio/subaccounts/connect", post(voip::provider_api))
+        .route("/v1/voip-connections/{id}", get(voip::get).patch(voip::update).delete(voip::delete))
+        .route("/v1/voip-connections/{id}/import-numbers", post(voip::import_numbers))
+        .route("/v1/voip-connections/{id}/search-numbers", get(voip::provider_api))
+        .route("/v1/voip-connections/{id}/available-numbers", get(voip::provider_api))
+        .route("/v1/voip-connections/{id}/provision-number", post(voip::provider_api))
+        .route("/v1/voip-connections/{id}/enable-transfers", post(voip::provider_api))
+        .route(
+            "/v1/voip-connections/{id}/verify",
+            post(|| async { routes::moved("/v1/voip-connections/{id}/verify", "/v1/voip-connections/test") }),
+        )
         .route("/v1/phone-numbers", get(numbers::list).post(numbers::create))
-        .route("/v1/phone-numbers/demo", post(numbers::create_demo))
-        .route("/v1/phone-numbers/{id}", get(numbers::get).patch(numbers::update).delete(numbers::delete))
+        .route(
+            "/v1/phone-numbers/demo",
+            post(|| async { routes::moved("/v1/phone-numbers/demo", "/v1/phone-numbers") }),
+        )
+        .route(
+            "/v1/phone-numbers/{id}",
+            get(numbers::get).patch(numbers::update).put(numbers::update).delete(numbers::delete),
+        )
+        .route("/v1/phone-numbers/{id}/verify-voip", post(numbers::verify))
         .route("/v1/call", post(calls::place))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))

@@ -62,38 +62,176 @@ pub fn agent(a: &pb::Agent) -> Value {
     })
 }
 
+/// A connection as the contract shows it: its `sip_config` and `credentials` without the
+/// password (never shown after it was given), and `connected` once a test backs it.
 pub fn voip_connection(c: &pb::VoipConnection) -> Value {
     let spec = c.spec.clone().unwrap_or_default();
-    let sip = match &spec.provider {
-        Some(pb::voip_connection_spec::Provider::Sip(t)) => Some(t),
-        _ => None,
+    let (sip_config, credentials) = match &spec.provider {
+        Some(pb::voip_connection_spec::Provider::Sip(t)) => {
+            (json!({ "host": t.host, "port": t.port, "transport": t.transport }), json!({ "username": t.username }))
+        }
+        _ => (json!({ "host": domain::voip::SIM_HOST }), json!({})),
     };
+    let status = if c.verified {
+        "connected"
+    } else if c.verification_error.is_some() {
+        "error"
+    } else {
+        "pending"
+    };
+    let vendor = if spec.vendor.is_empty() { "manual" } else { spec.vendor.as_str() };
     json!({
         "id": c.id,
         "name": spec.name,
-        "provider": if sip.is_some() { "sip" } else { "sim" },
-        "host": sip.map(|t| &t.host),
-        "port": sip.map(|t| t.port),
-        "transport": sip.map(|t| &t.transport),
-        "username": sip.map(|t| &t.username),
-        "verified": c.verified,
-        "verified_at": c.verified_at_ms.map(at),
-        "verification_error": c.verification_error,
+        "provider": vendor,
+        "status": status,
+        "sip_config": sip_config,
+        "credentials": credentials,
+        "inferred_name": false,
+        "last_tested_at": c.verified_at_ms.map(at),
+        "test_result": {
+            "ok": c.verified,
+            "detail": c.verification_error,
+            "verification_evidence_id": c.evidence_id,
+        },
+        "numbers_imported": c.numbers_imported,
+        // Numbers are not demoted by routing changes here: none waits to be proven again.
+        "numbers_pending_verification": 0,
+        "provisioning_supported": false,
+        "provisioning_message": "switchboard does not call providers' APIs: import numbers you hold with your provider.",
+        "transfer_enabled_at": null,
+        "transfer_refused_at": null,
         "created_at": at(c.created_at_ms),
         "updated_at": at(c.updated_at_ms),
     })
 }
 
+/// The contract's `VoipVerificationEvidence`: what was tested, how it went, and when.
+fn evidence(id: &str, vendor: &str, passed: bool, at_ms: i64, fingerprint: &str, detail: Value) -> Value {
+    let status = if passed { "pass" } else { "fail" };
+    json!({
+        "id": id,
+        "provider": if vendor.is_empty() { "manual" } else { vendor },
+        "config_fingerprint": fingerprint,
+        "outbound_status": status,
+        // Inbound is not tested: the trunk's OPTIONS answer says nothing of its routing to us.
+        "inbound_status": status,
+        "evidence": detail,
+        // An OPTIONS probe costs nothing at the provider.
+        "provider_charge_currency": "usd",
+        "provider_charge_estimate_cents": 0,
+        "provider_charge_note": "An OPTIONS probe places no call: the provider charges nothing for it.",
+        "created_at": at(at_ms),
+    })
+}
+
+/// The answer to a connection test (`ConnectionTest`).
+pub fn connection_test(e: &pb::ConnectionEvidence, suggested_name: &str, target: Option<&domain::E164>) -> Value {
+    let passed = e.error.is_none();
+    let probe = if e.trunk.is_some() { "sip_options" } else { "simulated_carrier" };
+    let trunk = e
+        .trunk
+        .as_ref()
+        .map(|t| json!({ "host": t.host, "port": t.port, "transport": t.transport, "username": t.username }));
+    let detail = json!({
+        "probe": probe,
+        "sip_config": trunk,
+        "connection_id": e.connection_id,
+        "target_number": target.map(ToString::to_string),
+        "error": e.error,
+    });
+    json!({
+        "suggested_connection_name": suggested_name,
+        "suggested_connection_name_inferred": true,
+        "test_result": {
+            "ok": passed,
+            "probe": probe,
+            "detail": e.error.clone().unwrap_or_else(|| "The trunk answered.".to_owned()),
+        },
+        "verification_evidence": evidence(&e.id, &e.vendor, passed, e.at_ms, &e.fingerprint, detail),
+    })
+}
+
+pub fn imported_numbers(imported: usize, numbers: &[pb::PhoneNumber]) -> Value {
+    let results: Vec<Value> =
+        numbers.iter().map(|n| json!({ "id": n.id, "number": n.number, "status": "active" })).collect();
+    json!({
+        "imported_count": imported,
+        "results": results,
+        "provider_charge_estimate_cents": 0,
+        "provider_charge_note": "Importing a number you hold with your provider costs nothing here.",
+    })
+}
+
+/// Why a number may not place outbound calls, or `None` when it may.
+fn outbound_ineligible_reason(n: &pb::PhoneNumber) -> Option<&'static str> {
+    match (n.voip_connection_id, n.verification_status.as_str()) {
+        (None, _) => Some("Demo numbers are inbound-only."),
+        (Some(_), "verified") => None,
+        (Some(_), "failed") => Some("The last verification failed; verify the number again."),
+        (Some(_), _) => Some("Verify the number with POST /v1/phone-numbers/{id}/verify-voip."),
+    }
+}
+
 pub fn phone_number(n: &pb::PhoneNumber) -> Value {
+    let reason = outbound_ineligible_reason(n);
     json!({
         "id": n.id,
         "number": n.number,
-        "type": if n.voip_connection_id.is_some() { "voip" } else { "demo" },
+        "label": n.label,
+        "source": if n.voip_connection_id.is_some() { "voip" } else { "demo" },
+        "status": "active",
         "voip_connection_id": n.voip_connection_id,
         "inbound_agent_id": n.inbound_agent_id,
         "outbound_agent_id": n.outbound_agent_id,
+        "outbound_eligible": reason.is_none(),
+        "outbound_ineligible_reason": reason,
+        "voip_verification_status": if n.verification_status.is_empty() { "unverified" } else { n.verification_status.as_str() },
+        "voip_last_verified_at": n.verified_at_ms.map(at),
+        "webhook_url": n.webhook_url,
+        // Issued once inbound webhooks are signed.
+        "webhook_signing_secret": null,
+        // Inbound tests and SMS are outside this engine.
+        "voip_inbound_status": "untested",
+        "voip_inbound_result": null,
+        "voip_inbound_test_method": null,
+        "voip_inbound_tested_at": null,
+        "sms_capable": null,
+        "sms_capability_checked_at": null,
         "created_at": at(n.created_at_ms),
         "updated_at": at(n.updated_at_ms),
+    })
+}
+
+/// What an update answers (`PhoneNumberUpdate`): the fields it may change.
+pub fn phone_number_update(n: &pb::PhoneNumber) -> Value {
+    json!({
+        "inbound_agent_id": n.inbound_agent_id,
+        "outbound_agent_id": n.outbound_agent_id,
+        "label": n.label,
+        "status": "active",
+        "webhook_url": n.webhook_url,
+    })
+}
+
+/// What `verify-voip` answers (`NumberVerification`).
+pub fn number_verification(n: &pb::PhoneNumber) -> Value {
+    let passed = n.verification_status == "verified";
+    let detail = json!({
+        "probe": "trunk_options",
+        "number": n.number,
+        "voip_connection_id": n.voip_connection_id,
+        "error": n.verification_error,
+    });
+    let id = n.verification_evidence_id.clone().unwrap_or_default();
+    json!({
+        "phone_number_id": n.id,
+        "status": if passed { "verified" } else { "failed" },
+        "voip_verification_status": n.verification_status,
+        "verification_evidence": evidence(&id, "manual", passed, n.verified_at_ms.unwrap_or(n.updated_at_ms), "", detail),
+        "provider_charge_currency": "usd",
+        "provider_charge_estimate_cents": 0,
+        "provider_charge_note": "An OPTIONS probe places no call: the provider charges nothing for it.",
     })
 }
 

@@ -59,6 +59,8 @@ enum Touched {
     Agent(AgentId),
     Connection(VoipConnectionId),
     Number(PhoneNumberId),
+    /// Connection tests: evidence the actor alone reads, from the stream.
+    Nothing,
 }
 
 fn touched(event: &OrgEvent) -> Touched {
@@ -74,10 +76,15 @@ fn touched(event: &OrgEvent) -> Touched {
         }
         OrgEvent::VoipConnectionCreated { id, .. }
         | OrgEvent::VoipConnectionVerified { id, .. }
+        | OrgEvent::VoipConnectionProven { id, .. }
+        | OrgEvent::VoipConnectionUpdated { id, .. }
         | OrgEvent::VoipConnectionDeleted { id, .. } => Touched::Connection(*id),
         OrgEvent::PhoneNumberCreated { id, .. }
         | OrgEvent::PhoneNumberAgentsChanged { id, .. }
+        | OrgEvent::PhoneNumberUpdated { id, .. }
+        | OrgEvent::PhoneNumberVerified { id, .. }
         | OrgEvent::PhoneNumberDeleted { id, .. } => Touched::Number(*id),
+        OrgEvent::VoipConnectionTested { .. } => Touched::Nothing,
     }
 }
 
@@ -105,6 +112,7 @@ impl Projection for OrgConfigProjection {
         let touched = touched(&org_event);
         let get = |key: &[u8]| writer.get(key);
         match touched {
+            Touched::Nothing => return Ok(()),
             Touched::Profile => state.profile = get(&profile_key(org))?.map(|b| decode(&b)).transpose()?,
             Touched::Key(id) => {
                 if let Some(bytes) = get(&api_key_key(id))? {
@@ -130,6 +138,7 @@ impl Projection for OrgConfigProjection {
         let before = state.numbers.values().next().map(|n| n.number.clone());
         state.apply(&org_event);
         match touched {
+            Touched::Nothing => {}
             Touched::Profile => {
                 let profile = state.profile.as_ref().ok_or("an org event without a profile")?;
                 writer.put(&profile_key(org), encode(profile)?);

@@ -146,7 +146,7 @@ impl Partition {
     /// Takes in work that finished outside the actor.
     pub fn finished(&mut self, finished: Finished) {
         match finished {
-            Finished::Verified { org, connection, outcome } => self.verified(org, connection, outcome),
+            Finished::Verified { org, subject, outcome } => self.verified(org, subject, outcome),
             Finished::Reserved { placement, outcome } => {
                 // The work continues the request that placed the call, under its id.
                 self.request_id = placement.request.as_ref().and_then(request_id_of);
@@ -220,8 +220,14 @@ impl Partition {
                 .map(|(_, pending)| Decided { pending, reply: done() }),
             C::CreatePhoneNumber(number) => return self.create_number(org, number, request),
             C::DeletePhoneNumber(id) => return self.delete_number(org, id, request),
-            C::VerifyVoipConnection(id) => return self.start_verification(org, id, request),
-            C::CreateVoipConnection { name, provider } => self.create_connection(org, name, provider),
+            C::TestVoipConnection { vendor, provider, connection_id } => {
+                return self.test_connection(org, vendor, provider, connection_id, request);
+            }
+            C::VerifyPhoneNumber(id) => return self.verify_number(org, id, request),
+            C::CreateVoipConnection { name, vendor, provider, evidence_id } => {
+                self.create_connection(org, name, vendor, provider, evidence_id)
+            }
+            C::UpdateVoipConnection { id, name, trunk } => self.update_connection(org, id, name, trunk),
             C::DeleteVoipConnection(id) => return self.delete_connection(org, id, request),
             C::PlaceCall { call, idempotency_key } => return self.place_call(org, call, idempotency_key, request),
             C::CreateTestRun(run) => return self.create_test_run(org, run, request),
@@ -333,12 +339,18 @@ fn reply_for(state: &OrgState, last: &OrgEvent) -> Reply {
         | OrgEvent::QuotaSet { .. } => R::Org(state.profile.as_ref().expect("an org event leaves a profile").into()),
         OrgEvent::ApiKeyCreated { id, .. } => R::ApiKey((&state.keys[id]).into()),
         OrgEvent::AgentCreated { id, .. } | OrgEvent::AgentUpdated { id, .. } => R::Agent((&state.agents[id]).into()),
-        OrgEvent::VoipConnectionCreated { id, .. } | OrgEvent::VoipConnectionVerified { id, .. } => {
-            R::VoipConnection((&state.connections[id]).into())
+        OrgEvent::VoipConnectionCreated { id, .. }
+        | OrgEvent::VoipConnectionVerified { id, .. }
+        | OrgEvent::VoipConnectionProven { id, .. }
+        | OrgEvent::VoipConnectionUpdated { id, .. } => {
+            R::VoipConnection(wire::connection_with_numbers(&state.connections[id], state.numbers.values()))
         }
-        OrgEvent::PhoneNumberCreated { id, .. } | OrgEvent::PhoneNumberAgentsChanged { id, .. } => {
-            R::PhoneNumber((&state.numbers[id]).into())
-        }
+        OrgEvent::PhoneNumberCreated { id, .. }
+        | OrgEvent::PhoneNumberAgentsChanged { id, .. }
+        | OrgEvent::PhoneNumberUpdated { id, .. }
+        | OrgEvent::PhoneNumberVerified { id, .. } => R::PhoneNumber((&state.numbers[id]).into()),
+        // Its caller answers with the evidence itself.
+        OrgEvent::VoipConnectionTested { .. } => R::Done(pb::Empty {}),
         OrgEvent::ApiKeyRevoked { .. }
         | OrgEvent::AgentDeleted { .. }
         | OrgEvent::VoipConnectionDeleted { .. }

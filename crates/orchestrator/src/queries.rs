@@ -120,10 +120,15 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
         }),
         Kind::GetVoipConnection(r) => {
             let connection = org_projection::read_connection(log, org, VoipConnectionId(r.id)).map_err(stored)?;
-            R::VoipConnection((&found(connection, Resource::VoipConnection)?).into())
+            let numbers = org_projection::list_numbers(log, org).map_err(stored)?;
+            R::VoipConnection(wire::connection_with_numbers(&found(connection, Resource::VoipConnection)?, &numbers))
         }
         Kind::ListVoipConnections(_) => R::VoipConnections(pb::VoipConnectionList {
-            connections: org_projection::list_connections(log, org).map_err(stored)?.iter().map(Into::into).collect(),
+            connections: {
+                let numbers = org_projection::list_numbers(log, org).map_err(stored)?;
+                let connections = org_projection::list_connections(log, org).map_err(stored)?;
+                connections.iter().map(|c| wire::connection_with_numbers(c, &numbers)).collect()
+            },
         }),
         Kind::GetPhoneNumber(r) => {
             let number = org_projection::read_number(log, org, PhoneNumberId(r.id)).map_err(stored)?;

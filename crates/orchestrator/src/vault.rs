@@ -21,6 +21,7 @@ const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 12;
 /// What the idempotency fingerprint key is derived for; a new purpose gets a new label.
 const FINGERPRINT_LABEL: &[u8] = b"switchboard/idempotency-fingerprint/v1";
+const CONFIG_FINGERPRINT_LABEL: &[u8] = b"switchboard/connection-config-fingerprint/v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -73,6 +74,8 @@ pub struct Vault {
     master: Arc<ChaCha20Poly1305>,
     /// HMAC key for idempotency fingerprints, derived from the master key.
     fingerprint_key: Arc<[u8; KEY_BYTES]>,
+    /// HMAC key for the fingerprints of connection configurations, derived from the master key.
+    config_key: Arc<[u8; KEY_BYTES]>,
     keys: eventlog::KeyStore,
 }
 
@@ -81,7 +84,11 @@ impl Vault {
         let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(&master.0).expect("HMAC takes any key length");
         derive.update(FINGERPRINT_LABEL);
         let fingerprint_key: [u8; KEY_BYTES] = derive.finalize().into_bytes().into();
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(&master.0).expect("HMAC takes any key length");
+        derive.update(CONFIG_FINGERPRINT_LABEL);
+        let config_key: [u8; KEY_BYTES] = derive.finalize().into_bytes().into();
         Self {
+            config_key: Arc::new(config_key),
             master: Arc::new(ChaCha20Poly1305::new(Key::from_slice(&master.0))),
             fingerprint_key: Arc::new(fingerprint_key),
             keys,
@@ -162,6 +169,33 @@ impl Vault {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key[..]).expect("HMAC takes any key length");
         mac.update(request_digest);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+impl Vault {
+    /// The fingerprint of a connection's configuration, password included, that its test's
+    /// evidence records and its create must match: an HMAC under a key not in the log, so the
+    /// evidence holds no bare hash of a password (a weak one could be found from it).
+    pub fn config_fingerprint(&self, vendor: domain::voip::Vendor, provider: &domain::voip::Provider) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.config_key[..]).expect("HMAC takes any key length");
+        // Each part is length-prefixed, so no two configurations feed the MAC the same bytes.
+        let mut part = |bytes: &[u8]| {
+            mac.update(&(bytes.len() as u64).to_be_bytes());
+            mac.update(bytes);
+        };
+        part(vendor.as_str().as_bytes());
+        match provider {
+            domain::voip::Provider::Sim => part(b"sim"),
+            domain::voip::Provider::Sip(t) => {
+                part(b"sip");
+                part(t.host.as_bytes());
+                part(&t.port.to_be_bytes());
+                part(t.transport.as_str().as_bytes());
+                part(t.username.as_bytes());
+                part(t.password.expose().as_bytes());
+            }
+        }
         mac.finalize().into_bytes().to_vec()
     }
 }

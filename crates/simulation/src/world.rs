@@ -205,16 +205,24 @@ impl World {
             panic!("no agent")
         };
         self.agent = agent.id;
-        let spec = pb::VoipConnectionSpec {
+        // A connection is tested first, and created on the evidence of its test.
+        let sim = || pb::VoipConnectionSpec {
             name: "Sim".into(),
             provider: Some(pb::voip_connection_spec::Provider::Sim(pb::Empty {})),
+            vendor: "manual".into(),
+            evidence_id: String::new(),
         };
+        let test = pb::TestVoipConnection { spec: Some(sim()), connection_id: None, target_number: None };
+        let Some(reply::Result::ConnectionTest(evidence)) = self.ask(self.org, Kind::TestVoipConnection(test)).await
+        else {
+            panic!("no connection test")
+        };
+        let spec = pb::VoipConnectionSpec { evidence_id: evidence.id, ..sim() };
         let Some(reply::Result::VoipConnection(connection)) =
             self.ask(self.org, Kind::CreateVoipConnection(spec)).await
         else {
             panic!("no connection")
         };
-        self.ask(self.org, Kind::VerifyVoipConnection(pb::ById { id: connection.id })).await;
         let number = pb::CreatePhoneNumber {
             number: FROM_NUMBER.into(),
             voip_connection_id: connection.id,
@@ -222,7 +230,13 @@ impl World {
             ..Default::default()
         };
         let number = self.ask(self.org, Kind::CreatePhoneNumber(number)).await;
-        assert!(matches!(number, Some(reply::Result::PhoneNumber(_))), "no number: {number:?}");
+        let Some(reply::Result::PhoneNumber(number)) = number else { panic!("no number: {number:?}") };
+        // Outbound calls go only from a verified number.
+        let verified = self.ask(self.org, Kind::VerifyPhoneNumber(pb::ById { id: number.id })).await;
+        assert!(
+            matches!(&verified, Some(reply::Result::PhoneNumber(n)) if n.verification_status == "verified"),
+            "not verified: {verified:?}"
+        );
         // Some orgs start with nothing, some with a few calls' worth, some with plenty.
         let cents = [0, 150, 2_000, 50_000][self.rng.random_range(0..4)];
         if cents > 0 {
@@ -905,13 +919,11 @@ impl World {
                     line.attached = true;
                 }
             }
-            Effect::Verify { org, connection, slot, .. } => {
+            Effect::Verify { org, subject, slot, .. } => {
                 drop(slot);
                 let due = self.later(faults, 0..500);
-                self.net.push(Flight {
-                    due,
-                    what: Delivery::Back(Finished::Verified { org, connection, outcome: Ok(()) }),
-                });
+                self.net
+                    .push(Flight { due, what: Delivery::Back(Finished::Verified { org, subject, outcome: Ok(()) }) });
             }
             Effect::Claim { claim, command, after } => {
                 durable(after).await;
@@ -958,7 +970,7 @@ fn open_orchestrator(
 
 fn describe(finished: &Finished) -> String {
     match finished {
-        Finished::Verified { connection, .. } => format!("verified connection {connection}"),
+        Finished::Verified { subject, .. } => format!("probed {subject:?}"),
         Finished::Reserved { placement, outcome } => {
             format!(
                 "reservation of call {}: {}",

@@ -197,7 +197,11 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             sip_answer_timeout_ms: 8_000,
             idempotency_abandoned_after_ms: domain::idempotency::ABANDONED_AFTER_MS,
             // The benchmark's calls run on the simulated carrier.
-            egress: crate::dev::EgressArgs { allow_private_networks: false },
+            egress: crate::dev::EgressArgs {
+                allow_private_networks: false,
+                no_sim_carrier: false,
+                sip_public_host: None,
+            },
             idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         },
         http: crate::http::HttpArgs::default(),
@@ -319,16 +323,17 @@ async fn measure_http(
 ) -> anyhow::Result<()> {
     use serde_json::{Value, json};
 
-    let post = |path: String, token: String, body: Value| {
+    let send = |method: reqwest::Method, path: String, token: String, body: Value| {
         let (http, base) = (http.clone(), base.to_owned());
         async move {
-            let r = http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await?;
+            let r = http.request(method.clone(), format!("{base}{path}")).bearer_auth(token).json(&body).send().await?;
             let status = r.status();
             let body: Value = r.json().await?;
-            anyhow::ensure!(status.is_success(), "POST {path}: {status} {body}");
+            anyhow::ensure!(status.is_success(), "{method} {path}: {status} {body}");
             anyhow::Ok(body)
         }
     };
+    let post = |path: String, token: String, body: Value| send(reqwest::Method::POST, path, token, body);
     let mut callers = Vec::with_capacity(orgs);
     for i in 0..orgs {
         let org = post("/admin/v1/orgs".into(), admin.into(), json!({ "name": format!("bench {i}") })).await?;
@@ -337,12 +342,21 @@ async fn measure_http(
         let key = key["key"].as_str().unwrap_or_default().to_owned();
         let credit = json!({ "amount_cents": 100_000_000, "reference": "bench" });
         post(format!("/admin/v1/orgs/{id}/credits"), admin.into(), credit).await?;
-        let conn = post("/v1/voip-connections".into(), key.clone(), json!({ "provider": "sim" })).await?;
-        post(format!("/v1/voip-connections/{}/verify", conn["id"]), key.clone(), json!({})).await?;
+        // A connection on the simulated carrier: tested, created on the evidence, a number
+        // imported onto it, given its agent and verified.
+        let sim = json!({ "provider": "manual", "sip_config": { "host": "sim" } });
+        let tested = post("/v1/voip-connections/test".into(), key.clone(), sim.clone()).await?;
+        let mut create = sim;
+        create["verification_evidence_id"] = tested["verification_evidence"]["id"].clone();
+        let conn = post("/v1/voip-connections".into(), key.clone(), create).await?;
         let agent = post("/v1/agents".into(), key.clone(), json!({ "name": "Bench" })).await?;
         let number = format!("+1415555{:04}", 1000 + i);
-        let body = json!({ "number": number, "voip_connection_id": conn["id"], "outbound_agent_id": agent["id"] });
-        post("/v1/phone-numbers".into(), key.clone(), body).await?;
+        let import = format!("/v1/voip-connections/{}/import-numbers", conn["id"]);
+        let imported = post(import, key.clone(), json!({ "numbers": [number] })).await?;
+        let number_id = imported["results"][0]["id"].clone();
+        let agents = json!({ "outbound_agent_id": agent["id"] });
+        send(reqwest::Method::PATCH, format!("/v1/phone-numbers/{number_id}"), key.clone(), agents).await?;
+        post(format!("/v1/phone-numbers/{number_id}/verify-voip"), key.clone(), json!({})).await?;
         callers.push((key, number));
     }
     let callers = Arc::new(callers);

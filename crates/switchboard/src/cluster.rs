@@ -151,6 +151,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             metrics: Some(crate::metrics()),
             http_limits: args.http.limits(),
             egress: args.egress.policy(),
+            sim_carrier: !args.egress.no_sim_carrier,
+            sip_public_host: args.egress.sip_public_host.clone(),
         },
         listeners,
     );

@@ -71,6 +71,18 @@ pub struct EgressArgs {
     /// trunks on a private network, and for SIPp on loopback in development.
     #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_NETWORKS")]
     pub allow_private_networks: bool,
+    /// Refuses connections on the simulated carrier (a `manual` connection whose host is
+    /// `sim`), for a deployment where every call is to reach a real trunk.
+    #[arg(long, env = "SWITCHBOARD_NO_SIM_CARRIER")]
+    pub no_sim_carrier: bool,
+    /// The public host trunks send inbound calls to (`GET /v1/voip-connections/sip-host`): a
+    /// bare host name. Without it, the deployment answers that it takes no inbound SIP.
+    #[arg(long, env = "SWITCHBOARD_SIP_PUBLIC_HOST", value_parser = parse_sip_host)]
+    pub sip_public_host: Option<String>,
+}
+
+fn parse_sip_host(raw: &str) -> Result<String, String> {
+    domain::voip::SipTrunk::parse_host(raw)
 }
 
 impl EgressArgs {
@@ -171,6 +183,8 @@ impl Server {
                 metrics: Some(crate::metrics()),
                 http_limits: args.http.limits(),
                 egress: args.calls.egress.policy(),
+                sim_carrier: !args.calls.egress.no_sim_carrier,
+                sip_public_host: args.calls.egress.sip_public_host.clone(),
             },
             listeners,
         );

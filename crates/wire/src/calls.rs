@@ -59,7 +59,15 @@ impl From<OutboundRejection> for Failure {
                 "unverified_voip",
                 format!(
                     "Outbound blocked: VoIP connection {id} behind from_number is not verified; \
-                     verify it with POST /v1/voip-connections/{id}/verify."
+                     test it again with POST /v1/voip-connections/test and update it with the evidence."
+                ),
+            ),
+            OutboundRejection::UnverifiedNumber(domain::ids::PhoneNumberId(id)) => Failure::new(
+                FailureKind::Forbidden,
+                "unverified_voip",
+                format!(
+                    "Outbound blocked: from_number is a VoIP number that is not verified; \
+                     verify it with POST /v1/phone-numbers/{id}/verify-voip."
                 ),
             ),
             OutboundRejection::AgentNotFound => {

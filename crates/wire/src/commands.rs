@@ -45,6 +45,16 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
             id: PhoneNumberId(u.id),
             inbound_agent_id: assignment_from_pb(u.inbound),
             outbound_agent_id: assignment_from_pb(u.outbound),
+            label: u
+                .label
+                .map(|l| domain::org::parse_number_label(&l))
+                .transpose()
+                .map_err(|e| Failure::invalid(FieldErrors::single("label", e)))?,
+            webhook_url: u
+                .webhook_url
+                .map(|w| w.value.map(|url| domain::org::parse_webhook_url(&url)).transpose())
+                .transpose()
+                .map_err(|e| Failure::invalid(FieldErrors::single("webhook_url", e)))?,
         },
         Kind::RegisterOrg(_)
         | Kind::CreatePhoneNumber(_)
@@ -53,9 +63,11 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
         | Kind::ClaimNumber(_)
         | Kind::ClaimDemoNumber(_)
         | Kind::ReleaseNumber(_)
-        | Kind::VerifyVoipConnection(_)
-        // Its password is sealed by the actor first (see `parse_connection_spec`).
+        | Kind::VerifyPhoneNumber(_)
+        // Their passwords are sealed or fingerprinted by the actor first (see `parse_connection_spec`).
+        | Kind::TestVoipConnection(_)
         | Kind::CreateVoipConnection(_)
+        | Kind::UpdateVoipConnection(_)
         | Kind::DeleteVoipConnection(_)
         | Kind::PlaceCall(_)
         | Kind::HangupCall(_)

@@ -6,7 +6,7 @@ use domain::agent::{AgentPatch, AgentSpec, Tool, Voice, check_tools};
 use domain::ids::AgentId;
 use domain::org::{self, NumberBacking};
 use domain::secret::Secret;
-use domain::voip::{Provider, SipTrunk, Transport};
+use domain::voip::{Evidence, Provider, SipTrunk, Transport, Vendor};
 
 use crate::pb;
 
@@ -156,14 +156,31 @@ impl From<&org::ApiKey> for pb::ApiKey {
     }
 }
 
-/// A connection to create, for the wire: the only message that carries a SIP password, in the
-/// clear, from the gateway that received it to the actor that seals it.
-pub fn connection_spec(name: &str, provider: &Provider) -> pb::VoipConnectionSpec {
-    spec_of(name, provider, |p| p.expose().to_owned())
+/// A connection's configuration as the wire carries it: to test, create or reconfigure.
+#[derive(Debug)]
+pub struct ConnectionSpec {
+    pub name: String,
+    pub vendor: Vendor,
+    pub provider: Provider,
+    /// The connection test a create or reconfiguration rests on; empty for a test.
+    pub evidence_id: String,
+}
+
+/// A connection to test, create or reconfigure, for the wire: the only message that carries a
+/// SIP password, in the clear, from the gateway that received it to the actor that seals it.
+pub fn connection_spec(name: &str, vendor: Vendor, provider: &Provider, evidence_id: &str) -> pb::VoipConnectionSpec {
+    let mut spec = spec_of(name, vendor, provider, |p| p.expose().to_owned());
+    spec.evidence_id = evidence_id.to_owned();
+    spec
 }
 
 /// A connection's provider as replies show it: never with its password.
-fn spec_of<P>(name: &str, provider: &Provider<P>, password: impl Fn(&P) -> String) -> pb::VoipConnectionSpec {
+fn spec_of<P>(
+    name: &str,
+    vendor: Vendor,
+    provider: &Provider<P>,
+    password: impl Fn(&P) -> String,
+) -> pb::VoipConnectionSpec {
     let provider = match provider {
         Provider::Sim => pb::voip_connection_spec::Provider::Sim(pb::Empty {}),
         Provider::Sip(t) => pb::voip_connection_spec::Provider::Sip(pb::SipTrunk {
@@ -174,25 +191,37 @@ fn spec_of<P>(name: &str, provider: &Provider<P>, password: impl Fn(&P) -> Strin
             password: password(&t.password),
         }),
     };
-    pb::VoipConnectionSpec { name: name.to_owned(), provider: Some(provider) }
+    pb::VoipConnectionSpec {
+        name: name.to_owned(),
+        provider: Some(provider),
+        vendor: vendor.as_str().to_owned(),
+        evidence_id: String::new(),
+    }
 }
 
-/// Parses a connection spec from the wire into its name and provider.
-pub fn parse_connection_spec(spec: pb::VoipConnectionSpec) -> Result<(String, Provider), FieldErrors> {
+/// Parses a connection spec from the wire.
+pub fn parse_connection_spec(spec: pb::VoipConnectionSpec) -> Result<ConnectionSpec, FieldErrors> {
     let mut e = FieldErrors::new();
     let name = field(&mut e, "name", domain::voip::parse_connection_name(&spec.name));
+    let vendor = field(&mut e, "provider", Vendor::parse(&spec.vendor));
+    let evidence_id = if spec.evidence_id.is_empty() {
+        Some(String::new())
+    } else {
+        field(&mut e, "verification_evidence_id", domain::voip::parse_evidence_id(&spec.evidence_id))
+    };
     let provider = match spec.provider {
         None => {
-            e.add("provider", domain::fields::REQUIRED);
+            e.add("sip_config", domain::fields::REQUIRED);
             None
         }
         Some(pb::voip_connection_spec::Provider::Sim(_)) => Some(Provider::Sim),
         Some(pb::voip_connection_spec::Provider::Sip(t)) => {
-            let host = field(&mut e, "host", SipTrunk::parse_host(&t.host));
-            let port = field(&mut e, "port", SipTrunk::parse_port(t.port.into()));
-            let transport = field(&mut e, "transport", Transport::parse(&t.transport));
-            let username = field(&mut e, "username", SipTrunk::parse_credential(&t.username));
-            let password = field(&mut e, "password", SipTrunk::parse_credential(&t.password).map(Secret::new));
+            let host = field(&mut e, "sip_config.host", SipTrunk::parse_host(&t.host));
+            let port = field(&mut e, "sip_config.port", SipTrunk::parse_port(t.port.into()));
+            let transport = field(&mut e, "sip_config.transport", Transport::parse(&t.transport));
+            let username = field(&mut e, "credentials.username", SipTrunk::parse_credential(&t.username));
+            let password =
+                field(&mut e, "credentials.password", SipTrunk::parse_credential(&t.password).map(Secret::new));
             match (host, port, transport, username, password) {
                 (Some(host), Some(port), Some(transport), Some(username), Some(password)) => {
                     Some(Provider::Sip(SipTrunk { host, port, transport, username, password }))
@@ -201,8 +230,10 @@ pub fn parse_connection_spec(spec: pb::VoipConnectionSpec) -> Result<(String, Pr
             }
         }
     };
-    match (name, provider) {
-        (Some(name), Some(provider)) if e.is_empty() => Ok((name, provider)),
+    match (name, vendor, provider, evidence_id) {
+        (Some(name), Some(vendor), Some(provider), Some(evidence_id)) if e.is_empty() => {
+            Ok(ConnectionSpec { name, vendor, provider, evidence_id })
+        }
         _ => Err(e),
     }
 }
@@ -211,12 +242,43 @@ impl From<&org::VoipConnection> for pb::VoipConnection {
     fn from(c: &org::VoipConnection) -> Self {
         Self {
             id: c.id.0,
-            spec: Some(spec_of(&c.name, &c.provider, |_| String::new())),
+            spec: Some(spec_of(&c.name, c.vendor, &c.provider, |_| String::new())),
             verified: c.verified,
             verified_at_ms: c.verified_at.map(|t| t.as_millis()),
             verification_error: c.verification_error.clone(),
             created_at_ms: c.created_at.as_millis(),
             updated_at_ms: c.updated_at.as_millis(),
+            evidence_id: c.evidence_id.clone(),
+            numbers_imported: 0,
+        }
+    }
+}
+
+/// A connection as replies show it, with the count of the org's numbers it carries.
+pub fn connection_with_numbers<'a>(
+    c: &org::VoipConnection,
+    numbers: impl IntoIterator<Item = &'a org::PhoneNumber>,
+) -> pb::VoipConnection {
+    let count = numbers.into_iter().filter(|n| n.backing == NumberBacking::Voip(c.id)).count();
+    pb::VoipConnection { numbers_imported: u32::try_from(count).unwrap_or(u32::MAX), ..c.into() }
+}
+
+impl From<&Evidence> for pb::ConnectionEvidence {
+    fn from(e: &Evidence) -> Self {
+        Self {
+            id: e.id.clone(),
+            vendor: e.vendor.as_str().to_owned(),
+            trunk: e.trunk.as_ref().map(|t| pb::SipTrunk {
+                host: t.host.clone(),
+                port: t.port.into(),
+                transport: t.transport.as_str().to_owned(),
+                username: t.username.clone(),
+                password: String::new(),
+            }),
+            fingerprint: e.fingerprint.iter().map(|b| format!("{b:02x}")).collect(),
+            error: e.error.clone(),
+            connection_id: e.connection_id.map(|c| c.0),
+            at_ms: e.at.as_millis(),
         }
     }
 }
@@ -234,6 +296,12 @@ impl From<&org::PhoneNumber> for pb::PhoneNumber {
             outbound_agent_id: n.outbound_agent_id.map(|a| a.0),
             created_at_ms: n.created_at.as_millis(),
             updated_at_ms: n.updated_at.as_millis(),
+            label: n.label.clone(),
+            webhook_url: n.webhook_url.clone(),
+            verification_status: n.verification.status.as_str().to_owned(),
+            verified_at_ms: n.verification.at.map(|t| t.as_millis()),
+            verification_evidence_id: n.verification.evidence_id.clone(),
+            verification_error: n.verification.error.clone(),
         }
     }
 }

@@ -85,6 +85,11 @@ impl From<OrgError> for Failure {
                     quota.field()
                 ),
             ),
+            OrgError::DemoNumberNotVerifiable => Failure::new(
+                FailureKind::Conflict,
+                "demo_number",
+                "Demo numbers are the platform's: they need no verification and place no outbound calls.",
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@ use domain::idempotency::StoredResponse;
 use domain::ids::{CallId, OrgId, PhoneNumberId, VoipConnectionId};
 use domain::org::{NewNumber, OrgCommand, OutboundRequest};
 use domain::test_call::{BatchSpec, RunRequest};
-use domain::voip::Provider;
+use domain::voip::{Provider, Vendor};
 use domain::{E164, idempotency};
 
 use crate::pb::{self, Failure, FailureKind, command::Kind};
@@ -32,12 +32,27 @@ pub enum OrchestratorCommand {
     },
     CreatePhoneNumber(NewNumber),
     DeletePhoneNumber(PhoneNumberId),
+    /// Probes a configuration and records the outcome as evidence. The password in the clear
+    /// is only fingerprinted and handed to the carrier; nothing records it.
+    TestVoipConnection {
+        vendor: Vendor,
+        provider: Provider,
+        connection_id: Option<VoipConnectionId>,
+    },
     /// The password in the clear, on its way to be sealed before anything records it.
     CreateVoipConnection {
         name: String,
+        vendor: Vendor,
         provider: Provider,
+        evidence_id: String,
     },
-    VerifyVoipConnection(VoipConnectionId),
+    /// `trunk`: a new configuration and the evidence it was tested on.
+    UpdateVoipConnection {
+        id: VoipConnectionId,
+        name: Option<String>,
+        trunk: Option<(Provider, String)>,
+    },
+    VerifyPhoneNumber(PhoneNumberId),
     DeleteVoipConnection(VoipConnectionId),
     /// `idempotency_key`: the key the request was sent under, if any (see `domain::idempotency`).
     PlaceCall {
@@ -79,11 +94,47 @@ pub fn orchestrator_command(payload: &[u8]) -> Result<(OrgId, OrchestratorComman
         Kind::CreatePhoneNumber(n) => C::CreatePhoneNumber(crate::own_number(n)?),
         Kind::CreateDemoNumber(n) => C::CreatePhoneNumber(crate::demo_number(n)),
         Kind::DeletePhoneNumber(r) => C::DeletePhoneNumber(PhoneNumberId(r.id)),
-        Kind::CreateVoipConnection(spec) => {
-            let (name, provider) = crate::parse_connection_spec(spec).map_err(Failure::invalid)?;
-            C::CreateVoipConnection { name, provider }
+        Kind::TestVoipConnection(t) => {
+            let spec = crate::parse_connection_spec(t.spec.unwrap_or_default()).map_err(Failure::invalid)?;
+            C::TestVoipConnection {
+                vendor: spec.vendor,
+                provider: spec.provider,
+                connection_id: t.connection_id.map(VoipConnectionId),
+            }
         }
-        Kind::VerifyVoipConnection(r) => C::VerifyVoipConnection(VoipConnectionId(r.id)),
+        Kind::CreateVoipConnection(spec) => {
+            let spec = crate::parse_connection_spec(spec).map_err(Failure::invalid)?;
+            if spec.evidence_id.is_empty() {
+                let errors = domain::FieldErrors::single("verification_evidence_id", domain::fields::REQUIRED);
+                return Err(Failure::invalid(errors));
+            }
+            C::CreateVoipConnection {
+                name: spec.name,
+                vendor: spec.vendor,
+                provider: spec.provider,
+                evidence_id: spec.evidence_id,
+            }
+        }
+        Kind::UpdateVoipConnection(u) => {
+            let name = u
+                .name
+                .map(|n| domain::voip::parse_connection_name(&n))
+                .transpose()
+                .map_err(|e| Failure::invalid(domain::FieldErrors::single("name", e)))?;
+            let trunk = match u.spec {
+                None => None,
+                Some(spec) => {
+                    let spec = crate::parse_connection_spec(spec).map_err(Failure::invalid)?;
+                    if spec.evidence_id.is_empty() {
+                        let message = "Changing sip_config or credentials needs a new verification_evidence_id.";
+                        return Err(Failure::invalid(domain::FieldErrors::single("verification_evidence_id", message)));
+                    }
+                    Some((spec.provider, spec.evidence_id))
+                }
+            };
+            C::UpdateVoipConnection { id: VoipConnectionId(u.id), name, trunk }
+        }
+        Kind::VerifyPhoneNumber(r) => C::VerifyPhoneNumber(PhoneNumberId(r.id)),
         Kind::DeleteVoipConnection(r) => C::DeleteVoipConnection(VoipConnectionId(r.id)),
         Kind::PlaceCall(p) => {
             let idempotency_key = p.idempotency_key.as_deref().map(parse_key).transpose()?;

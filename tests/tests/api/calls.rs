@@ -139,15 +139,11 @@ async fn every_error_row_of_the_contract() {
     // An inline configuration needs no saved agent.
     call(json!({ "from_number": FROM, "to_number": TO, "config": { "prompt": "Inline." } })).await.expect(201);
 
-    // Demo numbers, unverified connections and trial orgs are blocked, each saying why.
-    let demo = server.post("/v1/phone-numbers/demo", k, json!({})).await.expect(201);
+    // Demo numbers, unverified numbers and trial orgs are blocked, each saying why.
+    let demo = server.post("/v1/phone-numbers", k, json!({})).await.expect(201);
     let r = call(json!({ "from_number": demo["number"], "to_number": TO, "agent_id": c.agent_id })).await.expect(403);
     assert!(r["detail"].as_str().unwrap().contains("demo"), "{r}");
-    let unverified = server.post("/v1/voip-connections", k, json!({ "provider": "sim" })).await.expect(201);
-    server
-        .post("/v1/phone-numbers", k, json!({ "number": "+14155550111", "voip_connection_id": unverified["id"] }))
-        .await
-        .expect(201);
+    server.import_number(k, c.connection_id, "+14155550111").await;
     let r = call(json!({ "from_number": "+14155550111", "to_number": TO, "agent_id": c.agent_id })).await.expect(403);
     assert!(r["detail"].as_str().unwrap().contains("not verified"), "{r}");
     server.patch(&format!("/admin/v1/orgs/{}", c.org.id), ADMIN_TOKEN, json!({ "trial": true })).await.expect(200);

@@ -106,14 +106,11 @@ async fn request_ids_are_kept_or_made_returned_and_recorded_on_the_events_they_c
     }
 
     // The id travels to the workers: the events a request causes carry it.
-    let conn = server.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
-    server.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &org.key, json!({})).await.expect(200);
+    let conn = server.connect(&org.key, switchboard_tests::sim_connection()).await;
     let credit = format!("/admin/v1/orgs/{}/credits", org.id);
     server.post(&credit, ADMIN_TOKEN, json!({ "amount_cents": 500, "reference": "r" })).await.expect(201);
-    server
-        .post("/v1/phone-numbers", &org.key, json!({ "number": "+14155550100", "voip_connection_id": conn["id"] }))
-        .await
-        .expect(201);
+    let number = server.import_number(&org.key, conn["id"].as_u64().unwrap(), "+14155550100").await;
+    server.verify_number(&org.key, number).await;
     let agent = server.post("/v1/agents", &org.key, json!({ "name": "A" })).await.expect(201);
     let placed = reqwest::Client::new()
         .post(format!("{}/v1/call", server.url))

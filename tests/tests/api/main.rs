@@ -12,7 +12,24 @@ mod secrets;
 mod sip;
 mod test_calls;
 
-use switchboard_tests::{ADMIN_TOKEN, Body, Server, bearer};
+use switchboard_tests::{ADMIN_TOKEN, Body, Server, bearer, sim_connection};
+
+/// A connection on the simulated carrier, tested and created on its evidence.
+async fn sim_conn(server: &Server, key: &str) -> Value {
+    server.connect(key, sim_connection()).await
+}
+
+/// Imports `number` onto `conn` and answers the import's response.
+async fn import(server: &Server, key: &str, conn: &Value, number: &str) -> switchboard_tests::Response {
+    let path = format!("/v1/voip-connections/{}/import-numbers", conn["id"]);
+    server.post(&path, key, json!({ "numbers": [number] })).await
+}
+
+/// Imports `number` onto `conn`, which must succeed, and answers the number.
+async fn imported(server: &Server, key: &str, conn: &Value, number: &str) -> Value {
+    let id = server.import_number(key, conn["id"].as_u64().unwrap(), number).await;
+    server.get(&format!("/v1/phone-numbers/{id}"), key).await.expect(200)
+}
 
 pub fn is_timestamp(v: &Value) -> bool {
     let s = v.as_str().unwrap_or_default();
@@ -237,11 +254,8 @@ async fn another_orgs_ids_answer_exactly_as_missing_ones() {
     let acme = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
     let agent = server.post("/v1/agents", &acme.key, json!({ "name": "A" })).await.expect(201);
-    let conn = server.post("/v1/voip-connections", &acme.key, json!({ "provider": "sim" })).await.expect(201);
-    let number = server
-        .post("/v1/phone-numbers", &acme.key, json!({ "number": "+14155550100", "voip_connection_id": conn["id"] }))
-        .await
-        .expect(201);
+    let conn = sim_conn(&server, &acme.key).await;
+    let number = imported(&server, &acme.key, &conn, "+14155550100").await;
 
     for (path, missing) in [
         (format!("/v1/agents/{}", agent["id"]), "/v1/agents/999999"),
@@ -255,15 +269,16 @@ async fn another_orgs_ids_answer_exactly_as_missing_ones() {
     }
     server.patch(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
     server.put(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
-    server.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &other.key, json!({})).await.expect(404);
+    let verify = format!("/v1/phone-numbers/{}/verify-voip", number["id"]);
+    server.post(&verify, &other.key, json!({})).await.expect(404);
+    import(&server, &other.key, &conn, "+14155550112").await.expect(404);
+    let patched = json!({ "name": "x" });
+    server.patch(&format!("/v1/voip-connections/{}", conn["id"]), &other.key, patched).await.expect(404);
     // Another org's agent cannot be assigned to one's own number either.
-    let own_conn = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
+    let own_conn = sim_conn(&server, &other.key).await;
+    let own = imported(&server, &other.key, &own_conn, "+14155550111").await;
     let r = server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550111", "voip_connection_id": own_conn["id"], "inbound_agent_id": agent["id"] }),
-        )
+        .patch(&format!("/v1/phone-numbers/{}", own["id"]), &other.key, json!({ "inbound_agent_id": agent["id"] }))
         .await
         .expect(400);
     assert!(r["inbound_agent_id"][0].as_str().unwrap().contains("does not exist"));
@@ -291,16 +306,28 @@ async fn the_org_header_is_ignored_for_api_keys() {
 }
 
 #[tokio::test]
-async fn voip_connections_hide_passwords_and_verify_with_their_carrier() {
+async fn voip_connections_are_tested_created_on_evidence_and_hide_passwords() {
     let server = Server::start();
     let org = server.create_org("Acme").await;
     let k = &org.key;
 
-    let sim = server.post("/v1/voip-connections", k, json!({ "provider": "sim", "name": "Lab" })).await.expect(201);
-    assert_eq!((sim["provider"].as_str(), sim["verified"].as_bool()), (Some("sim"), Some(false)));
-    let verified = server.post(&format!("/v1/voip-connections/{}/verify", sim["id"]), k, json!({})).await.expect(200);
-    assert_eq!(verified["verified"], true);
-    assert!(is_timestamp(&verified["verified_at"]));
+    let tested = server.test_connection(k, sim_connection()).await;
+    let evidence = &tested["verification_evidence"];
+    assert_eq!((evidence["outbound_status"].as_str(), evidence["provider"].as_str()), (Some("pass"), Some("manual")));
+    assert!(is_timestamp(&evidence["created_at"]), "{tested}");
+    let mut create = sim_connection();
+    create["name"] = json!("Lab");
+    create["verification_evidence_id"] = evidence["id"].clone();
+    let sim = server.post("/v1/voip-connections", k, create.clone()).await.expect(201);
+    assert_eq!(
+        (sim["provider"].as_str(), sim["status"].as_str(), sim["name"].as_str()),
+        (Some("manual"), Some("connected"), Some("Lab"))
+    );
+    assert_eq!(sim["sip_config"], json!({ "host": "sim" }));
+    assert!(is_timestamp(&sim["last_tested_at"]), "{sim}");
+    // Evidence backs one create.
+    let r = server.post("/v1/voip-connections", k, create).await.expect(400);
+    assert!(r["verification_evidence_id"][0].as_str().unwrap().contains("used"), "{r}");
 
     // A SIP server on loopback that answers OPTIONS.
     let sip_server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -313,43 +340,92 @@ async fn voip_connections_hide_passwords_and_verify_with_their_carrier() {
             }
         }
     });
-    let body = json!({ "provider": "sip", "host": "127.0.0.1", "port": sip_port, "username": "acme", "password": "s3cret-pw" });
-    let sip = server.post("/v1/voip-connections", k, body).await.expect(201);
-    assert_eq!((sip["transport"].as_str(), sip["port"].as_u64()), (Some("udp"), Some(sip_port.into())));
-    let verified = server.post(&format!("/v1/voip-connections/{}/verify", sip["id"]), k, json!({})).await.expect(200);
-    assert_eq!(verified["verified"], true, "{verified}");
+    let trunk = json!({
+        "provider": "manual",
+        "sip_config": { "host": "127.0.0.1", "port": sip_port },
+        "credentials": { "username": "acme", "password": "s3cret-pw" }
+    });
+    let tested = server.test_connection(k, trunk.clone()).await;
+    assert!(!tested.to_string().contains("s3cret-pw"), "the password leaked: {tested}");
+    // The evidence is of this configuration: another password is another configuration.
+    let mut other_password = trunk.clone();
+    other_password["credentials"]["password"] = json!("another");
+    other_password["verification_evidence_id"] = tested["verification_evidence"]["id"].clone();
+    let r = server.post("/v1/voip-connections", k, other_password).await.expect(400);
+    assert!(r["verification_evidence_id"][0].as_str().unwrap().contains("another provider or configuration"), "{r}");
+    let mut create = trunk.clone();
+    create["verification_evidence_id"] = tested["verification_evidence"]["id"].clone();
+    let sip = server.post("/v1/voip-connections", k, create).await.expect(201);
+    assert_eq!(sip["sip_config"], json!({ "host": "127.0.0.1", "port": sip_port, "transport": "udp" }));
+    assert_eq!(sip["credentials"], json!({ "username": "acme" }));
 
-    // Nothing listens on this port: verification fails, with the reason.
+    // Nothing listens on this port: the test fails, with the reason, and backs no create.
     let dead_port = switchboard_tests::free_udp_port();
-    let body = json!({ "provider": "sip", "host": "127.0.0.1", "port": dead_port, "transport": "udp", "username": "a", "password": "b" });
-    let dead = server.post("/v1/voip-connections", k, body).await.expect(201);
-    let failed = server.post(&format!("/v1/voip-connections/{}/verify", dead["id"]), k, json!({})).await.expect(200);
-    assert_eq!(failed["verified"], false);
-    assert!(failed["verification_error"].is_string(), "{failed}");
+    let dead = json!({
+        "provider": "manual",
+        "sip_config": { "host": "127.0.0.1", "port": dead_port, "transport": "udp" },
+        "credentials": { "username": "a", "password": "b" }
+    });
+    let failed = server.test_connection(k, dead.clone()).await;
+    assert_eq!(failed["verification_evidence"]["outbound_status"], "fail", "{failed}");
+    assert_eq!(failed["test_result"]["ok"], false, "{failed}");
+    let mut create = dead;
+    create["verification_evidence_id"] = failed["verification_evidence"]["id"].clone();
+    let r = server.post("/v1/voip-connections", k, create).await.expect(400);
+    assert!(r["verification_evidence_id"][0].as_str().unwrap().contains("failed"), "{r}");
+    // Evidence nobody recorded backs nothing either.
+    let mut create = trunk.clone();
+    create["verification_evidence_id"] = json!("6f1c2a4e-0b7d-4c3e-9a21-5d8e7f604b13");
+    server.post("/v1/voip-connections", k, create).await.expect(400);
 
-    for listing in [
-        server.get("/v1/voip-connections", k).await.expect(200),
-        server.get(&format!("/v1/voip-connections/{}", sip["id"]), k).await.expect(200),
-    ] {
+    // A rename needs no test; a new configuration needs its own evidence.
+    let path = format!("/v1/voip-connections/{}", sip["id"]);
+    let renamed = server.patch(&path, k, json!({ "name": "Office" })).await.expect(200);
+    assert_eq!((renamed["name"].as_str(), renamed["status"].as_str()), (Some("Office"), Some("connected")));
+    let r =
+        server.patch(&path, k, json!({ "sip_config": trunk["sip_config"], "credentials": trunk["credentials"] })).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let retested = server.test_connection(k, trunk.clone()).await;
+    let change = json!({
+        "sip_config": trunk["sip_config"], "credentials": trunk["credentials"],
+        "verification_evidence_id": retested["verification_evidence"]["id"]
+    });
+    server.patch(&path, k, change).await.expect(200);
+
+    for listing in [server.get("/v1/voip-connections", k).await.expect(200), server.get(&path, k).await.expect(200)] {
         assert!(!listing.to_string().contains("s3cret-pw"), "the password leaked: {listing}");
         assert!(!listing.to_string().contains("password"), "{listing}");
     }
+    assert_eq!(server.get("/v1/voip-connections", k).await.expect(200).as_array().unwrap().len(), 2);
 
-    let r = server.post("/v1/voip-connections", k, json!({ "provider": "sip" })).await.expect(400);
-    assert_eq!(r["host"], json!(["This field is required."]));
-    assert_eq!(r["username"], json!(["This field is required."]));
-    assert_eq!(r["password"], json!(["This field is required."]));
     let r = server
-        .post("/v1/voip-connections", k, json!({ "provider": "sip", "host": "h", "port": 70000, "transport": "carrier-pigeon", "username": "u", "password": "p" }))
+        .post("/v1/voip-connections/test", k, json!({ "provider": "manual", "sip_config": {} }))
         .await
         .expect(400);
-    assert!(r.get("port").is_some() && r.get("transport").is_some(), "{r}");
-    let r = server.post("/v1/voip-connections", k, json!({ "provider": "fax" })).await.expect(400);
+    assert_eq!(r["sip_config.host"], json!(["This field is required."]), "{r}");
+    assert_eq!(r["credentials"], json!(["This field is required."]), "{r}");
+    let body = json!({
+        "provider": "manual", "sip_config": { "host": "h", "port": 70000, "transport": "carrier-pigeon" },
+        "credentials": { "username": "u", "password": "p" }
+    });
+    let r = server.post("/v1/voip-connections/test", k, body).await.expect(400);
+    assert!(r.get("sip_config.port").is_some() && r.get("sip_config.transport").is_some(), "{r}");
+    let r = server.post("/v1/voip-connections/test", k, json!({ "provider": "fax" })).await.expect(400);
     assert_eq!(r["provider"], json!(["\"fax\" is not a valid choice."]));
-    server.post("/v1/voip-connections", k, json!({ "provider": "sim", "host": "x" })).await.expect(400);
+    let r = server
+        .post("/v1/voip-connections/test", k, json!({ "provider": "twilio", "sip_config": { "host": "sim" } }))
+        .await;
+    assert_eq!(r.status, 400, "the simulated carrier is a manual connection: {}", r.body);
+    // The verify of old answers where connections are tested now.
+    let r = server.post(&format!("{path}/verify"), k, json!({})).await.expect(410);
+    assert_eq!(r["new_path"], "/v1/voip-connections/test");
+    // What needs a provider's API says so.
+    let r = server.get(&format!("{path}/search-numbers?country=US&type=local"), k).await.expect(400);
+    assert_eq!(r["code"], "provider_api_unsupported");
+    assert_eq!(server.get("/v1/voip-connections/sip-host", k).await.expect(200), json!({ "sip_host": null }));
 
-    server.delete(&format!("/v1/voip-connections/{}", dead["id"]), k).await.expect(204);
-    server.get(&format!("/v1/voip-connections/{}", dead["id"]), k).await.expect(404);
+    server.delete(&path, k).await.expect(204);
+    server.get(&path, k).await.expect(404);
 }
 
 #[tokio::test]
@@ -358,113 +434,93 @@ async fn phone_numbers_are_unique_across_orgs_and_demo_numbers_are_inbound_only(
     let acme = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
     let agent = server.post("/v1/agents", &acme.key, json!({ "name": "A" })).await.expect(201);
-    let conn = server.post("/v1/voip-connections", &acme.key, json!({ "provider": "sim" })).await.expect(201);
-    let other_conn = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
+    let conn = sim_conn(&server, &acme.key).await;
+    let other_conn = sim_conn(&server, &other.key).await;
 
-    let r = server
-        .post("/v1/phone-numbers", &acme.key, json!({ "number": "4155550100", "voip_connection_id": conn["id"] }))
-        .await
-        .expect(400);
-    assert!(r["number"][0].as_str().unwrap().contains("E.164"), "{r}");
-    let r = server.post("/v1/phone-numbers", &acme.key, json!({})).await.expect(400);
+    let r = import(&server, &acme.key, &conn, "4155550100").await.expect(400);
+    assert!(r["numbers.0"][0].as_str().unwrap().contains("E.164"), "{r}");
+    let path = format!("/v1/voip-connections/{}/import-numbers", conn["id"]);
+    let r = server.post(&path, &acme.key, json!({})).await.expect(400);
+    assert_eq!(r["numbers"], json!(["This field is required."]));
+    import(&server, &acme.key, &json!({ "id": 424242 }), "+14155550199").await.expect(404);
+
+    let number = imported(&server, &acme.key, &conn, "+14155550100").await;
     assert_eq!(
-        (&r["number"], &r["voip_connection_id"]),
-        (&json!(["This field is required."]), &json!(["This field is required."]))
+        (number["source"].as_str(), &number["voip_connection_id"], &number["inbound_agent_id"]),
+        (Some("voip"), &conn["id"], &Value::Null)
     );
-
-    let number = server
-        .post(
-            "/v1/phone-numbers",
-            &acme.key,
-            json!({ "number": "+14155550100", "voip_connection_id": conn["id"], "outbound_agent_id": agent["id"] }),
-        )
-        .await
-        .expect(201);
     assert_eq!(
-        (number["type"].as_str(), &number["outbound_agent_id"], &number["inbound_agent_id"]),
-        (Some("voip"), &agent["id"], &Value::Null)
+        (&number["voip_verification_status"], &number["outbound_eligible"]),
+        (&json!("unverified"), &json!(false))
     );
+    let listed = server.get("/v1/voip-connections", &acme.key).await.expect(200);
+    assert_eq!(listed[0]["numbers_imported"], 1, "{listed}");
 
-    let taken = server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550100", "voip_connection_id": other_conn["id"] }),
-        )
-        .await
-        .expect(409);
+    let taken = import(&server, &other.key, &other_conn, "+14155550100").await.expect(409);
     assert_eq!(taken["code"], "phone_number_taken");
-    // Adding it again to the same org conflicts too, and must not free the number for others.
-    let again = server
-        .post("/v1/phone-numbers", &acme.key, json!({ "number": "+14155550100", "voip_connection_id": conn["id"] }))
-        .await
-        .expect(409);
-    assert_eq!(again["code"], "phone_number_exists");
-    server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550100", "voip_connection_id": other_conn["id"] }),
-        )
-        .await
-        .expect(409);
-    // A failed create releases its claim: the number is still free for others afterwards.
-    server
-        .post("/v1/phone-numbers", &acme.key, json!({ "number": "+14155550199", "voip_connection_id": 424242 }))
-        .await
-        .expect(400);
-    server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550199", "voip_connection_id": other_conn["id"] }),
-        )
-        .await
-        .expect(201);
+    // Importing it again to the same org counts it as imported, and must not free it for others.
+    let again = import(&server, &acme.key, &conn, "+14155550100").await.expect(201);
+    assert_eq!((&again["imported_count"], &again["results"][0]["id"]), (&json!(0), &number["id"]));
+    import(&server, &other.key, &other_conn, "+14155550100").await.expect(409);
 
     let id = number["id"].as_u64().unwrap();
     let updated = server
         .patch(
             &format!("/v1/phone-numbers/{id}"),
             &acme.key,
-            json!({ "inbound_agent_id": agent["id"], "outbound_agent_id": null }),
+            json!({ "inbound_agent_id": agent["id"], "outbound_agent_id": null, "label": "Main line", "webhook_url": "https://example.com/hook" }),
         )
         .await
         .expect(200);
     assert_eq!((&updated["inbound_agent_id"], &updated["outbound_agent_id"]), (&agent["id"], &Value::Null));
+    let read = server.get(&format!("/v1/phone-numbers/{id}"), &acme.key).await.expect(200);
+    assert_eq!(
+        (read["label"].as_str(), read["webhook_url"].as_str()),
+        (Some("Main line"), Some("https://example.com/hook"))
+    );
+    let put =
+        server.put(&format!("/v1/phone-numbers/{id}"), &acme.key, json!({ "webhook_url": null })).await.expect(200);
+    assert_eq!((&put["webhook_url"], put["label"].as_str()), (&Value::Null, Some("Main line")));
     server.patch(&format!("/v1/phone-numbers/{id}"), &acme.key, json!({ "inbound_agent_id": 5 })).await.expect(400);
     server.patch(&format!("/v1/phone-numbers/{id}"), &acme.key, json!({ "number": "+14155550101" })).await.expect(400);
+    server.patch(&format!("/v1/phone-numbers/{id}"), &acme.key, json!({ "status": "released" })).await.expect(400);
 
-    let demo =
-        server.post("/v1/phone-numbers/demo", &acme.key, json!({ "inbound_agent_id": agent["id"] })).await.expect(201);
-    assert_eq!(demo["type"], "demo");
+    // Verification makes a VoIP number outbound-eligible; on the simulated carrier at once.
+    let verified = server.verify_number(&acme.key, id).await;
+    assert_eq!((&verified["phone_number_id"], verified["status"].as_str()), (&json!(id), Some("verified")));
+    let read = server.get(&format!("/v1/phone-numbers/{id}"), &acme.key).await.expect(200);
+    assert_eq!((&read["outbound_eligible"], &read["outbound_ineligible_reason"]), (&json!(true), &Value::Null));
+    assert!(is_timestamp(&read["voip_last_verified_at"]), "{read}");
+
+    let demo = server.post("/v1/phone-numbers", &acme.key, json!({ "area_code": "415" })).await.expect(201);
+    assert_eq!((demo["source"].as_str(), &demo["outbound_eligible"]), (Some("demo"), &json!(false)));
     assert!(demo["number"].as_str().unwrap().starts_with("+1500555"));
-    let demo2 = server.post("/v1/phone-numbers/demo", &other.key, json!({})).await.expect(201);
+    let demo2 = server.post("/v1/phone-numbers", &other.key, json!({})).await.expect(201);
     assert_ne!(demo["number"], demo2["number"]);
+    server
+        .patch(&format!("/v1/phone-numbers/{}", demo["id"]), &acme.key, json!({ "inbound_agent_id": agent["id"] }))
+        .await
+        .expect(200);
     let r = server
         .patch(&format!("/v1/phone-numbers/{}", demo["id"]), &acme.key, json!({ "outbound_agent_id": agent["id"] }))
         .await
         .expect(400);
     assert_eq!(r["outbound_agent_id"], json!(["Demo numbers are inbound-only."]));
-    server
-        .post("/v1/phone-numbers", &acme.key, json!({ "number": demo2["number"], "voip_connection_id": conn["id"] }))
-        .await
-        .expect(400);
+    server.post(&format!("/v1/phone-numbers/{}/verify-voip", demo["id"]), &acme.key, json!({})).await.expect(409);
+    import(&server, &acme.key, &conn, demo2["number"].as_str().unwrap()).await.expect(400);
+    let r = server.post("/v1/phone-numbers/demo", &acme.key, json!({})).await.expect(410);
+    assert_eq!(r["new_path"], "/v1/phone-numbers");
 
-    // A connection that backs a number cannot go; deleting the number frees it for anyone.
+    // A connection that backs a number cannot go; releasing the number frees it for anyone.
     let r = server.delete(&format!("/v1/voip-connections/{}", conn["id"]), &acme.key).await.expect(409);
     assert_eq!(r["code"], "voip_connection_in_use");
     assert_eq!(server.get("/v1/phone-numbers", &acme.key).await.expect(200).as_array().unwrap().len(), 2);
-    server.delete(&format!("/v1/phone-numbers/{id}"), &acme.key).await.expect(204);
+    let r = server.delete(&format!("/v1/phone-numbers/{id}"), &acme.key).await.expect(400);
+    assert!(r["confirm"].is_array(), "{r}");
+    let released = server.delete(&format!("/v1/phone-numbers/{id}?confirm=true"), &acme.key).await.expect(200);
+    assert_eq!((&released["routing_removed"], &released["released_at_provider"]), (&json!(true), &json!(false)));
     server.get(&format!("/v1/phone-numbers/{id}"), &acme.key).await.expect(404);
-    server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550100", "voip_connection_id": other_conn["id"] }),
-        )
-        .await
-        .expect(201);
+    import(&server, &other.key, &other_conn, "+14155550100").await.expect(201);
 
     // Deleting an agent unassigns it from the numbers that used it.
     server.delete(&format!("/v1/agents/{}", agent["id"]), &acme.key).await.expect(204);
@@ -480,35 +536,38 @@ async fn parallel_creates_of_one_number_leave_it_to_one_org() {
     let server = std::sync::Arc::new(Server::start());
     let a = server.create_org("A").await;
     let b = server.create_org("B").await;
-    let a_conn = server.post("/v1/voip-connections", &a.key, json!({ "provider": "sim" })).await.expect(201);
-    let b_conn = server.post("/v1/voip-connections", &b.key, json!({ "provider": "sim" })).await.expect(201);
-    let body = json!({ "number": "+14155550177", "voip_connection_id": a_conn["id"] });
+    let a_conn = sim_conn(&server, &a.key).await;
+    let b_conn = sim_conn(&server, &b.key).await;
+    let body = json!({ "numbers": ["+14155550177"] });
+    let a_path = format!("/v1/voip-connections/{}/import-numbers", a_conn["id"]);
     let creates: Vec<_> = (0..8)
         .map(|_| {
-            let (server, key, body) = (server.clone(), a.key.clone(), body.clone());
-            tokio::spawn(async move { server.post("/v1/phone-numbers", &key, body).await })
+            let (server, key, body, path) = (server.clone(), a.key.clone(), body.clone(), a_path.clone());
+            tokio::spawn(async move { server.post(&path, &key, body).await })
         })
         .collect();
     let mut created = Vec::new();
     for create in creates {
         let r = create.await.unwrap();
         match r.status {
-            201 => created.push(r.body),
+            // An import that finds the number recorded counts it as imported, not again.
+            201 if r.body["imported_count"] == 1 => created.push(r.body["results"][0].clone()),
+            201 => {}
             409 => assert_eq!(r.body["code"], "phone_number_exists", "{}", r.body),
-            other => panic!("a parallel create answered {other}: {}", r.body),
+            other => panic!("a parallel import answered {other}: {}", r.body),
         }
     }
-    assert_eq!(created.len(), 1, "exactly one create records the number: {created:?}");
+    assert_eq!(created.len(), 1, "exactly one import records the number: {created:?}");
     let listed = server.get("/v1/phone-numbers", &a.key).await.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 
-    let b_body = json!({ "number": "+14155550177", "voip_connection_id": b_conn["id"] });
-    let taken = server.post("/v1/phone-numbers", &b.key, b_body.clone()).await.expect(409);
+    let b_path = format!("/v1/voip-connections/{}/import-numbers", b_conn["id"]);
+    let taken = server.post(&b_path, &b.key, body.clone()).await.expect(409);
     assert_eq!(taken["code"], "phone_number_taken");
 
-    server.delete(&format!("/v1/phone-numbers/{}", created[0]["id"]), &a.key).await.expect(204);
-    server.post("/v1/phone-numbers", &b.key, b_body).await.expect(201);
-    server.post("/v1/phone-numbers", &a.key, body).await.expect(409);
+    server.delete(&format!("/v1/phone-numbers/{}?confirm=true", created[0]["id"]), &a.key).await.expect(200);
+    server.post(&b_path, &b.key, body.clone()).await.expect(201);
+    server.post(&a_path, &a.key, body).await.expect(409);
 }
 
 #[tokio::test]
@@ -535,11 +594,8 @@ async fn everything_written_survives_a_restart_and_a_crash() {
     let mut server = Server::start();
     let org = server.create_org("Acme").await;
     let agent = server.post("/v1/agents", &org.key, json!({ "name": "Before" })).await.expect(201);
-    let conn = server.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
-    let number = server
-        .post("/v1/phone-numbers", &org.key, json!({ "number": "+14155550100", "voip_connection_id": conn["id"] }))
-        .await
-        .expect(201);
+    let conn = sim_conn(&server, &org.key).await;
+    let number = imported(&server, &org.key, &conn, "+14155550100").await;
 
     server.stop();
     server.restart();
@@ -555,15 +611,8 @@ async fn everything_written_survives_a_restart_and_a_crash() {
     assert!(newest["id"].as_u64() > after["id"].as_u64());
     // The directory survived too: the number is still taken.
     let other = server.create_org("Other").await;
-    let other_conn = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
-    server
-        .post(
-            "/v1/phone-numbers",
-            &other.key,
-            json!({ "number": "+14155550100", "voip_connection_id": other_conn["id"] }),
-        )
-        .await
-        .expect(409);
+    let other_conn = sim_conn(&server, &other.key).await;
+    import(&server, &other.key, &other_conn, "+14155550100").await.expect(409);
     assert_ne!(other.id, org.id);
 }
 
@@ -575,7 +624,11 @@ async fn an_audit_replay_matches_the_live_projections() {
         let a = server.post("/v1/agents", &org.key, json!({ "name": format!("A{i}") })).await.expect(201);
         server.patch(&format!("/v1/agents/{}", a["id"]), &org.key, json!({ "voice": "echo" })).await.expect(200);
     }
-    server.post("/v1/phone-numbers/demo", &org.key, json!({})).await.expect(201);
+    server.post("/v1/phone-numbers", &org.key, json!({})).await.expect(201);
+    let c = sim_conn(&server, &org.key).await;
+    let number = server.import_number(&org.key, c["id"].as_u64().unwrap(), "+14155550100").await;
+    server.verify_number(&org.key, number).await;
+    server.patch(&format!("/v1/phone-numbers/{number}"), &org.key, json!({ "label": "Main" })).await.expect(200);
     let credits = format!("/admin/v1/orgs/{}/credits", org.id);
     server.post(&credits, ADMIN_TOKEN, json!({ "amount_cents": 700, "reference": "a" })).await.expect(201);
     server.post(&credits, ADMIN_TOKEN, json!({ "amount_cents": 300, "reference": "b" })).await.expect(201);

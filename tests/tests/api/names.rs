@@ -14,7 +14,14 @@ async fn every_stored_name_refuses_control_and_format_characters() {
             ("/admin/v1/orgs", ADMIN_TOKEN, json!({ "name": hidden })),
             ("/v1/keys", org.key.as_str(), json!({ "name": hidden })),
             ("/v1/agents", org.key.as_str(), json!({ "name": hidden })),
-            ("/v1/voip-connections", org.key.as_str(), json!({ "provider": "sim", "name": hidden })),
+            (
+                "/v1/voip-connections",
+                org.key.as_str(),
+                json!({
+                    "provider": "manual", "sip_config": { "host": "sim" }, "name": hidden,
+                    "verification_evidence_id": "6f1c2a4e-0b7d-4c3e-9a21-5d8e7f604b13"
+                }),
+            ),
             ("/v1/test-call-batches", org.key.as_str(), json!({ "name": hidden, "run_count": 1 })),
         ];
         for (path, key, body) in creates {

@@ -8,7 +8,18 @@ use serde_json::json;
 use switchboard_tests::{Server, Sipp};
 
 fn sip(host: &str, port: u16) -> serde_json::Value {
-    json!({ "provider": "sip", "host": host, "port": port, "transport": "udp", "username": "alice", "password": "secret" })
+    json!({
+        "provider": "manual",
+        "sip_config": { "host": host, "port": port, "transport": "udp" },
+        "credentials": { "username": "alice", "password": "secret" }
+    })
+}
+
+/// A create of `body` on evidence that exists nowhere: what is refused before the evidence is
+/// looked at (a field error of the configuration) is refused all the same.
+fn create(mut body: serde_json::Value) -> serde_json::Value {
+    body["verification_evidence_id"] = json!("6f1c2a4e-0b7d-4c3e-9a21-5d8e7f604b13");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,15 +37,20 @@ async fn hosts_on_loopback_private_or_metadata_addresses_are_refused_without_the
         "[fd00::1]",
         "localhost",
     ] {
-        let r = server.post("/v1/voip-connections", &org.key, sip(host, 5060)).await;
-        assert_eq!(r.status, 400, "{host}: {}", r.body);
-        let message = r.body["host"][0].as_str().unwrap_or_default();
-        assert!(message.starts_with("Enter a public host:"), "{host}: {}", r.body);
+        for (path, body) in
+            [("/v1/voip-connections/test", sip(host, 5060)), ("/v1/voip-connections", create(sip(host, 5060)))]
+        {
+            let r = server.post(path, &org.key, body).await;
+            assert_eq!(r.status, 400, "{path} {host}: {}", r.body);
+            let message = r.body["sip_config.host"][0].as_str().unwrap_or_default();
+            assert!(message.starts_with("Enter a public host:"), "{path} {host}: {}", r.body);
+        }
     }
-    let r = server.post("/v1/voip-connections", &org.key, sip("169.254.169.254", 80)).await;
-    assert!(r.body["host"][0].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
-    // A public address is taken (it is not dialed on create).
-    server.post("/v1/voip-connections", &org.key, sip("192.0.43.10", 5060)).await.expect(201);
+    let r = server.post("/v1/voip-connections/test", &org.key, sip("169.254.169.254", 80)).await;
+    assert!(r.body["sip_config.host"][0].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
+    // A public address is tested (whatever the probe finds, it answers with evidence).
+    let tested = server.post("/v1/voip-connections/test", &org.key, sip("192.0.43.10", 5060)).await.expect(201);
+    assert!(tested["verification_evidence"]["id"].is_string(), "{tested}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,11 +67,15 @@ async fn a_connection_made_on_loopback_is_neither_probed_nor_dialed_once_the_fla
     assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("127.0.0.1, a loopback address"), "{}", r.body);
 
-    let path = format!("/v1/voip-connections/{}/verify", c.connection_id);
+    let path = format!("/v1/phone-numbers/{}/verify-voip", c.number_id);
     let verified = server.post(&path, &c.org.key, json!({})).await.expect(200);
-    assert_eq!(verified["verified"], false, "{verified}");
-    let reason = verified["verification_error"].as_str().unwrap_or_default();
+    assert_eq!(verified["voip_verification_status"], "failed", "{verified}");
+    let reason = verified["verification_evidence"]["evidence"]["error"].as_str().unwrap_or_default();
     assert!(reason.contains("127.0.0.1, a loopback address"), "{verified}");
+    let number = server.get(&format!("/v1/phone-numbers/{}", c.number_id), &c.org.key).await.expect(200);
+    assert_eq!(number["outbound_eligible"], false, "{number}");
+    // Nor is the trunk tested again.
+    server.post("/v1/voip-connections/test", &c.org.key, trunk.connection()).await.expect(400);
 
     // Give a stray packet time to arrive: SIPp saw nothing after the restart.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -70,17 +90,20 @@ async fn control_characters_in_sip_fields_are_refused_and_never_reach_a_listener
     let port = listener.local_addr().unwrap().port();
     let org = server.create_org("Acme").await;
     let injection = "bob\r\nX-Injected: 1\r\n\r\nSET pwned 1";
-    for field in ["username", "password", "host"] {
-        let mut body = sip("127.0.0.1", port);
-        body["transport"] = json!("tcp");
-        body[field] = json!(if field == "host" { "127.0.0.1\r\nX-Injected: 1" } else { injection });
-        let r = server.post("/v1/voip-connections", &org.key, body).await;
-        assert_eq!(r.status, 400, "{field}: {}", r.body);
-        assert!(r.body[field].is_array(), "{field}: {}", r.body);
+    for (object, field) in [("credentials", "username"), ("credentials", "password"), ("sip_config", "host")] {
+        for path in ["/v1/voip-connections/test", "/v1/voip-connections"] {
+            let mut body = sip("127.0.0.1", port);
+            body["sip_config"]["transport"] = json!("tcp");
+            body[object][field] = json!(if field == "host" { "127.0.0.1\r\nX-Injected: 1" } else { injection });
+            let body = if path == "/v1/voip-connections" { create(body) } else { body };
+            let r = server.post(path, &org.key, body).await;
+            assert_eq!(r.status, 400, "{path} {field}: {}", r.body);
+            assert!(r.body[format!("{object}.{field}")].is_array(), "{path} {field}: {}", r.body);
+        }
     }
     let mut body = sip("127.0.0.1", port);
-    body["username"] = json!("nul\0byte");
-    assert_eq!(server.post("/v1/voip-connections", &org.key, body).await.status, 400);
+    body["credentials"]["username"] = json!("nul\0byte");
+    assert_eq!(server.post("/v1/voip-connections/test", &org.key, body).await.status, 400);
     let connections = server.get("/v1/voip-connections", &org.key).await.expect(200);
     assert_eq!(connections, json!([]), "nothing was stored");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -92,24 +115,23 @@ async fn verifications_are_bounded_per_org_per_minute_with_429_and_retry_after()
     let server = Server::start();
     let org = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
-    let conn = server.post("/v1/voip-connections", &org.key, json!({ "provider": "sim" })).await.expect(201);
-    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
-    // The default budget: ten probes per org per minute.
+    let path = "/v1/voip-connections/test";
+    let sim = switchboard_tests::sim_connection();
+    // The default budget: ten probes per org per minute, connection tests and verifications alike.
     for i in 0..10 {
-        let r = server.post(&path, &org.key, json!({})).await;
-        assert_eq!(r.status, 200, "verification {i}: {}", r.body);
+        let r = server.post(path, &org.key, sim.clone()).await;
+        assert_eq!(r.status, 201, "test {i}: {}", r.body);
     }
-    let r = server.post(&path, &org.key, json!({})).await;
+    let r = server.post(path, &org.key, sim.clone()).await;
     assert_eq!((r.status, r.body["code"].as_str()), (429, Some("rate_limited")), "{}", r.body);
     let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
     // Another org's budget is its own.
-    let theirs = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
-    server.post(&format!("/v1/voip-connections/{}/verify", theirs["id"]), &other.key, json!({})).await.expect(200);
+    server.post(path, &other.key, sim).await.expect(201);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verifications_of_a_connection_being_probed_share_the_one_probe() {
+async fn verifications_of_a_number_being_probed_share_the_one_probe() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let server = Server::start();
@@ -129,15 +151,17 @@ async fn verifications_of_a_connection_being_probed_share_the_one_probe() {
             }
         }
     });
-    let conn = server.post("/v1/voip-connections", &org.key, sip("127.0.0.1", port)).await.expect(201);
-    let path = format!("/v1/voip-connections/{}/verify", conn["id"]);
-    let (a, b, c) = tokio::join!(
-        server.post(&path, &org.key, json!({})),
-        server.post(&path, &org.key, json!({})),
-        server.post(&path, &org.key, json!({}))
+    // The test and the first verification probe once each.
+    let c = server.ready_to_call_over(org, 0, "+14155550100", sip("127.0.0.1", port)).await;
+    assert_eq!(probes.load(Ordering::SeqCst), 2);
+    let path = format!("/v1/phone-numbers/{}/verify-voip", c.number_id);
+    let (a, b, d) = tokio::join!(
+        server.post(&path, &c.org.key, json!({})),
+        server.post(&path, &c.org.key, json!({})),
+        server.post(&path, &c.org.key, json!({}))
     );
-    for r in [&a, &b, &c] {
-        assert_eq!((r.status, &r.body["verified"]), (200, &json!(true)), "{}", r.body);
+    for r in [&a, &b, &d] {
+        assert_eq!((r.status, &r.body["voip_verification_status"]), (200, &json!("verified")), "{}", r.body);
     }
-    assert_eq!(probes.load(Ordering::SeqCst), 1, "three verifications, one probe");
+    assert_eq!(probes.load(Ordering::SeqCst), 3, "three verifications, one probe");
 }

@@ -40,12 +40,16 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
     refused_by_quota(&server.post("/v1/keys", k, json!({ "name": "second" })).await.expect(403), "max_api_keys");
     let r = server.post(&format!("{org}/keys"), ADMIN_TOKEN, json!({ "name": "second" })).await.expect(403);
     refused_by_quota(&r, "max_api_keys");
-    let r = server.post("/v1/voip-connections", k, json!({ "provider": "sim" })).await.expect(403);
+    let mut create = switchboard_tests::sim_connection();
+    let tested = server.test_connection(k, create.clone()).await;
+    create["verification_evidence_id"] = tested["verification_evidence"]["id"].clone();
+    let r = server.post("/v1/voip-connections", k, create).await.expect(403);
     refused_by_quota(&r, "max_voip_connections");
-    let r = server.post("/v1/phone-numbers/demo", k, json!({})).await.expect(403);
+    let r = server.post("/v1/phone-numbers", k, json!({})).await.expect(403);
     refused_by_quota(&r, "max_phone_numbers");
-    let body = json!({ "number": "+14155550101", "voip_connection_id": t.connection_id });
-    refused_by_quota(&server.post("/v1/phone-numbers", k, body.clone()).await.expect(403), "max_phone_numbers");
+    let import = format!("/v1/voip-connections/{}/import-numbers", t.connection_id);
+    let body = json!({ "numbers": ["+14155550101"] });
+    refused_by_quota(&server.post(&import, k, body).await.expect(403), "max_phone_numbers");
     // The refused number was not left claimed: another org may have it.
     let other = server.org_ready_to_call("Other", 0, "+14155550101").await;
     assert_eq!(other.number, "+14155550101");

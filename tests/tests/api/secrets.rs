@@ -124,7 +124,7 @@ async fn a_sip_password_is_sealed_at_rest_still_dials_and_is_shredded_with_its_c
     // SIPp answers only an INVITE whose digest proves this password.
     let trunk = switchboard_tests::Sipp::start("auth_distinct_password.xml");
     let mut connection = trunk.connection();
-    connection["password"] = PASSWORD.into();
+    connection["credentials"]["password"] = PASSWORD.into();
     let org = server.create_org("Acme").await;
     let c = server.ready_to_call_over(org, 500, "+14155550100", connection.clone()).await;
     let body = serde_json::json!({ "from_number": c.number, "to_number": "+14155550123" });
@@ -138,12 +138,13 @@ async fn a_sip_password_is_sealed_at_rest_still_dials_and_is_shredded_with_its_c
     assert_eq!(call["end_reason"], "agent_hangup", "{call}");
 
     // A second connection whose secret outlives the first's.
-    let kept = server.post("/v1/voip-connections", &c.org.key, connection).await.expect(201);
-    assert!(kept.get("password").is_none() || kept["password"].is_null(), "{kept}");
+    let kept = server.connect(&c.org.key, connection).await;
+    assert_eq!(kept["credentials"], serde_json::json!({ "username": "alice" }), "{kept}");
+    assert!(!kept.to_string().contains(PASSWORD), "{kept}");
     // The org's data is on disk (a flush happened for every answer); the password is nowhere.
     assert_eq!(files_holding(&server, PASSWORD), Vec::<PathBuf>::new());
 
-    server.delete(&format!("/v1/phone-numbers/{}", c.number_id), &c.org.key).await.expect(204);
+    server.delete(&format!("/v1/phone-numbers/{}?confirm=true", c.number_id), &c.org.key).await.expect(200);
     server.delete(&format!("/v1/voip-connections/{}", c.connection_id), &c.org.key).await.expect(204);
     server.stop();
     switchboard_tests::audit(&server);
@@ -158,10 +159,10 @@ async fn a_sip_password_is_sealed_at_rest_still_dials_and_is_shredded_with_its_c
     assert_eq!(state_of(&kept["id"]), "open", "{secrets}");
     assert_eq!(files_holding(&server, PASSWORD), Vec::<PathBuf>::new());
 
-    // The kept connection still verifies after a restart: its secret opens.
+    // A number on the kept connection still verifies after a restart: its secret opens.
     server.restart();
-    let verify = format!("/v1/voip-connections/{}/verify", kept["id"]);
-    assert_eq!(server.post(&verify, &c.org.key, serde_json::json!({})).await.expect(200)["verified"], true);
+    let number = server.import_number(&c.org.key, kept["id"].as_u64().unwrap(), "+14155550101").await;
+    server.verify_number(&c.org.key, number).await;
 }
 
 #[tokio::test]

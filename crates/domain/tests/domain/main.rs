@@ -10,3 +10,4 @@ mod names;
 mod org;
 mod outbound;
 mod test_call;
+mod voip;

@@ -103,6 +103,8 @@ fn demo_numbers_are_inbound_only() {
             id: PhoneNumberId(133),
             inbound_agent_id: None,
             outbound_agent_id: Some(Some(AgentId(69))),
+            label: None,
+            webhook_url: None,
         },
     )
     .unwrap_err();
@@ -168,7 +170,15 @@ fn a_create_past_its_quota_is_refused() {
     );
     let state = given(&[created(), quota_set(Quota::VoipConnections, 1), connection(69)]);
     assert_eq!(
-        when(&state, OrgCommand::CreateVoipConnection { name: String::new(), provider: Provider::Sim }),
+        when(
+            &state,
+            OrgCommand::CreateVoipConnection {
+                name: String::new(),
+                vendor: domain::voip::Vendor::Manual,
+                provider: Provider::Sim,
+                evidence: domain::voip::EvidenceClaim { id: "e".into(), fingerprint: vec![1] },
+            }
+        ),
         Err(OrgError::QuotaExceeded { quota: Quota::VoipConnections, limit: 1 })
     );
     let state = given(&[created(), quota_set(Quota::PhoneNumbers, 0)]);

@@ -34,6 +34,7 @@ fn org(extra: &[OrgEvent]) -> OrgState {
             outbound_agent_id: None,
             at: T,
         },
+        OrgEvent::PhoneNumberVerified { id: PhoneNumberId(197), evidence_id: "e".into(), error: None, at: T },
     ];
     events.extend_from_slice(extra);
     OrgState::from_events(&events)
@@ -75,6 +76,44 @@ fn each_rule_of_the_contract_rejects_with_its_reason() {
         },
     ]);
     assert_eq!(reject(&no_default, request("+14155550100", AgentChoice::FromNumber)), OutboundRejection::NoAgent);
+}
+
+#[test]
+fn a_number_calls_out_only_once_its_last_verification_passed() {
+    let reject = |state: &OrgState| org::plan_outbound(state, request("+14155550100", AgentChoice::FromNumber));
+    let failed = OrgEvent::PhoneNumberVerified {
+        id: PhoneNumberId(197),
+        evidence_id: "f".into(),
+        error: Some("no answer".into()),
+        at: T,
+    };
+    assert_eq!(
+        reject(&org(&[verified(), failed.clone()])),
+        Err(OutboundRejection::UnverifiedNumber(PhoneNumberId(197)))
+    );
+    let again = OrgEvent::PhoneNumberVerified { id: PhoneNumberId(197), evidence_id: "g".into(), error: None, at: T };
+    assert!(reject(&org(&[verified(), failed, again])).is_ok());
+    // A number imported and never verified is unverified.
+    let fresh = OrgState::from_events(&[
+        OrgEvent::OrgCreated { org_id: OrgId(5), name: "Acme".into(), at: T },
+        OrgEvent::VoipConnectionCreated {
+            id: VoipConnectionId(133),
+            name: String::new(),
+            provider: Provider::Sim,
+            at: T,
+        },
+        verified(),
+        OrgEvent::PhoneNumberCreated {
+            id: PhoneNumberId(197),
+            number: E164::parse("+14155550100").unwrap(),
+            backing: NumberBacking::Voip(VoipConnectionId(133)),
+            inbound_agent_id: None,
+            outbound_agent_id: None,
+            at: T,
+        },
+    ]);
+    let plan = org::plan_outbound(&fresh, request("+14155550100", AgentChoice::Inline(AgentSpec::named("I".into()))));
+    assert_eq!(plan.unwrap_err(), OutboundRejection::UnverifiedNumber(PhoneNumberId(197)));
 }
 
 #[test]

@@ -9,9 +9,10 @@
 
 use domain::call::{Action, CallCommand, CarrierEvent};
 use domain::directory::DirectoryCommand;
-use domain::ids::{CallId, OrgId, VoipConnectionId};
+use domain::ids::{CallId, OrgId};
 use domain::ledger::{Grant, LedgerCommand, LedgerReply};
 use domain::secret::Sealed;
+use domain::verification_budget::ProbeSubject;
 use domain::voip::Provider;
 use eventlog::Pending;
 use tokio::sync::OwnedSemaphorePermit;
@@ -48,14 +49,9 @@ pub enum Effect {
     VoidLateGrant { org: OrgId, call: CallId },
     /// Follow a call again on its carrier after a restart.
     Resume { dial: telephony::Dial, progress: telephony::Progress },
-    /// Probe a connection; comes back as [`Finished::Verified`]. `slot` is the process's probe
-    /// slot, held until the probe is over.
-    Verify {
-        org: OrgId,
-        connection: VoipConnectionId,
-        provider: Result<Provider, String>,
-        slot: Option<OwnedSemaphorePermit>,
-    },
+    /// Probe a trunk (a configuration under test, or a number's); comes back as
+    /// [`Finished::Verified`]. `slot` is the process's probe slot, held until the probe is over.
+    Verify { org: OrgId, subject: ProbeSubject, provider: Result<Provider, String>, slot: Option<OwnedSemaphorePermit> },
     /// Claim a number in the directory; comes back as [`Finished::Claimed`].
     Claim { claim: Box<PendingClaim>, command: DirectoryCommand, after: Pending },
     /// Release a directory claim (retrying), then answer `then`, if given.
@@ -80,7 +76,7 @@ pub enum ClaimFailure {
 pub enum Finished {
     Verified {
         org: OrgId,
-        connection: VoipConnectionId,
+        subject: ProbeSubject,
         outcome: Result<(), String>,
     },
     Reserved {

@@ -190,7 +190,7 @@ impl Runner {
                 });
             }
             Effect::Resume { dial, progress } => self.peers.carrier.resume(dial, progress, self.carrier_tx.clone()),
-            Effect::Verify { org, connection, provider, slot } => {
+            Effect::Verify { org, subject, provider, slot } => {
                 let carrier = self.peers.carrier.clone();
                 tokio::spawn(async move {
                     let outcome = match provider {
@@ -199,7 +199,7 @@ impl Runner {
                     };
                     // The process's slot is free again once the probe is over.
                     drop(slot);
-                    back(Finished::Verified { org, connection, outcome }).await;
+                    back(Finished::Verified { org, subject, outcome }).await;
                 });
             }
             Effect::Claim { claim, command, after } => {

@@ -48,14 +48,21 @@ impl Harness {
         let agent =
             pb::AgentSpec { name: "Agent".into(), prompt: "Help.".into(), voice: "alloy".into(), ..Default::default() };
         let Some(reply::Result::Agent(agent)) = harness.ask(Kind::CreateAgent(agent)).await else { panic!("no agent") };
-        let sim = pb::VoipConnectionSpec {
+        let sim = || pb::VoipConnectionSpec {
             name: "Sim".into(),
             provider: Some(pb::voip_connection_spec::Provider::Sim(pb::Empty {})),
+            vendor: "manual".into(),
+            evidence_id: String::new(),
         };
-        let Some(reply::Result::VoipConnection(connection)) = harness.ask(Kind::CreateVoipConnection(sim)).await else {
+        let test = pb::TestVoipConnection { spec: Some(sim()), connection_id: None, target_number: None };
+        let Some(reply::Result::ConnectionTest(evidence)) = harness.ask(Kind::TestVoipConnection(test)).await else {
+            panic!("no connection test")
+        };
+        let spec = pb::VoipConnectionSpec { evidence_id: evidence.id, ..sim() };
+        let Some(reply::Result::VoipConnection(connection)) = harness.ask(Kind::CreateVoipConnection(spec)).await
+        else {
             panic!("no connection")
         };
-        harness.ask(Kind::VerifyVoipConnection(pb::ById { id: connection.id })).await;
         let number = pb::CreatePhoneNumber {
             number: FROM.into(),
             voip_connection_id: connection.id,
@@ -63,7 +70,8 @@ impl Harness {
             ..Default::default()
         };
         let number = harness.ask(Kind::CreatePhoneNumber(number)).await;
-        assert!(matches!(number, Some(reply::Result::PhoneNumber(_))), "no number: {number:?}");
+        let Some(reply::Result::PhoneNumber(number)) = number else { panic!("no number: {number:?}") };
+        harness.ask(Kind::VerifyPhoneNumber(pb::ById { id: number.id })).await;
         harness
     }
 
