@@ -311,7 +311,8 @@ fn setting_schema(field: &str, shape: Shape, response: bool) -> Value {
                 } else {
                     "\\S"
                 };
-                properties.insert((*name).to_owned(), json!({ "type": "string", "maxLength": 100, "pattern": pattern }));
+                properties
+                    .insert((*name).to_owned(), json!({ "type": "string", "maxLength": 100, "pattern": pattern }));
             }
             if response && fields.contains(&"name") {
                 properties.insert("platform_ok".to_owned(), nullable("boolean"));
@@ -449,22 +450,31 @@ fn inline_config() -> Value {
     properties.insert("call_id".to_owned(), int());
     properties.insert("has_additional_languages".to_owned(), json!({ "type": "boolean" }));
     properties.insert("variables".to_owned(), json!({}));
-    properties.insert("tools".to_owned(), json!({ "type": "array", "maxItems": domain::agent::MAX_TOOLS, "items": tool_definition() }));
+    properties.insert(
+        "tools".to_owned(),
+        json!({ "type": "array", "maxItems": domain::agent::MAX_TOOLS, "items": tool_definition() }),
+    );
     for (name, shape, applies) in settings::SETTINGS {
         if *applies == Applies::Agent {
             continue;
         }
         let (name, shape) = match *name {
-            "acknowledgement_feedback_mode" => ("storm_feedback_mode", Shape::of(Kind::Choice(settings::FeedbackMode::VALUES))),
-            "thinking_level" => (*name, Shape::of(Kind::Choice(settings::ThinkingLevel::VALUES))),
-            "silence_hangup_seconds" | "silence_interval_seconds" | "silence_max_checkins" | "transfer_destinations" => {
-                (*name, shape.nullable())
+            "acknowledgement_feedback_mode" => {
+                ("storm_feedback_mode", Shape::of(Kind::Choice(settings::FeedbackMode::VALUES)))
             }
+            "thinking_level" => (*name, Shape::of(Kind::Choice(settings::ThinkingLevel::VALUES))),
+            "silence_hangup_seconds"
+            | "silence_interval_seconds"
+            | "silence_max_checkins"
+            | "transfer_destinations" => (*name, shape.nullable()),
             _ => (*name, *shape),
         };
         properties.insert(name.to_owned(), setting_schema(name, shape, false));
     }
-    properties.insert("language".to_owned(), setting_schema("primary_language", settings::shape_of("primary_language").expect("a setting").0, false));
+    properties.insert(
+        "language".to_owned(),
+        setting_schema("primary_language", settings::shape_of("primary_language").expect("a setting").0, false),
+    );
     json!({ "type": "object", "required": ["prompt"], "additionalProperties": false, "properties": properties })
 }
 

@@ -339,7 +339,8 @@ async fn measure_http(
         post(format!("/admin/v1/orgs/{id}/credits"), admin.into(), credit).await?;
         let conn = post("/v1/voip-connections".into(), key.clone(), json!({ "provider": "sim" })).await?;
         post(format!("/v1/voip-connections/{}/verify", conn["id"]), key.clone(), json!({})).await?;
-        let agent = post("/v1/agents".into(), key.clone(), json!({ "name": "Bench" })).await?;
+        let agent =
+            post("/v1/agents".into(), key.clone(), json!({ "name": "Bench", "prompt": "", "voice": "alloy" })).await?;
         let number = format!("+1415555{:04}", 1000 + i);
         let body = json!({ "number": number, "voip_connection_id": conn["id"], "outbound_agent_id": agent["id"] });
         post("/v1/phone-numbers".into(), key.clone(), body).await?;

@@ -114,7 +114,11 @@ impl From<&AgentPatch> for pb::AgentPatch {
             greeting: p.greeting.clone(),
             max_hold_seconds: p.max_hold_seconds,
             tools: p.tools.as_ref().map(|t| pb::ToolList { tools: t.iter().map(Into::into).collect() }),
-            settings: if p.settings == AgentSettingsPatch::default() { Vec::new() } else { encode_settings(&p.settings) },
+            settings: if p.settings == AgentSettingsPatch::default() {
+                Vec::new()
+            } else {
+                encode_settings(&p.settings)
+            },
         }
     }
 }

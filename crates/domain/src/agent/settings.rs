@@ -18,16 +18,29 @@ use crate::fields::{check_length, refuse_invisible};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Bool,
-    Int { min: i64, max: i64 },
-    Text { max_chars: usize },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Text {
+        max_chars: usize,
+    },
     /// One of these strings.
     Choice(&'static [&'static str]),
     /// A list of bounded strings.
-    Texts { max_items: usize, max_chars: usize },
+    Texts {
+        max_items: usize,
+        max_chars: usize,
+    },
     /// A list of objects whose fields are all required strings.
-    Records { max_items: usize, fields: &'static [&'static str] },
+    Records {
+        max_items: usize,
+        fields: &'static [&'static str],
+    },
     /// Any JSON value, kept as its text within a size bound; its meaning is the runtime's.
-    FreeForm { max_bytes: usize },
+    FreeForm {
+        max_bytes: usize,
+    },
 }
 
 /// What a setting accepts: its kind, and whether it may be null.
@@ -400,8 +413,7 @@ impl From<Languages> for Vec<Language> {
 }
 
 impl Setting for Languages {
-    const SHAPE: Shape =
-        Shape::of(Kind::Texts { max_items: MAX_ADDITIONAL_LANGUAGES, max_chars: MAX_LANGUAGE_CHARS });
+    const SHAPE: Shape = Shape::of(Kind::Texts { max_items: MAX_ADDITIONAL_LANGUAGES, max_chars: MAX_LANGUAGE_CHARS });
 }
 
 pub const MAX_TIMEZONE_CHARS: usize = 64;
@@ -548,8 +560,8 @@ struct RawDestination {
 impl TryFrom<RawDestination> for TransferDestination {
     type Error = String;
     fn try_from(raw: RawDestination) -> Result<Self, String> {
-        let name = crate::fields::required_name(&raw.name, MAX_DESTINATION_NAME_CHARS)
-            .map_err(|e| format!("name: {e}"))?;
+        let name =
+            crate::fields::required_name(&raw.name, MAX_DESTINATION_NAME_CHARS).map_err(|e| format!("name: {e}"))?;
         let number = TransferNumber::parse(&raw.number).map_err(|e| format!("number: {e}"))?;
         Ok(Self { name, number })
     }
@@ -594,8 +606,7 @@ impl From<TransferDestinations> for Vec<TransferDestination> {
 }
 
 impl Setting for TransferDestinations {
-    const SHAPE: Shape =
-        Shape::of(Kind::Records { max_items: MAX_TRANSFER_DESTINATIONS, fields: &["name", "number"] });
+    const SHAPE: Shape = Shape::of(Kind::Records { max_items: MAX_TRANSFER_DESTINATIONS, fields: &["name", "number"] });
 }
 
 pub const MAX_SMS_RECIPIENTS: usize = 32;

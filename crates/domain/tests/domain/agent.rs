@@ -54,8 +54,8 @@ fn an_update_made_on_a_stale_read_is_refused() {
     let stale = Timestamp::from_millis(EARLIER.as_millis() - 1);
     let refused = when(&state, OrgCommand::UpdateAgent { id: AgentId(69), patch: patch(), if_updated_at: Some(stale) });
     assert_eq!(refused, Err(OrgError::AgentChanged { updated_at: EARLIER }));
-    let then =
-        when(&state, OrgCommand::UpdateAgent { id: AgentId(69), patch: patch(), if_updated_at: Some(EARLIER) }).unwrap();
+    let then = when(&state, OrgCommand::UpdateAgent { id: AgentId(69), patch: patch(), if_updated_at: Some(EARLIER) })
+        .unwrap();
     assert!(matches!(then.as_slice(), [OrgEvent::AgentUpdated { .. }]), "{then:?}");
 }
 

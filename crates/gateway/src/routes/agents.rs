@@ -60,7 +60,20 @@ impl SettingSource for BodySettings<'_> {
             (true, _) if field == "thinking_level" => {
                 (field, Shape::of(Shaped::Choice(settings::ThinkingLevel::VALUES)))
             }
-            (true, _) if field == "primary_language" && !self.f.has(field) => ("language", shape),
+            (true, _) if field == "primary_language" => {
+                // `language` is an alias: checked when both are given, and the setting's own name wins.
+                if self.f.has(field) {
+                    if let Some(alias) = self.f.optional_value("language") {
+                        let alias = checked(self.f, "language", shape, alias);
+                        if let Err(e) = alias.map(serde_json::from_value::<T>).transpose() {
+                            self.f.error("language", e.to_string());
+                        }
+                    }
+                    (field, shape)
+                } else {
+                    ("language", shape)
+                }
+            }
             (true, _) if INLINE_NULL_MEANS_DEFAULT.contains(&field) => (field, shape.nullable()),
             _ => (field, shape),
         };
@@ -290,9 +303,8 @@ pub fn parse_inline_config(f: &mut Fields) -> Option<AgentSpec> {
     let prompt = f.required_str("prompt");
     let prompt = f.parse("prompt", prompt, |p| AgentSpec::parse_prompt(&p));
     let name = f.optional_str("agent_name").filter(|n| !n.trim().is_empty());
-    let name = f.parse("agent_name", Some(name.unwrap_or_else(|| INLINE_AGENT_NAME.to_owned())), |n| {
-        AgentSpec::parse_name(&n)
-    });
+    let name = f
+        .parse("agent_name", Some(name.unwrap_or_else(|| INLINE_AGENT_NAME.to_owned())), |n| AgentSpec::parse_name(&n));
     let voice = f.optional_str("voice");
     let voice = match voice {
         Some(v) => f.parse("voice", Some(v), |v| Voice::parse(&v)),
@@ -347,7 +359,8 @@ fn parse_inline_tools(f: &mut Fields, items: Vec<Value>) -> Vec<Tool> {
             .or_else(|| function.as_mut().and_then(|f| f.optional_str("description")))
             .unwrap_or_default();
         let description = t.parse("description", Some(description), |d| Tool::parse_description(&d));
-        let url = t.optional_nullable_str("url").flatten().or_else(|| endpoint.as_mut().and_then(|e| e.required_str("url")));
+        let url =
+            t.optional_nullable_str("url").flatten().or_else(|| endpoint.as_mut().and_then(|e| e.required_str("url")));
         let url = match url {
             Some(u) => t.parse("url", Some(u), |u| Tool::parse_url(&u)).map(Some),
             None => Some(None),
