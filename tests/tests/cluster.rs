@@ -101,7 +101,7 @@ async fn an_orchestrator_killed_and_restarted_resumes_its_calls_and_charges_once
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.headers.contains_key("retry-after"));
     assert!(r.body["detail"].as_str().unwrap().contains("retry"), "{}", r.body);
-    let r = server.post("/v1/agents", &victim.key, json!({ "name": "x" })).await;
+    let r = server.post("/v1/agents", &victim.key, json!({ "name": "x", "prompt": "", "voice": "alloy" })).await;
     assert_eq!(r.status, 503);
     server.post("/v1/call", &survivor.key, call_body(&survivor)).await.expect(201);
 
@@ -144,7 +144,7 @@ async fn requests_fail_cleanly_while_nats_is_down_and_succeed_once_it_is_back() 
     server.cluster().unwrap().restart_nats();
     // Every process reconnects by itself and resubscribes.
     wait_for(&server, "/v1/agents", &org.key, SETTLE, |_| true).await;
-    server.post("/v1/agents", &org.key, json!({ "name": "After" })).await.expect(201);
+    server.post("/v1/agents", &org.key, json!({ "name": "After", "prompt": "", "voice": "alloy" })).await.expect(201);
     let r = server.post("/v1/call", &org.key, call_body(&org)).await.expect(201);
     wait_for(&server, &format!("/v1/calls/{}", r["call_id"]), &org.key, SETTLE, |c| c["status"] == "completed").await;
 }

@@ -1,7 +1,11 @@
-//! An agent: the prompt, voice and tools a call runs with.
+//! An agent: the prompt, voice, tools and runtime settings a call runs with.
+
+pub mod settings;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::settings::{AgentSettings, AgentSettingsPatch};
+use crate::Timestamp;
 use crate::fields::check_length;
 
 /// The voices the media runtime can speak with. Documented in the README.
@@ -110,6 +114,10 @@ pub struct AgentSpec {
     pub greeting: String,
     pub max_hold_seconds: u32,
     pub tools: Vec<Tool>,
+    /// What the agent runtime reads besides the prompt and voice. Agents recorded before the
+    /// settings existed fold with the defaults.
+    #[serde(default)]
+    pub settings: AgentSettings,
 }
 
 impl AgentSpec {
@@ -146,6 +154,7 @@ impl AgentSpec {
             greeting: String::new(),
             max_hold_seconds: DEFAULT_MAX_HOLD_SECONDS,
             tools: Vec::new(),
+            settings: AgentSettings::default(),
         }
     }
 }
@@ -159,6 +168,8 @@ pub struct AgentPatch {
     pub greeting: Option<String>,
     pub max_hold_seconds: Option<u32>,
     pub tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    pub settings: AgentSettingsPatch,
 }
 
 impl AgentPatch {
@@ -171,6 +182,7 @@ impl AgentPatch {
             greeting: Some(spec.greeting),
             max_hold_seconds: Some(spec.max_hold_seconds),
             tools: Some(spec.tools),
+            settings: AgentSettingsPatch::replacing(spec.settings),
         }
     }
 
@@ -182,6 +194,15 @@ impl AgentPatch {
             greeting: self.greeting.unwrap_or_else(|| spec.greeting.clone()),
             max_hold_seconds: self.max_hold_seconds.unwrap_or(spec.max_hold_seconds),
             tools: self.tools.unwrap_or_else(|| spec.tools.clone()),
+            settings: self.settings.apply(&spec.settings),
         }
     }
+}
+
+/// Reads `if_updated_at`, the time a client last read an agent at, which an update makes its
+/// precondition. The contract's times are ISO 8601; they compare at milliseconds.
+pub fn parse_if_updated_at(raw: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| Timestamp::from_millis(t.timestamp_millis()))
+        .map_err(|_| "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].".to_owned())
 }

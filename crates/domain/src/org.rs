@@ -298,6 +298,9 @@ pub enum OrgCommand {
     UpdateAgent {
         id: AgentId,
         patch: AgentPatch,
+        /// The update's precondition: the agent is as it was last updated then (optimistic
+        /// concurrency, so two editors do not silently overwrite each other).
+        if_updated_at: Option<Timestamp>,
     },
     DeleteAgent {
         id: AgentId,
@@ -526,6 +529,8 @@ pub enum OrgError {
     NumberExists(E164),
     #[error("VoIP connection backs {number}")]
     ConnectionInUse { number: E164 },
+    #[error("the agent changed since (it was last updated at {updated_at})")]
+    AgentChanged { updated_at: Timestamp },
     #[error("the org holds its quota of {limit} {}", quota.counts())]
     QuotaExceeded { quota: Quota, limit: u32 },
     #[error("demo numbers are the platform's: they need no verification and place no outbound calls")]
@@ -764,8 +769,11 @@ pub fn decide(state: &OrgState, command: OrgCommand, ctx: &mut Ctx<'_>) -> Resul
             quotas.admit(Quota::Agents, state.agents.len())?;
             Ok(vec![OrgEvent::AgentCreated { id: AgentId(ctx.ids.next_id()), spec, at }])
         }
-        OrgCommand::UpdateAgent { id, patch } => {
+        OrgCommand::UpdateAgent { id, patch, if_updated_at } => {
             let agent = state.agent(id)?;
+            if if_updated_at.is_some_and(|t| t != agent.updated_at) {
+                return Err(OrgError::AgentChanged { updated_at: agent.updated_at });
+            }
             Ok(vec![OrgEvent::AgentUpdated { id, spec: patch.apply(&agent.spec), at }])
         }
         OrgCommand::DeleteAgent { id } => {

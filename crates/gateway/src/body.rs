@@ -112,8 +112,20 @@ impl Fields {
         }
     }
 
+    /// A field's raw value, null included; `None` if absent. For values whose JSON type the
+    /// caller checks itself.
+    pub fn optional_value(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field)
+    }
+
     pub fn has(&self, field: &str) -> bool {
         self.map.contains_key(field)
+    }
+
+    /// Whether an error was already recorded for the field or anything inside it.
+    pub fn has_error_under(&self, field: &str) -> bool {
+        let name = format!("{}{field}", self.prefix);
+        self.errors.0.keys().any(|k| k == &name || k.starts_with(&format!("{name}.")))
     }
 
     /// Whether an error was already recorded for the field.

@@ -179,6 +179,7 @@ fn public_routes() -> Router<App> {
     use routes::{accounts, agents, billing, calls, numbers, test_calls, voip};
     Router::new()
         .route("/v1/healthz", get(routes::healthz))
+        .route("/v1/whoami", get(accounts::whoami))
         .route("/v1/openapi.json", get(|| async { axum::Json(openapi::document()) }))
         .route("/v1/billing/balance", get(billing::balance))
         .route("/v1/billing/transactions", get(billing::transactions))

@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use domain::agent::settings::{self, Applies, Kind, Shape};
 use serde_json::{Map, Value, json};
 
 #[derive(Clone, Copy)]
@@ -103,6 +104,7 @@ macro_rules! op {
 
 static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/healthz", "Health check", None, body: None, ok: 200 Some("Health"), query: &[], errors: &[]),
+    op!("get" "/v1/whoami", "The calling credential and its organization", Key, body: None, ok: 200 Some("WhoAmI"), query: &[], errors: &[]),
     op!("get" "/v1/openapi.json", "This document", None, body: None, ok: 200 Some("Document"), query: &[], errors: &[]),
     op!("get" "/v1/keys", "List API keys", Key, body: None, ok: 200 Some("ApiKeyList"), query: &[], errors: &[]),
     op!("post" "/v1/keys", "Create an API key", Key, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[403, 409]),
@@ -111,7 +113,7 @@ static OPERATIONS: &[Operation] = &[
     op!("post" "/v1/agents", "Create an agent", Key, body: Some("AgentInput"), ok: 201 Some("Agent"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/agents/{id}", "Get an agent", Key, body: None, ok: 200 Some("Agent"), query: &[], errors: &[]),
     op!("patch" "/v1/agents/{id}", "Change some of an agent's fields", Key, body: Some("AgentPatch"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
-    op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentInput"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
+    op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentReplace"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("delete" "/v1/agents/{id}", "Delete an agent", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/voip-connections", "List VoIP connections", Key, body: None, ok: 200 Some("VoipConnectionList"), query: &[], errors: &[]),
     op!("post" "/v1/voip-connections", "Create a VoIP connection", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
@@ -327,34 +329,249 @@ fn list(item: &str) -> Value {
     json!({ "type": "array", "items": reference(item) })
 }
 
+fn voice() -> Value {
+    json!({ "type": "string", "enum": domain::agent::VOICES })
+}
+
+fn tool_input() -> Value {
+    json!({
+        "type": "object", "required": ["name"], "additionalProperties": false,
+        "properties": {
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" },
+            "description": { "type": "string", "maxLength": 1000 },
+            "url": { "type": ["string", "null"], "format": "uri", "pattern": "^https?://[^/\\s]", "maxLength": 2048 },
+            "parameters": { "type": "object" }
+        }
+    })
+}
+
+/// The fields of an agent body that are switchboard's (the contract's `name`, `prompt`,
+/// `voice`, and `greeting`, `max_hold_seconds` and `tools` beside them).
+fn agent_spec_fields() -> Map<String, Value> {
+    let fields = json!({
+        "name": { "type": "string", "minLength": 1, "maxLength": domain::agent::MAX_NAME_CHARS, "pattern": "\\S" },
+        "prompt": { "type": "string", "maxLength": domain::agent::MAX_PROMPT_CHARS },
+        "voice": voice(),
+        "greeting": { "type": "string", "maxLength": domain::agent::MAX_GREETING_CHARS },
+        "max_hold_seconds": { "type": "integer", "minimum": 0, "maximum": domain::agent::MAX_HOLD_SECONDS_LIMIT },
+        "tools": { "type": "array", "maxItems": domain::agent::MAX_TOOLS, "items": tool_input() }
+    });
+    let Value::Object(map) = fields else { unreachable!("an object literal") };
+    map
+}
+
+/// A setting's schema, from its shape: every bound the setting's type enforces that JSON
+/// Schema can state. `response`: as the API shows it (transfer numbers carry `platform_ok`).
+fn setting_schema(field: &str, shape: Shape, response: bool) -> Value {
+    let with_null = |t: &str| if shape.nullable { json!([t, "null"]) } else { json!(t) };
+    let mut schema = match shape.kind {
+        Kind::Bool => json!({ "type": with_null("boolean") }),
+        Kind::Int { min, max } => json!({ "type": with_null("integer"), "minimum": min, "maximum": max }),
+        Kind::Text { max_chars } => {
+            let mut s = json!({ "type": with_null("string"), "maxLength": max_chars });
+            if let Some(pattern) = text_pattern(field) {
+                s["pattern"] = json!(pattern);
+            }
+            s
+        }
+        Kind::Choice(values) => {
+            let mut values: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+            if shape.nullable {
+                values.push(Value::Null);
+            }
+            json!({ "enum": values })
+        }
+        Kind::Texts { max_items, max_chars } => json!({
+            "type": with_null("array"), "maxItems": max_items, "uniqueItems": true,
+            "items": { "type": "string", "maxLength": max_chars, "pattern": LANGUAGE_PATTERN }
+        }),
+        Kind::Records { max_items, fields } => {
+            let mut properties = Map::new();
+            for name in fields {
+                let pattern = if *name == "number" && fields.contains(&"name") {
+                    TRANSFER_NUMBER_PATTERN
+                } else if *name == "number" {
+                    E164_PATTERN
+                } else {
+                    "\\S"
+                };
+                properties
+                    .insert((*name).to_owned(), json!({ "type": "string", "maxLength": 100, "pattern": pattern }));
+            }
+            if response && fields.contains(&"name") {
+                properties.insert("platform_ok".to_owned(), nullable("boolean"));
+            }
+            json!({
+                "type": with_null("array"), "maxItems": max_items,
+                "items": { "type": "object", "required": fields, "additionalProperties": response, "properties": properties }
+            })
+        }
+        Kind::FreeForm { max_bytes } => {
+            json!({ "description": format!("Any JSON value of at most {max_bytes} bytes; its meaning is the agent runtime's.") })
+        }
+    };
+    if response {
+        // What the API answers is already valid: its types suffice.
+        if let Some(map) = schema.as_object_mut() {
+            for bound in ["maxLength", "pattern", "maxItems", "uniqueItems"] {
+                map.remove(bound);
+            }
+        }
+    }
+    schema
+}
+
+const E164_PATTERN: &str = "^\\+[1-9][0-9]{7,14}$";
+const LANGUAGE_PATTERN: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$";
+/// E.164, ten US digits, or one `{{variable}}`.
+const TRANSFER_NUMBER_PATTERN: &str = "^(\\+[1-9][0-9]{7,14}|[0-9]{10}|\\{\\{[A-Za-z_][A-Za-z0-9_]{0,63}\\}\\})$";
+
+fn text_pattern(field: &str) -> Option<&'static str> {
+    match field {
+        "primary_language" => Some(LANGUAGE_PATTERN),
+        "timezone" => Some("^([A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*)?$"),
+        _ => None,
+    }
+}
+
+/// `AgentRequest` (create: `full`), `AgentWriteRequest` (PUT: `full` and `precondition`) and
+/// `PatchedAgentWriteRequest` (PATCH: `precondition`).
+fn agent_input(full: bool, precondition: bool) -> Value {
+    let mut properties = agent_spec_fields();
+    for (name, shape, applies) in settings::SETTINGS {
+        if *applies != Applies::Inline {
+            properties.insert((*name).to_owned(), setting_schema(name, *shape, false));
+        }
+    }
+    for name in crate::routes::agents::DRAFT_FIELDS {
+        properties.insert((*name).to_owned(), setting_schema(name, crate::routes::agents::draft_shape(name), false));
+    }
+    if precondition {
+        properties.insert("if_updated_at".to_owned(), json!({ "type": "string", "format": "date-time" }));
+        properties.insert("updated_at".to_owned(), json!({ "type": "string", "format": "date-time" }));
+    }
+    let required: &[&str] = if full { &["name", "prompt", "voice"] } else { &[] };
+    json!({ "type": "object", "required": required, "additionalProperties": false, "properties": properties })
+}
+
+/// The contract's `Agent`: every key it requires (the neutral ones included) and every setting.
+fn agent_schema() -> Value {
+    let time = json!({ "type": "string", "format": "date-time" });
+    let mut properties = Map::new();
+    for (name, schema) in [
+        ("id", int()),
+        ("name", json!({ "type": "string" })),
+        ("prompt", json!({ "type": "string" })),
+        ("voice", json!({ "type": "string" })),
+        ("greeting", json!({ "type": "string" })),
+        ("max_hold_seconds", int()),
+        ("tools", list("Tool")),
+        ("created_at", time.clone()),
+        ("updated_at", time),
+        ("consent_disabled_reason", json!({ "type": "string" })),
+        ("has_draft", json!({ "type": "boolean" })),
+        ("draft_updated_at", json!({ "type": ["string", "null"], "format": "date-time" })),
+        ("draft_additional_languages", json!({ "type": "array", "items": { "type": "string" } })),
+        ("draft_handoffs", json!({})),
+        ("draft_steps", json!({})),
+        ("draft_max_call_duration_seconds", nullable("integer")),
+        ("draft_ring_duration_seconds", nullable("integer")),
+        ("integrations", json!({ "type": "array", "maxItems": 0 })),
+        ("knowledge_bases", json!({ "type": "array", "maxItems": 0 })),
+        ("knowledge_documents", json!({ "type": "array", "maxItems": 0 })),
+        ("mcp_servers", json!({ "type": "array", "maxItems": 0 })),
+        ("reusable_instructions", json!({ "type": "array", "maxItems": 0 })),
+        ("tool_collision_warnings", json!({ "type": "array", "maxItems": 0 })),
+    ] {
+        properties.insert(name.to_owned(), schema);
+    }
+    let mut required: Vec<String> = properties.keys().cloned().collect();
+    for (name, shape, applies) in settings::SETTINGS {
+        if *applies != Applies::Inline {
+            properties.insert((*name).to_owned(), setting_schema(name, *shape, true));
+            required.push((*name).to_owned());
+        }
+    }
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+/// The contract's `ToolDefinitionRequest`, as an inline config's `tools` take it.
+fn tool_definition() -> Value {
+    let free = json!({ "type": "object" });
+    json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" },
+            "description": { "type": "string", "maxLength": 1000 },
+            "url": { "type": ["string", "null"], "format": "uri", "pattern": "^https?://[^/\\s]", "maxLength": 2048 },
+            "parameters": { "type": "object" },
+            "type": { "type": "string", "maxLength": 64 },
+            "headers": free, "mcp": free, "provider": free, "timeout": {},
+            "function": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" },
+                "description": { "type": "string", "maxLength": 1000 },
+                "parameters": { "type": "object" }
+            } },
+            "endpoint": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+                "url": { "type": "string", "format": "uri", "pattern": "^https?://[^/\\s]", "maxLength": 2048 },
+                "headers": free,
+                "method": { "type": "string", "maxLength": 32 },
+                "request_format": { "type": "string", "maxLength": 32 }
+            } }
+        },
+        "anyOf": [{ "required": ["name"] }, { "required": ["function"] }]
+    })
+}
+
+/// The contract's `WebhookConfigRequest`: the `config` of `POST /v1/call`.
+fn inline_config() -> Value {
+    let mut properties = Map::new();
+    properties.insert("prompt".to_owned(), json!({ "type": "string", "maxLength": domain::agent::MAX_PROMPT_CHARS }));
+    properties.insert("agent_name".to_owned(), json!({ "type": "string", "maxLength": domain::agent::MAX_NAME_CHARS }));
+    properties.insert("voice".to_owned(), voice());
+    properties.insert("voice_name".to_owned(), json!({ "type": "string", "maxLength": 100 }));
+    properties.insert("org_name".to_owned(), json!({ "type": "string", "maxLength": 200 }));
+    properties.insert("call_id".to_owned(), int());
+    properties.insert("has_additional_languages".to_owned(), json!({ "type": "boolean" }));
+    properties.insert("variables".to_owned(), json!({}));
+    properties.insert(
+        "tools".to_owned(),
+        json!({ "type": "array", "maxItems": domain::agent::MAX_TOOLS, "items": tool_definition() }),
+    );
+    for (name, shape, applies) in settings::SETTINGS {
+        if *applies == Applies::Agent {
+            continue;
+        }
+        let (name, shape) = match *name {
+            "acknowledgement_feedback_mode" => {
+                ("storm_feedback_mode", Shape::of(Kind::Choice(settings::FeedbackMode::VALUES)))
+            }
+            "thinking_level" => (*name, Shape::of(Kind::Choice(settings::ThinkingLevel::VALUES))),
+            "silence_hangup_seconds"
+            | "silence_interval_seconds"
+            | "silence_max_checkins"
+            | "transfer_destinations" => (*name, shape.nullable()),
+            _ => (*name, *shape),
+        };
+        properties.insert(name.to_owned(), setting_schema(name, shape, false));
+    }
+    properties.insert(
+        "language".to_owned(),
+        setting_schema("primary_language", settings::shape_of("primary_language").expect("a setting").0, false),
+    );
+    json!({ "type": "object", "required": ["prompt"], "additionalProperties": false, "properties": properties })
+}
+
 fn schemas() -> Value {
     let time = json!({ "type": "string", "format": "date-time" });
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let e164 = json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$" });
-    let voice = json!({ "type": "string", "enum": domain::agent::VOICES });
     let tool = object(
         &["name", "description", "url", "parameters"],
         json!({
             "name": { "type": "string" }, "description": { "type": "string" }, "url": nullable("string"), "parameters": { "type": "object" }
         }),
     );
-    let tool_input = json!({
-        "type": "object", "required": ["name"], "additionalProperties": false,
-        "properties": {
-            "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" },
-            "description": { "type": "string", "maxLength": 1000 },
-            "url": { "type": ["string", "null"], "format": "uri" },
-            "parameters": { "type": "object" }
-        }
-    });
-    let agent_fields = json!({
-        "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S" },
-        "prompt": { "type": "string", "maxLength": 20000 },
-        "voice": voice,
-        "greeting": { "type": "string", "maxLength": 1000 },
-        "max_hold_seconds": { "type": "integer", "minimum": 0, "maximum": 3600 },
-        "tools": { "type": "array", "maxItems": 32, "items": tool_input }
-    });
     json!({
         "Health": object(&["ok"], json!({ "ok": { "type": "boolean" } })),
         "Document": { "type": "object" },
@@ -385,13 +602,17 @@ fn schemas() -> Value {
         })),
         "ApiKeyList": list("ApiKey"),
         "Tool": tool,
-        "Agent": object(&["id", "name", "prompt", "voice", "greeting", "max_hold_seconds", "tools", "created_at", "updated_at"], json!({
-            "id": int(), "name": { "type": "string" }, "prompt": { "type": "string" }, "voice": { "type": "string" },
-            "greeting": { "type": "string" }, "max_hold_seconds": int(), "tools": list("Tool"), "created_at": time, "updated_at": time
-        })),
+        "Agent": agent_schema(),
         "AgentList": list("Agent"),
-        "AgentInput": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": agent_fields.clone() },
-        "AgentPatch": { "type": "object", "additionalProperties": false, "properties": agent_fields.clone() },
+        "AgentInput": agent_input(true, false),
+        "AgentReplace": agent_input(true, true),
+        "AgentPatch": agent_input(false, true),
+        "WhoAmI": object(&["credential_kind", "key_label", "key_prefix", "oauth_client_id", "organization", "role", "scopes"], json!({
+            "credential_kind": { "type": "string", "enum": ["api_key", "oauth", "session"] },
+            "key_label": nullable("string"), "key_prefix": nullable("string"), "oauth_client_id": nullable("string"),
+            "organization": object(&["id", "name"], json!({ "id": int(), "name": { "type": "string" } })),
+            "role": nullable("string"), "scopes": { "type": "array", "items": { "type": "string" } }
+        })),
         "VoipConnection": object(&["id", "name", "provider", "host", "port", "transport", "username", "verified", "verified_at", "verification_error", "created_at", "updated_at"], json!({
             "id": int(), "name": { "type": "string" }, "provider": { "type": "string", "enum": ["sim", "sip"] },
             "host": nullable("string"), "port": nullable("integer"), "transport": nullable("string"), "username": nullable("string"),
@@ -420,7 +641,7 @@ fn schemas() -> Value {
         } },
         "PlaceCall": { "type": "object", "required": ["from_number", "to_number"], "additionalProperties": false, "properties": {
             "from_number": e164, "to_number": e164, "agent_id": { "type": "integer", "minimum": 1 },
-            "config": { "type": "object", "additionalProperties": false, "properties": agent_fields },
+            "config": inline_config(),
             "max_hold_seconds": { "type": "integer", "minimum": 0, "maximum": 3600 }
         } },
         "CallPlaced": object(&["call_id", "status"], json!({ "call_id": int(), "status": { "const": "initiated" } })),

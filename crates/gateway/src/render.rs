@@ -35,8 +35,26 @@ pub fn api_key(k: &pb::ApiKey) -> Value {
     })
 }
 
+/// The contract's `WhoAmI` for an API key of `org`.
+pub fn whoami(org: &pb::Org, key_id: u64, key_label: Option<String>) -> Value {
+    json!({
+        "credential_kind": "api_key",
+        "key_label": key_label,
+        "key_prefix": crate::auth::key_prefix(key_id),
+        "oauth_client_id": null,
+        "organization": { "id": org.id, "name": org.name },
+        "role": null,
+        "scopes": [],
+    })
+}
+
+/// An agent as the contract's `Agent`: switchboard's fields (`greeting`, `max_hold_seconds`,
+/// `tools`), every setting an agent takes, and the contract's fields for features outside the
+/// engine at their neutral values (no draft, no integrations or knowledge).
 pub fn agent(a: &pb::Agent) -> Value {
-    let spec = a.spec.clone().unwrap_or_default();
+    let pb_spec = a.spec.clone().unwrap_or_default();
+    let spec = domain::agent::AgentSpec::try_from(pb_spec.clone())
+        .unwrap_or_else(|_| domain::agent::AgentSpec::named(pb_spec.name.clone()));
     let tools: Vec<Value> = spec
         .tools
         .iter()
@@ -49,17 +67,58 @@ pub fn agent(a: &pb::Agent) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut body = json!({
         "id": a.id,
         "name": spec.name,
         "prompt": spec.prompt,
-        "voice": spec.voice,
+        "voice": spec.voice.as_str(),
         "greeting": spec.greeting,
         "max_hold_seconds": spec.max_hold_seconds,
         "tools": tools,
         "created_at": at(a.created_at_ms),
         "updated_at": at(a.updated_at_ms),
-    })
+        "consent_disabled_reason": "",
+        "has_draft": false,
+        "draft_updated_at": null,
+        "draft_additional_languages": [],
+        "draft_handoffs": null,
+        "draft_steps": null,
+        "draft_max_call_duration_seconds": null,
+        "draft_ring_duration_seconds": null,
+        "integrations": [],
+        "knowledge_bases": [],
+        "knowledge_documents": [],
+        "mcp_servers": [],
+        "reusable_instructions": [],
+        "tool_collision_warnings": [],
+    });
+    let settings = serde_json::to_value(&spec.settings).unwrap_or_default();
+    for (name, shape, applies) in domain::agent::settings::SETTINGS {
+        if *applies == domain::agent::settings::Applies::Inline {
+            continue;
+        }
+        body[*name] = setting_json(*shape, settings.get(*name).cloned().unwrap_or(Value::Null));
+    }
+    body
+}
+
+/// A setting as the API shows it: a free-form value as the JSON it holds, a transfer number
+/// with the contract's `platform_ok` (not known here: null).
+pub fn setting_json(shape: domain::agent::settings::Shape, value: Value) -> Value {
+    use domain::agent::settings::Kind;
+    match (shape.kind, value) {
+        (Kind::FreeForm { .. }, Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
+        (Kind::Records { fields, .. }, Value::Array(items)) if fields.contains(&"name") => Value::Array(
+            items
+                .into_iter()
+                .map(|mut d| {
+                    d["platform_ok"] = Value::Null;
+                    d
+                })
+                .collect(),
+        ),
+        (_, v) => v,
+    }
 }
 
 /// A connection as the contract shows it: its `sip_config` and `credentials` without the

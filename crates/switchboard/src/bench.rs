@@ -349,7 +349,8 @@ async fn measure_http(
         let mut create = sim;
         create["verification_evidence_id"] = tested["verification_evidence"]["id"].clone();
         let conn = post("/v1/voip-connections".into(), key.clone(), create).await?;
-        let agent = post("/v1/agents".into(), key.clone(), json!({ "name": "Bench" })).await?;
+        let agent =
+            post("/v1/agents".into(), key.clone(), json!({ "name": "Bench", "prompt": "", "voice": "alloy" })).await?;
         let number = format!("+1415555{:04}", 1000 + i);
         let import = format!("/v1/voip-connections/{}/import-numbers", conn["id"]);
         let imported = post(import, key.clone(), json!({ "numbers": [number] })).await?;

@@ -39,6 +39,7 @@ pub fn org_command(org: OrgId, kind: Kind) -> Result<OrgCommand, Failure> {
         Kind::UpdateAgent(u) => OrgCommand::UpdateAgent {
             id: AgentId(u.id),
             patch: AgentPatch::try_from(u.patch.unwrap_or_default()).map_err(Failure::invalid)?,
+            if_updated_at: u.if_updated_at_ms.map(domain::Timestamp::from_millis),
         },
         Kind::DeleteAgent(r) => OrgCommand::DeleteAgent { id: AgentId(r.id) },
         Kind::UpdatePhoneNumber(u) => OrgCommand::UpdatePhoneNumber {

@@ -2,7 +2,7 @@
 //! from a foreign or buggy sender cannot put an invalid value inside the engine.
 
 use domain::FieldErrors;
-use domain::agent::{AgentPatch, AgentSpec, Tool, Voice, check_tools};
+use domain::agent::{AgentPatch, AgentSettings, AgentSettingsPatch, AgentSpec, Tool, Voice, check_tools};
 use domain::ids::AgentId;
 use domain::org::{self, NumberBacking};
 use domain::secret::Secret;
@@ -60,8 +60,22 @@ impl From<&AgentSpec> for pb::AgentSpec {
             greeting: s.greeting.clone(),
             max_hold_seconds: s.max_hold_seconds,
             tools: s.tools.iter().map(Into::into).collect(),
+            settings: encode_settings(&s.settings),
         }
     }
+}
+
+fn encode_settings<T: serde::Serialize>(settings: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(settings).expect("settings serialize: every field is a plain value")
+}
+
+/// Decodes settings; decoding re-parses every value (each setting's type refuses what its rule
+/// refuses), so a bad value is a field error, not a stored one.
+fn decode_settings<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], errors: &mut FieldErrors) -> Option<T> {
+    if bytes.is_empty() {
+        return Some(T::default());
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| errors.add("settings", e.to_string())).ok()
 }
 
 /// Records a field's parse error and yields its value if it parsed.
@@ -79,9 +93,12 @@ impl TryFrom<pb::AgentSpec> for AgentSpec {
         let greeting = field(&mut e, "greeting", AgentSpec::parse_greeting(&s.greeting));
         let hold = field(&mut e, "max_hold_seconds", AgentSpec::parse_max_hold_seconds(s.max_hold_seconds.into()));
         let tools = tools_from_pb(s.tools, "tools", &mut e);
-        match (name, prompt, voice, greeting, hold) {
-            (Some(name), Some(prompt), Some(voice), Some(greeting), Some(max_hold_seconds)) if e.is_empty() => {
-                Ok(AgentSpec { name, prompt, voice, greeting, max_hold_seconds, tools })
+        let settings = decode_settings::<AgentSettings>(&s.settings, &mut e);
+        match (name, prompt, voice, greeting, hold, settings) {
+            (Some(name), Some(prompt), Some(voice), Some(greeting), Some(max_hold_seconds), Some(settings))
+                if e.is_empty() =>
+            {
+                Ok(AgentSpec { name, prompt, voice, greeting, max_hold_seconds, tools, settings })
             }
             _ => Err(e),
         }
@@ -97,6 +114,11 @@ impl From<&AgentPatch> for pb::AgentPatch {
             greeting: p.greeting.clone(),
             max_hold_seconds: p.max_hold_seconds,
             tools: p.tools.as_ref().map(|t| pb::ToolList { tools: t.iter().map(Into::into).collect() }),
+            settings: if p.settings == AgentSettingsPatch::default() {
+                Vec::new()
+            } else {
+                encode_settings(&p.settings)
+            },
         }
     }
 }
@@ -114,6 +136,7 @@ impl TryFrom<pb::AgentPatch> for AgentPatch {
                 .max_hold_seconds
                 .and_then(|v| field(&mut e, "max_hold_seconds", AgentSpec::parse_max_hold_seconds(v.into()))),
             tools: p.tools.map(|t| tools_from_pb(t.tools, "tools", &mut e)),
+            settings: decode_settings::<AgentSettingsPatch>(&p.settings, &mut e).unwrap_or_default(),
         };
         e.into_result(patch)
     }

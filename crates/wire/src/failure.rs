@@ -76,6 +76,14 @@ impl From<OrgError> for Failure {
                 "voip_connection_in_use",
                 format!("This VoIP connection backs {number}; delete that phone number first."),
             ),
+            OrgError::AgentChanged { updated_at } => Failure::new(
+                FailureKind::Conflict,
+                "agent_changed",
+                format!(
+                    "The agent was changed since if_updated_at (it was last updated at {updated_at}); read it \
+                     again and retry."
+                ),
+            ),
             OrgError::QuotaExceeded { quota, limit } => Failure::new(
                 FailureKind::Forbidden,
                 "quota_exceeded",

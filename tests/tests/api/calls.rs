@@ -126,7 +126,10 @@ async fn every_error_row_of_the_contract() {
     let r = call(json!({ "from_number": FROM, "to_number": TO, "agent_id": 999_999 })).await.expect(404);
     assert_eq!(r["detail"], "Agent not found.");
     let other = server.create_org("Other").await;
-    let theirs = server.post("/v1/agents", &other.key, json!({ "name": "Theirs" })).await.expect(201);
+    let theirs = server
+        .post("/v1/agents", &other.key, json!({ "name": "Theirs", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
     call(json!({ "from_number": FROM, "to_number": TO, "agent_id": theirs["id"] })).await.expect(404);
 
     // No agent given and none on the number.
@@ -290,7 +293,8 @@ async fn calls_list_newest_first_with_filters() {
     let k = &c.org.key;
     let busy = place(&server, k, "+15550000486").await;
     let ok = place(&server, k, TO).await;
-    let other_agent = server.post("/v1/agents", k, json!({ "name": "Sales" })).await.expect(201);
+    let other_agent =
+        server.post("/v1/agents", k, json!({ "name": "Sales", "prompt": "", "voice": "alloy" })).await.expect(201);
     let r = server
         .post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "agent_id": other_agent["id"] }))
         .await
@@ -415,4 +419,59 @@ async fn after_sigkill_every_call_resumes_ends_and_is_billed_exactly_once() {
 
     server.stop();
     switchboard_tests::audit(&server);
+}
+
+/// The `config` of `POST /v1/call` as the official client's `WebhookConfigRequest.to_dict()`
+/// sends it (every "always sent" field at its default, and a few set): the call runs with it,
+/// and its recorded setup carries the whole configuration for the agent runtime.
+#[tokio::test]
+async fn an_inline_config_as_the_official_client_sends_it_is_carried_by_the_call() {
+    let server = Server::start_with(FAST);
+    let c = caller(&server, 5_000).await;
+    let k = &c.org.key;
+    // `WebhookConfigRequest(prompt=..., agent_name="Scheduler", voice="coral", additional_languages=["es"],
+    // primary_language="en", max_call_duration_seconds=900, ring_duration_seconds=30,
+    // silence_hangup_seconds=None, transfer_destinations=[...], tools=[ToolDefinitionRequest(type_="function",
+    // function=FunctionSpecRequest(...), endpoint=ToolEndpointRequest(...))], call_id=7, language="en").to_dict()`
+    let config: Value = serde_json::from_str(
+        r#"{"prompt": "You confirm appointments.", "acknowledgement_prompt": "", "acknowledgement_prompt_mode": "auto", "additional_languages": ["es"], "agent_name": "Scheduler", "audio_context_mode": "full", "bolt_pipeline": "v1", "call_id": 7, "connect_tone_enabled": false, "consent_announcement_enabled": false, "consent_announcement_text": "", "has_additional_languages": false, "language": "en", "max_call_duration_seconds": 900, "native_voice_switching": false, "org_name": "", "play_sound_asset": "", "primary_language": "en", "product": "spark", "ring_duration_seconds": 30, "send_email_enabled": false, "send_email_recipient": "", "silence_checkins_enabled": true, "silence_hangup_seconds": null, "speak_uninterruptible_enabled": false, "storm_feedback_mode": "acknowledgement", "thinking_level": "base", "tools": [{"endpoint": {"url": "https://example.com/book", "method": "POST"}, "function": {"name": "book_slot", "description": "Books a slot", "parameters": {"required": ["slot"], "type": "object"}}, "type": "function"}], "transfer_destinations": [{"name": "Front desk", "number": "+14155550199"}], "typing_sounds_enabled": false, "voice": "coral", "voicemail_action": "prompt", "voicemail_message": "", "watchdog_enabled": false}"#,
+    )
+    .unwrap();
+    let placed =
+        server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": config })).await.expect(201);
+    let id = placed["call_id"].as_u64().unwrap();
+    let events = server.get(&format!("/v1/calls/{id}/events"), k).await.expect(200);
+    let agent = &events[0]["data"]["setup"]["agent"];
+    assert_eq!(
+        (&agent["name"], &agent["prompt"], &agent["voice"]),
+        (&json!("Scheduler"), &config["prompt"], &json!("coral"))
+    );
+    assert_eq!(agent["tools"][0]["name"], "book_slot");
+    assert_eq!(agent["tools"][0]["url"], "https://example.com/book");
+    let settings = &agent["settings"];
+    assert_eq!(settings["max_call_duration_seconds"], 900);
+    assert_eq!(settings["ring_duration_seconds"], 30);
+    assert_eq!(settings["additional_languages"], json!(["es"]));
+    assert_eq!(settings["transfer_destinations"], json!([{ "name": "Front desk", "number": "+14155550199" }]));
+    assert_eq!((&settings["voicemail_action"], &settings["bolt_pipeline"]), (&json!("prompt"), &json!("v1")));
+    // Null where the client may send it means the default.
+    assert_eq!(settings["silence_hangup_seconds"], 30);
+
+    // The inline config's own choices (`minimal`, `none`) are taken; values outside them are
+    // field errors under `config.`; a field of neither the contract nor switchboard is refused.
+    let mut widened = config.clone();
+    widened["thinking_level"] = json!("minimal");
+    widened["storm_feedback_mode"] = json!("none");
+    server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": widened })).await.expect(201);
+    let mut bad = config.clone();
+    bad["thinking_level"] = json!("maximal");
+    bad["ring_duration_seconds"] = json!(0);
+    bad["timezone"] = json!("UTC");
+    bad.as_object_mut().unwrap().remove("prompt");
+    let r =
+        server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": bad })).await.expect(400);
+    assert_eq!(r["config.thinking_level"], json!(["\"maximal\" is not a valid choice."]), "{r}");
+    assert_eq!(r["config.ring_duration_seconds"], json!(["Ensure this value is greater than or equal to 1."]), "{r}");
+    assert_eq!(r["config.timezone"], json!(["Unknown field."]), "{r}");
+    assert_eq!(r["config.prompt"], json!(["This field is required."]), "{r}");
 }

@@ -111,7 +111,8 @@ async fn request_ids_are_kept_or_made_returned_and_recorded_on_the_events_they_c
     server.post(&credit, ADMIN_TOKEN, json!({ "amount_cents": 500, "reference": "r" })).await.expect(201);
     let number = server.import_number(&org.key, conn["id"].as_u64().unwrap(), "+14155550100").await;
     server.verify_number(&org.key, number).await;
-    let agent = server.post("/v1/agents", &org.key, json!({ "name": "A" })).await.expect(201);
+    let agent =
+        server.post("/v1/agents", &org.key, json!({ "name": "A", "prompt": "", "voice": "alloy" })).await.expect(201);
     let placed = reqwest::Client::new()
         .post(format!("{}/v1/call", server.url))
         .bearer_auth(&org.key)
@@ -156,22 +157,46 @@ async fn an_idempotency_key_replays_the_first_response_and_creates_once() {
     let org = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
 
-    let (status, headers, first) =
-        post_keyed(&server, &org.key, "create-agent-1", "/v1/agents", json!({ "name": "Once" })).await;
+    let (status, headers, first) = post_keyed(
+        &server,
+        &org.key,
+        "create-agent-1",
+        "/v1/agents",
+        json!({ "name": "Once", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!(status, 201);
     assert!(!headers.contains_key("idempotent-replayed"));
-    let (status, headers, again) =
-        post_keyed(&server, &org.key, "create-agent-1", "/v1/agents", json!({ "name": "Once" })).await;
+    let (status, headers, again) = post_keyed(
+        &server,
+        &org.key,
+        "create-agent-1",
+        "/v1/agents",
+        json!({ "name": "Once", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!((status, &again), (201, &first));
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(server.get("/v1/agents", &org.key).await.expect(200).as_array().unwrap().len(), 1);
 
-    let (status, _, conflict) =
-        post_keyed(&server, &org.key, "create-agent-1", "/v1/agents", json!({ "name": "Twice" })).await;
+    let (status, _, conflict) = post_keyed(
+        &server,
+        &org.key,
+        "create-agent-1",
+        "/v1/agents",
+        json!({ "name": "Twice", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!((status, conflict["code"].as_str()), (409, Some("idempotency_conflict")));
     // Keys belong to their org.
-    let (status, _, theirs) =
-        post_keyed(&server, &other.key, "create-agent-1", "/v1/agents", json!({ "name": "Once" })).await;
+    let (status, _, theirs) = post_keyed(
+        &server,
+        &other.key,
+        "create-agent-1",
+        "/v1/agents",
+        json!({ "name": "Once", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!(status, 201);
     assert_ne!(theirs["id"], first["id"]);
     // A failure is an answer too, and replays as it was.
@@ -180,14 +205,27 @@ async fn an_idempotency_key_replays_the_first_response_and_creates_once() {
         post_keyed(&server, &org.key, "bad-1", "/v1/agents", json!({ "voice": "foo" })).await;
     assert_eq!((status, status_again, &invalid), (400, 400, &invalid_again));
     assert_eq!(headers["idempotent-replayed"], "true");
-    let (status, _, bad_key) = post_keyed(&server, &org.key, "has space", "/v1/agents", json!({ "name": "x" })).await;
+    let (status, _, bad_key) = post_keyed(
+        &server,
+        &org.key,
+        "has space",
+        "/v1/agents",
+        json!({ "name": "x", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!((status, bad_key["code"].as_str()), (400, Some("invalid_idempotency_key")));
 
     // Keys are durable.
     server.kill();
     server.restart();
-    let (status, headers, after) =
-        post_keyed(&server, &org.key, "create-agent-1", "/v1/agents", json!({ "name": "Once" })).await;
+    let (status, headers, after) = post_keyed(
+        &server,
+        &org.key,
+        "create-agent-1",
+        "/v1/agents",
+        json!({ "name": "Once", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!((status, &after), (201, &first));
     assert_eq!(headers["idempotent-replayed"], "true");
 }

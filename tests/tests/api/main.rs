@@ -169,8 +169,11 @@ async fn agents_are_created_read_updated_and_deleted() {
     assert_eq!(patched["prompt"], "You help customers.");
     assert_eq!(patched["created_at"], agent["created_at"]);
 
-    // PUT replaces: what it leaves out returns to its default.
-    let replaced = server.put(&format!("/v1/agents/{id}"), &org.key, json!({ "name": "Sales" })).await.expect(200);
+    // PUT replaces: what it leaves out returns to its default (name, prompt and voice it must give).
+    let replaced = server
+        .put(&format!("/v1/agents/{id}"), &org.key, json!({ "name": "Sales", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(200);
     assert_eq!(
         (&replaced["name"], &replaced["prompt"], &replaced["voice"], &replaced["max_hold_seconds"], &replaced["tools"]),
         (&json!("Sales"), &json!(""), &json!("alloy"), &json!(60), &json!([]))
@@ -183,21 +186,132 @@ async fn agents_are_created_read_updated_and_deleted() {
     assert_eq!(server.get("/v1/agents", &org.key).await.expect(200), json!([]));
 }
 
+/// The contract's `Agent`: every key the official client requires, the runtime settings stored
+/// and read back, drafts accepted and not kept, and `if_updated_at` refusing a stale write.
+#[tokio::test]
+async fn agents_carry_the_contracts_settings_and_refuse_a_stale_write() {
+    let server = Server::start();
+    let org = server.create_org("Acme").await;
+    let k = &org.key;
+    let body = json!({
+        "name": "Support", "prompt": "You help.", "voice": "coral",
+        "voicemail_action": "message", "voicemail_message": "Call {org_name} back.",
+        "silence_checkins_enabled": false, "silence_hangup_seconds": 45,
+        "inbound_speak_order": "caller_first", "outbound_speak_order": "agent_first",
+        "transfer_destinations": [{ "name": "Billing", "number": "4155550100" }, { "name": "Owner", "number": "{{owner}}" }],
+        "primary_language": "en", "additional_languages": ["es", "pt-BR"], "timezone": "America/New_York",
+        "max_call_duration_seconds": 1200, "ring_duration_seconds": null, "background_track": "office",
+        "thinking_level": "extra", "product": "storm-base", "acknowledgement_feedback_mode": "tick",
+        "steps": [{ "name": "greet", "prompt": "Say hello." }], "business_hours": { "mon": ["09:00", "17:00"] },
+        "play_sound_asset": "", "report_instructions": "Summarize.", "phi_processing_override": "no_phi",
+        "draft_prompt": "Unsaved idea.", "draft_thinking_level": "", "draft_voicemail_action": null
+    });
+    let agent = server.post("/v1/agents", k, body.clone()).await.expect(201);
+    for field in [
+        "voicemail_action",
+        "voicemail_message",
+        "silence_checkins_enabled",
+        "silence_hangup_seconds",
+        "inbound_speak_order",
+        "outbound_speak_order",
+        "primary_language",
+        "additional_languages",
+        "timezone",
+        "max_call_duration_seconds",
+        "ring_duration_seconds",
+        "background_track",
+        "thinking_level",
+        "product",
+        "acknowledgement_feedback_mode",
+        "steps",
+        "business_hours",
+        "play_sound_asset",
+        "report_instructions",
+        "phi_processing_override",
+    ] {
+        assert_eq!(agent[field], body[field], "{field}");
+    }
+    assert_eq!(
+        agent["transfer_destinations"],
+        json!([{ "name": "Billing", "number": "+14155550100", "platform_ok": null },
+               { "name": "Owner", "number": "{{owner}}", "platform_ok": null }])
+    );
+    // Defaults, and the neutral values of what the engine does not do.
+    assert_eq!((&agent["silence_max_checkins"], &agent["watchdog_enabled"]), (&json!(2), &json!(false)));
+    for (field, neutral) in [
+        ("has_draft", json!(false)),
+        ("draft_updated_at", json!(null)),
+        ("draft_steps", json!(null)),
+        ("draft_additional_languages", json!([])),
+        ("integrations", json!([])),
+        ("knowledge_bases", json!([])),
+        ("mcp_servers", json!([])),
+        ("tool_collision_warnings", json!([])),
+        ("consent_disabled_reason", json!("")),
+    ] {
+        assert_eq!(agent[field], neutral, "{field}");
+    }
+    assert!(agent.get("draft_prompt").is_none() && agent.get("bolt_pipeline").is_none(), "{agent}");
+    let path = format!("/v1/agents/{}", agent["id"]);
+    assert_eq!(server.get(&path, k).await.expect(200), agent);
+
+    // A write made on what was read goes through; one made on an older read is refused.
+    let read_at = agent["updated_at"].clone();
+    let patched = server
+        .patch(&path, k, json!({ "silence_max_checkins": 5, "ring_duration_seconds": 20, "if_updated_at": read_at }))
+        .await
+        .expect(200);
+    assert_eq!((&patched["silence_max_checkins"], &patched["ring_duration_seconds"]), (&json!(5), &json!(20)));
+    assert_eq!(patched["thinking_level"], "extra", "a patch leaves the rest");
+    let stale = server.patch(&path, k, json!({ "name": "Late", "if_updated_at": read_at })).await.expect(409);
+    assert_eq!(stale["code"], "agent_changed", "{stale}");
+    let put = json!({ "name": "Sales", "prompt": "Sell.", "voice": "sage", "if_updated_at": read_at });
+    server.put(&path, k, put).await.expect(409);
+    assert_eq!(server.get(&path, k).await.expect(200), patched);
+
+    // Types and choices are checked field by field; the inline config's wider choices are not an agent's.
+    let r = server
+        .patch(
+            &path,
+            k,
+            json!({ "thinking_level": "minimal", "silence_max_checkins": 99, "voicemail_action": 3,
+                    "additional_languages": ["english"], "transfer_destinations": [{ "name": "x" }],
+                    "steps": "x".repeat(20_000), "draft_product": "turbo", "bolt_pipeline": "v1",
+                    "if_updated_at": "yesterday" }),
+        )
+        .await
+        .expect(400);
+    assert_eq!(r["thinking_level"], json!(["\"minimal\" is not a valid choice."]));
+    assert_eq!(r["silence_max_checkins"], json!(["Ensure this value is less than or equal to 20."]));
+    assert_eq!(r["voicemail_action"], json!(["Not a valid string."]));
+    assert!(r["additional_languages"][0].as_str().unwrap().contains("not a valid language"), "{r}");
+    assert_eq!(r["transfer_destinations.0.number"], json!(["This field is required."]));
+    assert!(r["steps"][0].as_str().unwrap().contains("bytes"), "{r}");
+    assert_eq!(r["draft_product"], json!(["\"turbo\" is not a valid choice."]));
+    assert_eq!(r["bolt_pipeline"], json!(["Unknown field."]));
+    assert!(r["if_updated_at"].is_array(), "{r}");
+    let r = server.post("/v1/agents", k, json!({ "name": "A", "prompt": "", "voice": "alloy" })).await.expect(400);
+    assert_eq!(r, json!({ "prompt": ["This field is required."], "voice": ["This field is required."] }));
+}
+
 #[tokio::test]
 async fn agent_bodies_are_validated_field_by_field() {
     let server = Server::start();
     let org = server.create_org("Acme").await;
     let k = &org.key;
 
-    let r = server.post("/v1/agents", k, json!({ "name": "A", "voice": "foo" })).await.expect(400);
+    let r = server.post("/v1/agents", k, json!({ "name": "A", "prompt": "", "voice": "foo" })).await.expect(400);
     assert_eq!(r, json!({ "voice": ["\"foo\" is not a supported voice id."] }));
     let r = server.post("/v1/agents", k, json!({ "voice": "alloy" })).await.expect(400);
-    assert_eq!(r, json!({ "name": ["This field is required."] }));
-    let r = server.post("/v1/agents", k, json!({ "name": "A", "colour": "red" })).await.expect(400);
+    assert_eq!(r, json!({ "name": ["This field is required."], "prompt": ["This field is required."] }));
+    let r = server
+        .post("/v1/agents", k, json!({ "name": "A", "prompt": "", "voice": "alloy", "colour": "red" }))
+        .await
+        .expect(400);
     assert_eq!(r, json!({ "colour": ["Unknown field."] }));
 
     let r = server
-        .post("/v1/agents", k, json!({ "name": 5, "max_hold_seconds": "long", "tools": "none", "greeting": null }))
+        .post("/v1/agents", k, json!({ "name": 5, "max_hold_seconds": "long", "tools": "none", "greeting": null, "prompt": "", "voice": "alloy" }))
         .await
         .expect(400);
     assert_eq!(r["name"], json!(["Not a valid string."]));
@@ -206,25 +320,34 @@ async fn agent_bodies_are_validated_field_by_field() {
     assert_eq!(r["greeting"], json!(["This field may not be null."]));
 
     for (hold, ok) in [(-1, false), (0, true), (3600, true), (3601, false)] {
-        let r = server.post("/v1/agents", k, json!({ "name": "A", "max_hold_seconds": hold })).await;
+        let r = server
+            .post("/v1/agents", k, json!({ "name": "A", "prompt": "", "voice": "alloy", "max_hold_seconds": hold }))
+            .await;
         assert_eq!(r.status == 201, ok, "max_hold_seconds {hold}: {}", r.body);
     }
-    let r = server.post("/v1/agents", k, json!({ "name": "   " })).await.expect(400);
+    let r = server.post("/v1/agents", k, json!({ "name": "   ", "prompt": "", "voice": "alloy" })).await.expect(400);
     assert_eq!(r, json!({ "name": ["This field may not be blank."] }));
-    let r = server.post("/v1/agents", k, json!({ "name": "x".repeat(101) })).await.expect(400);
+    let r = server
+        .post("/v1/agents", k, json!({ "name": "x".repeat(101), "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(400);
     assert!(r["name"][0].as_str().unwrap().contains("no more than 100"));
 
     let r = server
         .post(
             "/v1/agents",
             k,
-            json!({ "name": "A", "tools": [{ "name": "bad name!" }, { "name": "ok", "url": "ftp://x" }, 7] }),
+            json!({ "name": "A", "prompt": "", "voice": "alloy", "tools": [{ "name": "bad name!" }, { "name": "ok", "url": "ftp://x" }, 7] }),
         )
         .await
         .expect(400);
     assert!(r.get("tools.0.name").is_some() && r.get("tools.1.url").is_some() && r.get("tools.2").is_some(), "{r}");
     let r = server
-        .post("/v1/agents", k, json!({ "name": "A", "tools": [{ "name": "t" }, { "name": "t" }] }))
+        .post(
+            "/v1/agents",
+            k,
+            json!({ "name": "A", "prompt": "", "voice": "alloy", "tools": [{ "name": "t" }, { "name": "t" }] }),
+        )
         .await
         .expect(400);
     assert_eq!(r["tools"], json!(["Tool names must be unique."]));
@@ -253,7 +376,8 @@ async fn another_orgs_ids_answer_exactly_as_missing_ones() {
     let server = Server::start();
     let acme = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
-    let agent = server.post("/v1/agents", &acme.key, json!({ "name": "A" })).await.expect(201);
+    let agent =
+        server.post("/v1/agents", &acme.key, json!({ "name": "A", "prompt": "", "voice": "alloy" })).await.expect(201);
     let conn = sim_conn(&server, &acme.key).await;
     let number = imported(&server, &acme.key, &conn, "+14155550100").await;
 
@@ -293,7 +417,7 @@ async fn the_org_header_is_ignored_for_api_keys() {
     let server = Server::start();
     let acme = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
-    server.post("/v1/agents", &acme.key, json!({ "name": "Acme's" })).await.expect(201);
+    server.post("/v1/agents", &acme.key, json!({ "name": "Acme's", "prompt": "", "voice": "alloy" })).await.expect(201);
     let response = reqwest::Client::new()
         .get(format!("{}/v1/agents", server.url))
         .bearer_auth(&other.key)
@@ -433,7 +557,8 @@ async fn phone_numbers_are_unique_across_orgs_and_demo_numbers_are_inbound_only(
     let server = Server::start();
     let acme = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
-    let agent = server.post("/v1/agents", &acme.key, json!({ "name": "A" })).await.expect(201);
+    let agent =
+        server.post("/v1/agents", &acme.key, json!({ "name": "A", "prompt": "", "voice": "alloy" })).await.expect(201);
     let conn = sim_conn(&server, &acme.key).await;
     let other_conn = sim_conn(&server, &other.key).await;
 
@@ -593,7 +718,10 @@ async fn legacy_org_paths_are_gone_and_unknown_paths_are_json_404s() {
 async fn everything_written_survives_a_restart_and_a_crash() {
     let mut server = Server::start();
     let org = server.create_org("Acme").await;
-    let agent = server.post("/v1/agents", &org.key, json!({ "name": "Before" })).await.expect(201);
+    let agent = server
+        .post("/v1/agents", &org.key, json!({ "name": "Before", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
     let conn = sim_conn(&server, &org.key).await;
     let number = imported(&server, &org.key, &conn, "+14155550100").await;
 
@@ -603,11 +731,17 @@ async fn everything_written_survives_a_restart_and_a_crash() {
     assert_eq!(server.get(&format!("/v1/phone-numbers/{}", number["id"]), &org.key).await.expect(200), number);
 
     // Acknowledged writes survive SIGKILL, and ids are never handed out twice.
-    let after = server.post("/v1/agents", &org.key, json!({ "name": "Acked" })).await.expect(201);
+    let after = server
+        .post("/v1/agents", &org.key, json!({ "name": "Acked", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
     server.kill();
     server.restart();
     assert_eq!(server.get(&format!("/v1/agents/{}", after["id"]), &org.key).await.expect(200), after);
-    let newest = server.post("/v1/agents", &org.key, json!({ "name": "After" })).await.expect(201);
+    let newest = server
+        .post("/v1/agents", &org.key, json!({ "name": "After", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
     assert!(newest["id"].as_u64() > after["id"].as_u64());
     // The directory survived too: the number is still taken.
     let other = server.create_org("Other").await;
@@ -621,7 +755,10 @@ async fn an_audit_replay_matches_the_live_projections() {
     let mut server = Server::start();
     let org = server.create_org("Acme").await;
     for i in 0..5 {
-        let a = server.post("/v1/agents", &org.key, json!({ "name": format!("A{i}") })).await.expect(201);
+        let a = server
+            .post("/v1/agents", &org.key, json!({ "name": format!("A{i}"), "prompt": "", "voice": "alloy" }))
+            .await
+            .expect(201);
         server.patch(&format!("/v1/agents/{}", a["id"]), &org.key, json!({ "voice": "echo" })).await.expect(200);
     }
     server.post("/v1/phone-numbers", &org.key, json!({})).await.expect(201);

@@ -13,7 +13,7 @@ async fn every_stored_name_refuses_control_and_format_characters() {
         let creates = [
             ("/admin/v1/orgs", ADMIN_TOKEN, json!({ "name": hidden })),
             ("/v1/keys", org.key.as_str(), json!({ "name": hidden })),
-            ("/v1/agents", org.key.as_str(), json!({ "name": hidden })),
+            ("/v1/agents", org.key.as_str(), json!({ "name": hidden, "prompt": "", "voice": "alloy" })),
             (
                 "/v1/voip-connections",
                 org.key.as_str(),
@@ -29,10 +29,16 @@ async fn every_stored_name_refuses_control_and_format_characters() {
             assert_eq!(r.status, 400, "{path} {hidden:?}: {}", r.body);
             assert_eq!(r.body["name"], json!([message]), "{path} {hidden:?}: {}", r.body);
         }
-        let agent = server.post("/v1/agents", &org.key, json!({ "name": "Support" })).await.expect(201);
+        let agent = server
+            .post("/v1/agents", &org.key, json!({ "name": "Support", "prompt": "", "voice": "alloy" }))
+            .await
+            .expect(201);
         let r = server.patch(&format!("/v1/agents/{}", agent["id"]), &org.key, json!({ "name": hidden })).await;
         assert_eq!(r.status, 400, "{}", r.body);
     }
     // Names in any script, with accents and emoji, are names.
-    server.post("/v1/agents", &org.key, json!({ "name": "Café 東京 🤖" })).await.expect(201);
+    server
+        .post("/v1/agents", &org.key, json!({ "name": "Café 東京 🤖", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
 }

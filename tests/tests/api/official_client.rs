@@ -38,3 +38,8 @@ async fn healthz_and_whoami() {
 async fn voip_connections_and_phone_numbers() {
     drive(&Server::start(), "voip").await;
 }
+
+#[tokio::test]
+async fn agents() {
+    drive(&Server::start(), "agents").await;
+}

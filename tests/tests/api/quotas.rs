@@ -35,7 +35,7 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
     assert_eq!(quotas(&patched), [1, 1, 1, 1, 1, 7].map(Some), "{patched}");
     assert_eq!(quotas(&server.get(&org, ADMIN_TOKEN).await.expect(200)), quotas(&patched));
 
-    let r = server.post("/v1/agents", k, json!({ "name": "second" })).await.expect(403);
+    let r = server.post("/v1/agents", k, json!({ "name": "second", "prompt": "", "voice": "alloy" })).await.expect(403);
     refused_by_quota(&r, "max_agents");
     refused_by_quota(&server.post("/v1/keys", k, json!({ "name": "second" })).await.expect(403), "max_api_keys");
     let r = server.post(&format!("{org}/keys"), ADMIN_TOKEN, json!({ "name": "second" })).await.expect(403);
@@ -64,13 +64,16 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
     server.post("/v1/test-call-batches", k, batch).await.expect(201);
 
     server.patch(&org, ADMIN_TOKEN, json!({ "max_agents": 2 })).await.expect(200);
-    server.post("/v1/agents", k, json!({ "name": "second" })).await.expect(201);
-    refused_by_quota(&server.post("/v1/agents", k, json!({ "name": "third" })).await.expect(403), "max_agents");
+    server.post("/v1/agents", k, json!({ "name": "second", "prompt": "", "voice": "alloy" })).await.expect(201);
+    refused_by_quota(
+        &server.post("/v1/agents", k, json!({ "name": "third", "prompt": "", "voice": "alloy" })).await.expect(403),
+        "max_agents",
+    );
     // Deleting one makes room again.
     let agents = server.get("/v1/agents", k).await.expect(200);
     let second = agents.as_array().unwrap().iter().find(|a| a["name"] == "second").unwrap()["id"].clone();
     assert_eq!(server.delete(&format!("/v1/agents/{second}"), k).await.status, 204);
-    server.post("/v1/agents", k, json!({ "name": "third" })).await.expect(201);
+    server.post("/v1/agents", k, json!({ "name": "third", "prompt": "", "voice": "alloy" })).await.expect(201);
 }
 
 /// The org's running test calls are counted as calls start and end (not by looking at every

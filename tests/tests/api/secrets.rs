@@ -50,7 +50,10 @@ async fn the_data_directory_and_every_file_in_it_are_private_to_their_owner() {
         // The workers create their own data directories under the cluster's.
         let server = Server::start();
         let org = server.create_org("Acme").await;
-        server.post("/v1/agents", &org.key, serde_json::json!({ "name": "Support" })).await.expect(201);
+        server
+            .post("/v1/agents", &org.key, serde_json::json!({ "name": "Support", "prompt": "", "voice": "alloy" }))
+            .await
+            .expect(201);
         for dir in server.data_dirs() {
             assert_private(&dir);
         }
@@ -196,18 +199,36 @@ async fn a_keyed_api_key_create_never_writes_the_key_and_its_replay_withholds_it
 async fn idempotency_keys_leave_the_disk_after_their_retention_and_the_log_still_verifies() {
     let mut server = Server::start_with(&["--idempotency-retention-ms", "1500"]);
     let org = server.create_org("Acme").await;
-    let (status, _, first) =
-        post_keyed(&server, &org.key, "short-lived", "/v1/agents", serde_json::json!({ "name": "One" })).await;
+    let (status, _, first) = post_keyed(
+        &server,
+        &org.key,
+        "short-lived",
+        "/v1/agents",
+        serde_json::json!({ "name": "One", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!(status, 201, "{first}");
-    let (status, _, conflict) =
-        post_keyed(&server, &org.key, "short-lived", "/v1/agents", serde_json::json!({ "name": "Two" })).await;
+    let (status, _, conflict) = post_keyed(
+        &server,
+        &org.key,
+        "short-lived",
+        "/v1/agents",
+        serde_json::json!({ "name": "Two", "prompt": "", "voice": "alloy" }),
+    )
+    .await;
     assert_eq!((status, conflict["code"].as_str()), (409, Some("idempotency_conflict")));
 
     // Once its retention is over, the key is new again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let (status, _, _) =
-            post_keyed(&server, &org.key, "short-lived", "/v1/agents", serde_json::json!({ "name": "Two" })).await;
+        let (status, _, _) = post_keyed(
+            &server,
+            &org.key,
+            "short-lived",
+            "/v1/agents",
+            serde_json::json!({ "name": "Two", "prompt": "", "voice": "alloy" }),
+        )
+        .await;
         if status == 201 {
             break;
         }

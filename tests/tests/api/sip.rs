@@ -150,7 +150,7 @@ async fn after_a_crash_an_answered_sip_call_is_ended_at_the_far_end_with_the_rec
     assert!(answered["data"]["sip_dialog"]["remote_tag"].is_string(), "{answered}");
     // A write acknowledged after the answer was recorded is durable, and sled makes durable
     // everything written before it: so is the answer.
-    server.post("/v1/agents", &c.org.key, json!({ "name": "Sync" })).await.expect(201);
+    server.post("/v1/agents", &c.org.key, json!({ "name": "Sync", "prompt": "", "voice": "alloy" })).await.expect(201);
 
     server.kill();
     server.restart();

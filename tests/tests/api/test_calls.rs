@@ -125,7 +125,10 @@ async fn every_error_row_of_runs() {
         .await
         .expect(404);
     let other = server.create_org("Other").await;
-    let theirs = server.post("/v1/agents", &other.key, json!({ "name": "Theirs" })).await.expect(201);
+    let theirs = server
+        .post("/v1/agents", &other.key, json!({ "name": "Theirs", "prompt": "", "voice": "alloy" }))
+        .await
+        .expect(201);
     server.post("/v1/test-calls", k, run_body(&t, json!({ "target_id": theirs["id"] }))).await.expect(404);
 
     // The concurrency limit: 429 with Retry-After, distinct from the request rate limit.
@@ -217,7 +220,8 @@ async fn a_sip_run_loops_through_the_orgs_number_and_the_inbound_leg_is_its_own_
         txs["results"].as_array().unwrap().iter().filter_map(|t| t.get("call_id")).filter(|c| !c.is_null()).collect();
     assert_eq!(charged, vec![&done["call_id"]]);
     // An agent that no number routes to cannot be tested over SIP.
-    let lonely = server.post("/v1/agents", k, json!({ "name": "Lonely" })).await.expect(201);
+    let lonely =
+        server.post("/v1/agents", k, json!({ "name": "Lonely", "prompt": "", "voice": "alloy" })).await.expect(201);
     let r = server
         .post("/v1/test-calls", k, run_body(&t, json!({ "target_id": lonely["id"], "mode": "sip" })))
         .await

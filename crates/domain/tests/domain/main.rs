@@ -3,6 +3,7 @@
 
 mod common;
 
+mod agent;
 mod call;
 mod directory;
 mod ledger;

@@ -38,7 +38,7 @@ fn new_resources_get_ids_of_the_partition() {
 fn a_patch_changes_only_the_fields_it_names() {
     let state = given(&[created(), agent(69)]);
     let patch = AgentPatch { voice: Some(Voice::parse("sage").unwrap()), ..Default::default() };
-    let then = when(&state, OrgCommand::UpdateAgent { id: AgentId(69), patch }).unwrap();
+    let then = when(&state, OrgCommand::UpdateAgent { id: AgentId(69), patch, if_updated_at: None }).unwrap();
     let mut expected = AgentSpec::named("agent 69".into());
     expected.voice = Voice::parse("sage").unwrap();
     assert_eq!(then, vec![OrgEvent::AgentUpdated { id: AgentId(69), spec: expected, at: NOW }]);
@@ -254,7 +254,7 @@ mod properties {
                 let existing: Vec<AgentId> = state.agents.keys().copied().collect();
                 let command = match (op, existing.get(pick % existing.len().max(1))) {
                     (0, _) | (_, None) => OrgCommand::CreateAgent { spec: AgentSpec::named(format!("a{pick}")) },
-                    (1, Some(id)) => OrgCommand::UpdateAgent { id: *id, patch: AgentPatch { name: Some(format!("b{pick}")), ..Default::default() } },
+                    (1, Some(id)) => OrgCommand::UpdateAgent { id: *id, patch: AgentPatch { name: Some(format!("b{pick}")), ..Default::default() }, if_updated_at: None },
                     (_, Some(id)) => OrgCommand::DeleteAgent { id: *id },
                 };
                 let events = org::decide(&state, command, &mut Ctx { now: NOW, ids: &mut ids }).unwrap();

@@ -1,4 +1,4 @@
-//! Orgs (admin) and API keys.
+//! Orgs (admin), API keys, and `GET /v1/whoami`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -149,4 +149,17 @@ pub async fn revoke(State(app): State<App>, caller: Caller, Path(id): Path<Strin
         R::Done(_) => Ok(StatusCode::NO_CONTENT),
         _ => Err(ApiError::unexpected_reply()),
     }
+}
+
+/// `GET /v1/whoami`: the contract's `WhoAmI` for the API key the request was made with. An
+/// org's key acts for the whole org: it has no member role and no scopes.
+pub async fn whoami(State(app): State<App>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let R::Org(org) = app.services.query(caller.org, query::Kind::GetOrg(pb::Empty {})).await? else {
+        return Err(ApiError::unexpected_reply());
+    };
+    let R::ApiKeys(keys) = app.services.query(caller.org, query::Kind::ListApiKeys(pb::Empty {})).await? else {
+        return Err(ApiError::unexpected_reply());
+    };
+    let label = keys.keys.iter().find(|k| k.id == caller.key_id).map(|k| k.name.clone());
+    Ok(Json(render::whoami(&org, caller.key_id, label)))
 }

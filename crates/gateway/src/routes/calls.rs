@@ -16,9 +16,6 @@ use crate::error::ApiError;
 use crate::routes::agents;
 use crate::{App, render};
 
-/// The name an inline configuration runs under when it gives none.
-const INLINE_AGENT_NAME: &str = "Inline agent";
-
 fn parse_place_call(body: JsonObject) -> Result<pb::PlaceCall, ApiError> {
     if !body.0.contains_key("from_number") || !body.0.contains_key("to_number") {
         return Err(ApiError::new(
@@ -43,16 +40,16 @@ fn parse_place_call(body: JsonObject) -> Result<pb::PlaceCall, ApiError> {
     let agent_id = f.parse("agent_id", agent_id, |id| u64::try_from(id).map_err(|_| "Agent not found.".to_owned()));
     let config = f.optional_object("config").map(|map| {
         let mut nested = Fields::nested(map, "config.");
-        let patch = agents::parse_patch(&mut nested, false);
+        let spec = agents::parse_inline_config(&mut nested);
         f.absorb(nested);
-        patch.apply(&AgentSpec::named(INLINE_AGENT_NAME.to_owned()))
+        spec
     });
     let hold = f.optional_int("max_hold_seconds");
     let max_hold_seconds = f.parse("max_hold_seconds", hold, AgentSpec::parse_max_hold_seconds);
     f.finish(|| {
         let agent = match (agent_id, config) {
             (Some(id), _) => Some(place_call::Agent::AgentId(id)),
-            (None, Some(spec)) => Some(place_call::Agent::Config((&spec).into())),
+            (None, Some(spec)) => Some(place_call::Agent::Config((&spec?).into())),
             (None, None) => None,
         };
         Some(pb::PlaceCall {
