@@ -29,6 +29,7 @@ fn setup() -> CallSetup {
         max_duration_seconds: 3600,
         scenario_prompt: None,
         placement_timeout_ms: 60_000,
+        context: Default::default(),
     }
 }
 
