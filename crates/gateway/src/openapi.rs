@@ -74,19 +74,6 @@ fn export_format() -> Value {
     json!({ "type": "string", "enum": ["json", "csv"] })
 }
 
-/// The filters of the call list and its export.
-const CALL_FILTERS: &[QueryParameter] = &[
-    ("status", call_status),
-    ("agent_id", id_filter),
-    ("direction", call_direction),
-    ("from_number", e164_filter),
-    ("to_number", e164_filter),
-    ("phone_number", e164_filter),
-    ("start_date", time_bound),
-    ("end_date", time_bound),
-    ("exclude_test_calls", boolean),
-];
-
 const CALL_LIST_QUERY: &[QueryParameter] = &[
     ("limit", limit),
     ("offset", offset),
