@@ -328,7 +328,11 @@ impl Server {
             self.post(&path, ADMIN_TOKEN, json!({ "amount_cents": cents, "reference": "funds" })).await.expect(201);
         }
         let agent = self
-            .post("/v1/agents", &org.key, json!({ "name": "Support", "prompt": "You handle refunds.", "voice": "coral" }))
+            .post(
+                "/v1/agents",
+                &org.key,
+                json!({ "name": "Support", "prompt": "You handle refunds.", "voice": "coral" }),
+            )
             .await
             .expect(201);
         let conn = self.post("/v1/voip-connections", &org.key, connection).await.expect(201);

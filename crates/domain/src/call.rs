@@ -245,7 +245,9 @@ impl Variables {
             return Err(format!("Ensure this dictionary has no more than {MAX_VARIABLES} elements."));
         }
         if let Some(name) = map.keys().find(|k| k.is_empty() || k.chars().count() > MAX_VARIABLE_NAME_CHARS) {
-            return Err(format!("\"{name}\" is not a valid variable name (1 to {MAX_VARIABLE_NAME_CHARS} characters)."));
+            return Err(format!(
+                "\"{name}\" is not a valid variable name (1 to {MAX_VARIABLE_NAME_CHARS} characters)."
+            ));
         }
         let bytes = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
         if bytes > MAX_VARIABLES_BYTES {

@@ -86,9 +86,9 @@ fn body_key(body: &[u8]) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match object.get("idempotency_key") {
-        Some(serde_json::Value::String(raw)) => domain::idempotency::parse_key(raw)
-            .map(Some)
-            .map_err(|detail| ApiError::field("idempotency_key", detail)),
+        Some(serde_json::Value::String(raw)) => {
+            domain::idempotency::parse_key(raw).map(Some).map_err(|detail| ApiError::field("idempotency_key", detail))
+        }
         _ => Ok(None),
     }
 }

@@ -263,7 +263,8 @@ fn build() -> Value {
         paths.entry(op.path.to_owned()).or_insert_with(|| json!({}))[op.method] = operation;
     }
     // The export answers CSV too, when asked.
-    paths["/v1/calls/export"]["get"]["responses"]["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
+    paths["/v1/calls/export"]["get"]["responses"]["200"]["content"]["text/csv"] =
+        json!({ "schema": { "type": "string" } });
     json!({
         "openapi": "3.1.0",
         "info": {

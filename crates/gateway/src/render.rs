@@ -231,11 +231,7 @@ pub fn call_csv_row(c: &pb::Call) -> String {
 pub fn csv_field(text: &str) -> String {
     // A leading = or @ would be read as a formula by spreadsheets: a ' goes first. (A number's
     // leading + is E.164's, and variables are a JSON object.)
-    let text = if text.starts_with(['=', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
+    let text = if text.starts_with(['=', '@']) { format!("'{text}") } else { text.to_owned() };
     if text.contains([',', '"', '\r', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 

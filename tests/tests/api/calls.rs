@@ -196,7 +196,11 @@ async fn the_simulated_carrier_ends_calls_as_documented_and_only_connected_calls
             "{to}: {call}"
         );
         if *status == "failed" {
-            assert_eq!((call["billing_total_cents"].as_i64(), call["duration_seconds"].as_i64()), (Some(0), Some(0)), "{to}");
+            assert_eq!(
+                (call["billing_total_cents"].as_i64(), call["duration_seconds"].as_i64()),
+                (Some(0), Some(0)),
+                "{to}"
+            );
         }
     }
     let b = balance(&server, k).await;
@@ -385,7 +389,11 @@ async fn after_sigkill_every_call_resumes_ends_and_is_billed_exactly_once() {
     server.restart();
     // Every call on record ends and is billed, whatever state it died in.
     let all = wait_for(&server, "/v1/calls?limit=200", &k, Duration::from_secs(30), |p| {
-        p["results"].as_array().unwrap().iter().all(|c| c["status"] != "in_progress" && !c["billing_total_cents"].is_null())
+        p["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "in_progress" && !c["billing_total_cents"].is_null())
     })
     .await;
     let calls = all["results"].as_array().unwrap();
@@ -426,7 +434,8 @@ async fn the_body_idempotency_key_is_the_header_key_and_a_replay_says_so() {
     let server = Server::start_with(FAST);
     let c = caller(&server, 500).await;
     let k = &c.org.key;
-    let body = json!({ "from_number": FROM, "to_number": TO, "idempotency_key": "order-42", "variables": { "name": "Ada" } });
+    let body =
+        json!({ "from_number": FROM, "to_number": TO, "idempotency_key": "order-42", "variables": { "name": "Ada" } });
     let first = server.post("/v1/call", k, body.clone()).await.expect(201);
     assert_eq!(first["idempotent_replay"], false);
     let again = server.post("/v1/call", k, body.clone()).await;
@@ -435,7 +444,12 @@ async fn the_body_idempotency_key_is_the_header_key_and_a_replay_says_so() {
     assert_eq!((again["call_id"].clone(), again["idempotent_replay"].clone()), (first["call_id"].clone(), json!(true)));
     // The same key in the header, with the same body, is the same key.
     let header = server
-        .call("POST", "/v1/call", Some(&switchboard_tests::bearer(k)), Some(switchboard_tests::Body::Json(body.clone())))
+        .call(
+            "POST",
+            "/v1/call",
+            Some(&switchboard_tests::bearer(k)),
+            Some(switchboard_tests::Body::Json(body.clone())),
+        )
         .await;
     assert_eq!(header.body["call_id"], first["call_id"]);
     // Another body under the key conflicts; the header and the body naming two keys is refused.
@@ -497,7 +511,13 @@ async fn calls_export_as_json_and_streamed_csv_with_the_lists_filters() {
     assert_eq!(failed["total"], 1);
 
     let http = reqwest::Client::new();
-    let csv = http.get(format!("{}/v1/calls/export", server.url)).bearer_auth(k).header("Accept", "text/csv").send().await.unwrap();
+    let csv = http
+        .get(format!("{}/v1/calls/export", server.url))
+        .bearer_auth(k)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(csv.status(), 200);
     assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = csv.text().await.unwrap();
@@ -506,7 +526,9 @@ async fn calls_export_as_json_and_streamed_csv_with_the_lists_filters() {
     assert!(lines[1].starts_with(&format!("{ok},outbound,completed,{FROM},{TO},")), "{text}");
     assert!(lines[2].contains(",busy,"), "{text}");
 
-    for query in ["start_date=yesterday", "end_date=2026-02-30", "exclude_test_calls=maybe", "phone_number=555", "format=xml"] {
+    for query in
+        ["start_date=yesterday", "end_date=2026-02-30", "exclude_test_calls=maybe", "phone_number=555", "format=xml"]
+    {
         let r = server.get(&format!("/v1/calls/export?{query}"), k).await.expect(400);
         let field = query.split('=').next().unwrap();
         assert!(r[field].is_array(), "{query}: {r}");

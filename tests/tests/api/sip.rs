@@ -91,7 +91,10 @@ async fn the_callee_can_be_busy_or_hang_up_and_a_call_that_rings_too_long_is_can
     let c = caller(&server, &hangs_up, 500, "+14155550102").await;
     let call = finished(&server, &c.org.key, place(&server, &c).await).await;
     assert_eq!(outcome(&call), ("completed", "callee_hangup"));
-    assert!(call["duration_seconds"].as_u64().unwrap() >= 1 && call["billing_total_cents"].as_i64().unwrap() >= 1, "{call}");
+    assert!(
+        call["duration_seconds"].as_u64().unwrap() >= 1 && call["billing_total_cents"].as_i64().unwrap() >= 1,
+        "{call}"
+    );
     hangs_up.wait_for_messages(&["BYE ", "SIP/2.0 200"]).await;
 
     let rings = Sipp::start("rings_until_canceled.xml");

@@ -116,9 +116,7 @@ pub async fn place(
     place.idempotency_key = key.map(|axum::Extension(crate::idempotency::Key(key))| key);
     match app.services.command(caller.org, Kind::PlaceCall(place)).await? {
         // A replay of this response says so (see `idempotency::replay`).
-        R::Call(call) => {
-            Ok(created(json!({ "call_id": call.id, "status": "initiated", "idempotent_replay": false })))
-        }
+        R::Call(call) => Ok(created(json!({ "call_id": call.id, "status": "initiated", "idempotent_replay": false }))),
         _ => Err(ApiError::unexpected_reply()),
     }
 }
@@ -219,7 +217,12 @@ pub async fn list(State(app): State<App>, caller: Caller, RawQuery(query): RawQu
 }
 
 /// One page of an export, newest first, from the call before `before`.
-async fn export_page(app: &App, caller: &Caller, filter: &pb::CallFilter, before: Option<u64>) -> Result<pb::CallPage, ApiError> {
+async fn export_page(
+    app: &App,
+    caller: &Caller,
+    filter: &pb::CallFilter,
+    before: Option<u64>,
+) -> Result<pb::CallPage, ApiError> {
     let filter = pb::CallFilter { limit: EXPORT_PAGE, offset: 0, before_id: before, ..filter.clone() };
     match app.services.query(caller.org, query::Kind::ListCalls(filter)).await? {
         R::Calls(p) => Ok(p),
