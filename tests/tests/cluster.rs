@@ -93,7 +93,8 @@ async fn an_orchestrator_killed_and_restarted_resumes_its_calls_and_charges_once
         let r = server.post("/v1/call", &victim.key, call_body(&victim)).await.expect(201);
         calls.push(r["call_id"].as_u64().unwrap());
     }
-    wait_for(&server, &format!("/v1/calls/{}", calls[0]), &victim.key, SETTLE, |c| !c["answered_at"].is_null()).await;
+    wait_for(&server, &format!("/v1/calls/{}", calls[0]), &victim.key, SETTLE, |c| !c["sip_answered_at"].is_null())
+        .await;
     server.cluster().unwrap().kill_orchestrator(1);
 
     // The dead worker's orgs get a clean 503 with Retry-After; the other worker's orgs carry on.
@@ -108,7 +109,7 @@ async fn an_orchestrator_killed_and_restarted_resumes_its_calls_and_charges_once
     server.cluster().unwrap().start_orchestrator(1);
     for id in &calls {
         let call = wait_for(&server, &format!("/v1/calls/{id}"), &victim.key, SETTLE, |c| {
-            c["status"] != "in_progress" && !c["cost_cents"].is_null()
+            c["status"] != "in_progress" && !c["billing_total_cents"].is_null()
         })
         .await;
         assert_eq!(call["status"], "completed", "{call}");

@@ -181,6 +181,147 @@ pub struct CallSetup {
     /// before it existed get [`DEFAULT_PLACEMENT_TIMEOUT_MS`].
     #[serde(default = "default_placement_timeout_ms")]
     pub placement_timeout_ms: i64,
+    /// What the request said the conversation is about: its variables and language. Calls
+    /// recorded before it existed have none.
+    #[serde(default)]
+    pub context: CallContext,
+}
+
+/// What a call's request gives the agent runtime beside the agent: the variables its prompt
+/// fills in, and the language it speaks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallContext {
+    pub variables: Variables,
+    /// A BCP 47 language tag; `None`: [`DEFAULT_LOCALE`].
+    pub locale: Option<String>,
+}
+
+impl CallContext {
+    pub fn locale(&self) -> &str {
+        self.locale.as_deref().unwrap_or(DEFAULT_LOCALE)
+    }
+}
+
+/// How far an outbound call's dial got, as the contract's `outbound_dial_state` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialState {
+    /// Not yet sent to the carrier.
+    Pending,
+    /// The carrier took the dial; nobody answered yet.
+    Submitted,
+    Answered,
+    /// It ended unanswered.
+    Failed,
+}
+
+impl DialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Submitted => "submitted",
+            Self::Answered => "answered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The language a call is held in when its request names none.
+pub const DEFAULT_LOCALE: &str = "en-US";
+
+/// A call's variables: a JSON object of at most [`MAX_VARIABLES`] entries, names of at most
+/// [`MAX_VARIABLE_NAME_CHARS`] characters, and [`MAX_VARIABLES_BYTES`] bytes as JSON, so one
+/// request cannot grow a call's record without bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Variables(serde_json::Map<String, serde_json::Value>);
+
+pub const MAX_VARIABLES: usize = 100;
+pub const MAX_VARIABLE_NAME_CHARS: usize = 64;
+pub const MAX_VARIABLES_BYTES: usize = 16 * 1024;
+
+impl Variables {
+    pub fn parse(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        if map.len() > MAX_VARIABLES {
+            return Err(format!("Ensure this dictionary has no more than {MAX_VARIABLES} elements."));
+        }
+        if let Some(name) = map.keys().find(|k| k.is_empty() || k.chars().count() > MAX_VARIABLE_NAME_CHARS) {
+            return Err(format!(
+                "\"{name}\" is not a valid variable name (1 to {MAX_VARIABLE_NAME_CHARS} characters)."
+            ));
+        }
+        let bytes = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
+        if bytes > MAX_VARIABLES_BYTES {
+            return Err(format!("Ensure the variables take no more than {MAX_VARIABLES_BYTES} bytes as JSON."));
+        }
+        Ok(Self(map))
+    }
+
+    /// Parses the variables from their JSON text (as they cross the bus).
+    pub fn parse_json(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(map)) => Self::parse(map),
+            _ => Err("Expected a dictionary of items.".to_owned()),
+        }
+    }
+
+    pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).expect("a JSON object always serializes")
+    }
+
+    /// The `{{name}}` placeholders of `prompt` these variables do not fill, in order, once each.
+    pub fn unresolved_in(&self, prompt: &str) -> Vec<String> {
+        let mut unresolved: Vec<String> = Vec::new();
+        let mut rest = prompt;
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else { break };
+            let name = after[..end].trim();
+            if !name.is_empty() && !self.0.contains_key(name) && !unresolved.iter().any(|n| n == name) {
+                unresolved.push(name.to_owned());
+            }
+            rest = &after[end + 2..];
+        }
+        unresolved
+    }
+}
+
+/// A language tag as requests give it (`en`, `en-US`, `pt-BR`, `zh-Hant-TW`): BCP 47's shape,
+/// letters and digits in parts of 1 to 8 joined by `-`, a language of 2 or 3 letters first.
+pub fn parse_locale(raw: &str) -> Result<String, String> {
+    let invalid = || format!("\"{raw}\" is not a valid language tag (such as en or en-US).");
+    if raw.len() > 35 {
+        return Err(invalid());
+    }
+    let mut parts = raw.split('-');
+    let language = parts.next().unwrap_or_default();
+    if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid());
+    }
+    if !parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())) {
+        return Err(invalid());
+    }
+    Ok(raw.to_owned())
+}
+
+/// One end of a range of calls' start times, as list filters give it: a date (`2026-04-20`, the
+/// day in UTC) or an ISO 8601 datetime with an offset (`2026-04-20T18:24:10Z`). A date as a
+/// range's start is its first millisecond; as its end, its last: both ends are inclusive.
+pub fn parse_time_bound(raw: &str, end: bool) -> Result<Timestamp, String> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let start = date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis();
+        return Ok(Timestamp(if end { start + 86_400_000 - 1 } else { start }));
+    }
+    match chrono::DateTime::parse_from_rfc3339(raw) {
+        Ok(at) => Ok(Timestamp(at.timestamp_millis())),
+        Err(_) => Err("Enter a valid date (YYYY-MM-DD) or datetime (ISO 8601 with a UTC offset).".to_owned()),
+    }
 }
 
 pub const DEFAULT_PLACEMENT_TIMEOUT_MS: i64 = 60_000;
@@ -389,6 +530,9 @@ pub struct CallState {
     /// See [`CallEvent::Answered`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_dialog: Option<SipDialog>,
+    /// When the call was closed with billing (settled or voided).
+    #[serde(default)]
+    pub billed_at: Option<Timestamp>,
 }
 
 impl CallState {
@@ -429,6 +573,7 @@ impl CallState {
                 billing: Billing::Open,
                 updated_at: *at,
                 sip_dialog: None,
+                billed_at: None,
             }),
             _ => None,
         }
@@ -471,12 +616,47 @@ impl CallState {
                 });
             }
             CallEvent::CarrierEventIgnored { .. } => {}
-            CallEvent::Settled { charged_cents, .. } => {
-                self.billing = Billing::Settled { charged_cents: *charged_cents }
+            CallEvent::Settled { charged_cents, at } => {
+                self.billing = Billing::Settled { charged_cents: *charged_cents };
+                self.billed_at = Some(*at);
             }
-            CallEvent::Voided { .. } => self.billing = Billing::Voided,
+            CallEvent::Voided { at } => {
+                self.billing = Billing::Voided;
+                self.billed_at = Some(*at);
+            }
         }
         self.updated_at = event_time(event);
+    }
+
+    /// How far an outbound call's dial got; `None` for an inbound call.
+    pub fn dial_state(&self) -> Option<DialState> {
+        if self.setup.direction != Direction::Outbound {
+            return None;
+        }
+        Some(match (self.phase, self.answered_at) {
+            (_, Some(_)) => DialState::Answered,
+            (Phase::Requested | Phase::Initiated, _) => DialState::Pending,
+            (Phase::Dialing | Phase::Ringing, _) => DialState::Submitted,
+            (Phase::Answered, None) => DialState::Answered,
+            (Phase::Ended | Phase::Rejected, None) => DialState::Failed,
+        })
+    }
+
+    /// Whether the call is a test call's leg.
+    pub fn is_test_call(&self) -> bool {
+        self.setup.test_run_id.is_some()
+    }
+
+    /// The seconds billing charged the call for, once it confirmed: its talk time when it paid,
+    /// none when it did not.
+    pub fn billed_seconds(&self) -> Option<u64> {
+        match self.billing {
+            Billing::Open => None,
+            Billing::Settled { charged_cents } if charged_cents > 0 => {
+                Some(self.ending.as_ref().map_or(0, |e| e.duration_seconds))
+            }
+            Billing::Settled { .. } | Billing::Voided => Some(0),
+        }
     }
 
     /// What the call cost, once billing confirmed it.

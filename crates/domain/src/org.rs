@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{AgentPatch, AgentSpec};
-use crate::call::{CallSetup, Direction};
+use crate::call::{CallContext, CallSetup, Direction};
 use crate::ids::{AgentId, ApiKeyId, CallId, Ctx, OrgId, PhoneNumberId, VoipConnectionId};
 use crate::secret::Sealed;
 use crate::test_call::RunSettings;
@@ -958,6 +958,8 @@ pub struct OutboundRequest {
     pub to: E164,
     pub agent: AgentChoice,
     pub max_hold_seconds: Option<u32>,
+    /// The variables and language the request gave.
+    pub context: CallContext,
 }
 
 /// An outbound call the org may place, with everything it runs with resolved.
@@ -970,6 +972,7 @@ pub struct OutboundPlan {
     pub max_hold_seconds: u32,
     pub voip_connection_id: VoipConnectionId,
     pub provider: Provider<Sealed>,
+    pub context: CallContext,
 }
 
 impl OutboundPlan {
@@ -992,6 +995,7 @@ impl OutboundPlan {
             max_duration_seconds: settings.max_duration_seconds,
             scenario_prompt: None,
             placement_timeout_ms: settings.placement_timeout_ms,
+            context: self.context.clone(),
         }
     }
 }
@@ -1049,6 +1053,7 @@ pub fn plan_outbound(state: &OrgState, request: OutboundRequest) -> Result<Outbo
         agent,
         voip_connection_id: connection.id,
         provider: connection.provider.clone(),
+        context: request.context,
     })
 }
 

@@ -544,6 +544,7 @@ fn new_run(
         max_duration_seconds: settings.max_duration_seconds,
         scenario_prompt: Some(request.scenario_prompt.clone()),
         placement_timeout_ms: settings.placement_timeout_ms,
+        context: Default::default(),
     };
     let main = setup(call, Some(reference.clone()), direction, from, to);
     // In sip mode the bot's call reaches the org's number, whose inbound leg is a call of its own.

@@ -1,6 +1,8 @@
 //! `Idempotency-Key` on POSTs: the first response to a key is recorded in the org's partition
 //! and replayed, status and body, to every retry with the same body for 24 hours, marked
-//! `Idempotent-Replayed: true`. The same key with another body answers 409
+//! `Idempotent-Replayed: true` (and `"idempotent_replay": true` in a body that has the field).
+//! `POST /v1/call` may give the key as its body's `idempotency_key` instead, with the same
+//! meaning; given both ways, they must be the same key (400 otherwise). The same key with another body answers 409
 //! `idempotency_conflict`; while the first request runs, 409 `idempotency_in_progress`.
 //!
 //! A request with a key runs to its end in a task of its own: a client that disconnects
@@ -73,26 +75,69 @@ fn withhold(body: &[u8], fields: Option<&SecretFields>) -> (Vec<u8>, Vec<String>
 /// Responses past this size are not recorded for replay; nothing this API answers comes near.
 const MAX_RECORDED_BYTES: usize = 1024 * 1024;
 
+/// The paths whose body may carry the key as `idempotency_key` (the contract's
+/// `PlaceCallRequest`), with the header's meaning.
+const BODY_KEY_PATHS: &[&str] = &["/v1/call"];
+
+/// The body's `idempotency_key`, if it is a string (any other value is the handler's field
+/// error to report).
+fn body_key(body: &[u8]) -> Result<Option<String>, ApiError> {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(None);
+    };
+    match object.get("idempotency_key") {
+        Some(serde_json::Value::String(raw)) => {
+            domain::idempotency::parse_key(raw).map(Some).map_err(|detail| ApiError::field("idempotency_key", detail))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub async fn middleware(State(app): State<App>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST || !request.uri().path().starts_with("/v1/") {
         return next.run(request).await;
     }
-    let Some(raw) = request.headers().get(HEADER) else {
+    let header_key = match request.headers().get(HEADER) {
+        None => None,
+        Some(raw) => match raw.to_str().map_err(|e| e.to_string()).and_then(domain::idempotency::parse_key) {
+            Ok(key) => Some(key),
+            Err(detail) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", detail).into_response();
+            }
+        },
+    };
+    let takes_body_key = BODY_KEY_PATHS.contains(&request.uri().path());
+    if header_key.is_none() && !takes_body_key {
         return next.run(request).await;
-    };
-    let key = match raw.to_str().map_err(|e| e.to_string()).and_then(domain::idempotency::parse_key) {
-        Ok(key) => key,
-        Err(detail) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_idempotency_key", detail).into_response();
-        }
-    };
+    }
     let (mut parts, body) = request.into_parts();
-    let caller = match Caller::from_request_parts(&mut parts, &app).await {
-        Ok(caller) => caller,
-        Err(e) => return e.into_response(),
-    };
     let body = match crate::body::read(body).await {
         Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let body_key = if takes_body_key {
+        match body_key(&body) {
+            Ok(key) => key,
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
+    // The header and the body field are one key given twice: they must agree.
+    let key = match (header_key, body_key) {
+        (Some(header), Some(body)) if header != body => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_mismatch",
+                "The Idempotency-Key header and the body's idempotency_key differ; give one, or the same.",
+            )
+            .into_response();
+        }
+        (Some(key), _) | (None, Some(key)) => key,
+        (None, None) => return next.run(Request::from_parts(parts, Body::from(body))).await,
+    };
+    let caller = match Caller::from_request_parts(&mut parts, &app).await {
+        Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
     let mut hasher = Sha256::new();
@@ -164,9 +209,21 @@ async fn run_keyed(
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The recorded body, saying it is a replay where it has the field for it (the contract's
+/// `idempotent_replay`, recorded `false` by the first response).
+fn replayed_body(body: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut object)) if object.contains_key("idempotent_replay") => {
+            object.insert("idempotent_replay".to_owned(), serde_json::Value::Bool(true));
+            serde_json::to_vec(&object).expect("a JSON object always serializes")
+        }
+        _ => body,
+    }
+}
+
 fn replay(recorded: pb::IdempotentResponse) -> Response {
     let status = StatusCode::from_u16(recorded.status as u16).unwrap_or(StatusCode::OK);
-    let mut response = (status, recorded.body.clone()).into_response();
+    let mut response = (status, replayed_body(recorded.body.clone())).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(REPLAYED, HeaderValue::from_static("true"));

@@ -66,8 +66,9 @@ fn quota() -> Value {
 fn limit() -> Value {
     json!({ "type": "integer", "minimum": 1, "maximum": 200 })
 }
+/// What `routes::page` takes: an offset fits in 32 bits.
 fn offset() -> Value {
-    json!({ "type": "integer", "minimum": 0 })
+    json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
 }
 fn call_status() -> Value {
     json!({ "type": "string", "enum": ["in_progress", "completed", "failed"] })
@@ -78,6 +79,54 @@ fn run_status() -> Value {
 fn direction() -> Value {
     json!({ "type": "string", "enum": ["outbound", "inbound"] })
 }
+/// A call list's direction filter: `test` selects test calls' legs, `web` nothing (switchboard
+/// takes no web calls).
+fn call_direction() -> Value {
+    json!({ "type": "string", "enum": ["outbound", "inbound", "test", "web"] })
+}
+fn id_filter() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
+}
+fn e164_filter() -> Value {
+    json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$" })
+}
+fn boolean() -> Value {
+    json!({ "type": "boolean" })
+}
+/// A date (a whole day in UTC) or an ISO 8601 datetime with an offset.
+fn time_bound() -> Value {
+    json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] })
+}
+fn export_format() -> Value {
+    json!({ "type": "string", "enum": ["json", "csv"] })
+}
+
+const CALL_LIST_QUERY: &[QueryParameter] = &[
+    ("limit", limit),
+    ("offset", offset),
+    ("status", call_status),
+    ("agent_id", id_filter),
+    ("direction", call_direction),
+    ("from_number", e164_filter),
+    ("to_number", e164_filter),
+    ("phone_number", e164_filter),
+    ("start_date", time_bound),
+    ("end_date", time_bound),
+    ("exclude_test_calls", boolean),
+];
+
+const CALL_EXPORT_QUERY: &[QueryParameter] = &[
+    ("format", export_format),
+    ("status", call_status),
+    ("agent_id", id_filter),
+    ("direction", call_direction),
+    ("from_number", e164_filter),
+    ("to_number", e164_filter),
+    ("phone_number", e164_filter),
+    ("start_date", time_bound),
+    ("end_date", time_bound),
+    ("exclude_test_calls", boolean),
+];
 fn target_type() -> Value {
     json!({ "type": "string", "enum": ["agent", "phone_number"] })
 }
@@ -126,12 +175,12 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/phone-numbers/{id}", "Get a phone number", Key, body: None, ok: 200 Some("PhoneNumber"), query: &[], errors: &[]),
     op!("patch" "/v1/phone-numbers/{id}", "Assign a phone number's agents", Key, body: Some("PhoneNumberPatch"), ok: 200 Some("PhoneNumber"), query: &[], errors: &[409]),
     op!("delete" "/v1/phone-numbers/{id}", "Delete a phone number", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
-    op!("post" "/v1/call", "Place an outbound call", Key, body: Some("PlaceCall"), ok: 201 Some("CallPlaced"), query: &[], errors: &[402, 403, 409, 502]),
-    op!("get" "/v1/calls", "List calls, newest first", Key, body: None, ok: 200 Some("CallPage"),
-        query: &[("limit", limit), ("offset", offset), ("status", call_status), ("agent_id", int), ("direction", direction)], errors: &[]),
+    op!("post" "/v1/call", "Place an outbound call", Key, body: Some("PlaceCall"), ok: 201 Some("PlaceCallResponse"), query: &[], errors: &[402, 403, 409, 502]),
+    op!("get" "/v1/calls", "List calls, newest first", Key, body: None, ok: 200 Some("CallListResponse"), query: CALL_LIST_QUERY, errors: &[]),
+    op!("get" "/v1/calls/export", "Export calls, newest first, as JSON (at most 1000) or CSV (all, streamed)", Key, body: None, ok: 200 Some("CallExport"), query: CALL_EXPORT_QUERY, errors: &[]),
     op!("get" "/v1/calls/{id}", "Get a call", Key, body: None, ok: 200 Some("Call"), query: &[], errors: &[]),
-    op!("get" "/v1/calls/{id}/transcript", "Get a call's transcript", Key, body: None, ok: 200 Some("Transcript"), query: &[], errors: &[]),
-    op!("get" "/v1/calls/{id}/events", "Get a call's event history", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
+    op!("get" "/v1/calls/{id}/transcript", "Get a call's transcript", Key, body: None, ok: 200 Some("CallTranscript"), query: &[("live", boolean)], errors: &[]),
+    op!("get" "/v1/calls/{id}/history", "Get a call's event timeline", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
     op!("post" "/v1/calls/{id}/hangup", "Hang up a call (idempotent)", Key, body: None, ok: 200 Some("Call"), query: &[], errors: &[409]),
     op!("get" "/v1/test-calls", "List test-call runs", Key, body: None, ok: 200 Some("TestRunList"),
         query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", int)], errors: &[]),
@@ -243,6 +292,9 @@ fn build() -> Value {
         paths.entry(op.path.to_owned()).or_insert_with(|| json!({}))[op.method] = operation;
     }
     add_links(&mut paths);
+    // The export answers CSV too, when asked.
+    paths["/v1/calls/export"]["get"]["responses"]["200"]["content"]["text/csv"] =
+        json!({ "schema": { "type": "string" } });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -566,6 +618,7 @@ fn schemas() -> Value {
     let time = json!({ "type": "string", "format": "date-time" });
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let e164 = json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$" });
+    let language_tag = json!({ "type": "string", "maxLength": 35, "pattern": "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$" });
     let tool = object(
         &["name", "description", "url", "parameters"],
         json!({
@@ -640,20 +693,59 @@ fn schemas() -> Value {
             "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer")
         } },
         "PlaceCall": { "type": "object", "required": ["from_number", "to_number"], "additionalProperties": false, "properties": {
-            "from_number": e164, "to_number": e164, "agent_id": { "type": "integer", "minimum": 1 },
-            "config": inline_config(),
-            "max_hold_seconds": { "type": "integer", "minimum": 0, "maximum": 3600 }
+            "from_number": e164, "to_number": e164,
+            "agent_id": { "type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX },
+            "config": { "anyOf": [inline_config(), { "type": "null" }] },
+            "max_hold_seconds": { "type": ["integer", "null"], "minimum": 0, "maximum": 3600 },
+            "variables": { "type": "object", "maxProperties": domain::call::MAX_VARIABLES,
+                "propertyNames": { "minLength": 1, "maxLength": domain::call::MAX_VARIABLE_NAME_CHARS } },
+            "language": language_tag, "primary_language": language_tag,
+            "phi_mode": { "type": "string", "enum": ["phi"] },
+            "idempotency_key": { "type": ["string", "null"], "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
         } },
-        "CallPlaced": object(&["call_id", "status"], json!({ "call_id": int(), "status": { "const": "initiated" } })),
-        "Call": object(&["id", "direction", "from_number", "to_number", "agent_id", "status", "end_reason", "started_at", "answered_at", "ended_at", "duration_seconds", "cost_cents", "created_at", "updated_at"], json!({
-            "id": int(), "direction": direction(), "from_number": { "type": "string" }, "to_number": { "type": "string" },
-            "agent_id": nullable("integer"), "status": call_status(), "end_reason": nullable("string"),
-            "started_at": time_or_null, "answered_at": time_or_null, "ended_at": time_or_null,
-            "duration_seconds": int(), "cost_cents": nullable("integer"), "created_at": time, "updated_at": time
+        "PlaceCallResponse": object(&["call_id", "status"], json!({
+            "call_id": int(), "status": { "const": "initiated" }, "idempotent_replay": { "type": "boolean" }
         })),
-        "CallPage": object(&["results", "total", "limit", "offset"], json!({ "results": list("Call"), "total": int(), "limit": int(), "offset": int() })),
-        "Transcript": object(&["call_id", "turns"], json!({ "call_id": int(), "turns": { "type": "array", "items": object(&["seq", "speaker", "text", "at"], json!({
-            "seq": int(), "speaker": { "type": "string", "enum": ["agent", "callee"] }, "text": { "type": "string" }, "at": time
+        "Call": object(&["agent_id", "agent_variant_id", "agent_variant_label", "billable_minutes", "billed_at", "billing_total_cents",
+                "call_id", "call_outcome", "cloud_run_execution_name", "collected_values", "consent_evidence", "critical_issue_count",
+                "direction", "duration_seconds", "end_reason", "end_time", "extracted_data", "from_number", "goal_achievement",
+                "goal_reasoning", "grade_score", "grade_status", "grade_updated_at", "is_scenario_call", "is_simulation", "is_test_call",
+                "issue_count", "livekit_room_name", "livekit_room_sid", "locale", "outbound_dial_state", "product", "prompt_snapshot",
+                "recording_mode", "recording_policy", "recording_retention_notice", "recording_started_at", "recording_url",
+                "sip_answered_at", "start_time", "status", "steps_trace", "thinking_level", "to_number", "tool_snapshot",
+                "transfer_bridge_kind", "transfer_bridge_seconds", "transfer_bridge_total_cents", "transfer_destination",
+                "transfer_outcome", "transfer_sip_status", "unresolved_variables", "variables", "voice"], json!({
+            "call_id": int(), "direction": { "type": "string", "enum": ["inbound", "outbound", "test", "web"] },
+            "from_number": { "type": "string" }, "to_number": { "type": "string" },
+            "agent_id": nullable("integer"), "agent_variant_id": { "type": "null" }, "agent_variant_label": { "type": "null" },
+            "status": call_status(), "end_reason": nullable("string"),
+            "start_time": time, "sip_answered_at": time_or_null, "end_time": time_or_null,
+            "duration_seconds": nullable("integer"), "billable_minutes": nullable("number"), "billing_total_cents": nullable("integer"),
+            "billed_at": time_or_null,
+            "outbound_dial_state": { "type": ["string", "null"], "enum": ["answered", "failed", "pending", "submitted", "unknown", null] },
+            "is_test_call": { "type": "boolean" }, "is_simulation": { "type": "boolean" }, "is_scenario_call": { "type": "boolean" },
+            "locale": { "type": "string" }, "prompt_snapshot": { "type": "string" }, "voice": nullable("string"),
+            "tool_snapshot": list("Tool"), "thinking_level": { "type": "string" }, "product": nullable("string"),
+            "variables": { "type": "object" }, "unresolved_variables": { "type": "array", "items": { "type": "string" } },
+            "call_outcome": { "type": "null" }, "collected_values": { "type": "null" }, "extracted_data": { "type": "null" },
+            "steps_trace": { "type": "null" }, "goal_achievement": { "type": "null" }, "goal_reasoning": { "type": "null" },
+            "grade_score": { "type": "null" }, "grade_status": { "type": "null" }, "grade_updated_at": { "type": "null" },
+            "issue_count": int(), "critical_issue_count": int(), "consent_evidence": {},
+            "recording_mode": { "type": "string", "enum": ["disabled_by_config", "recording", "recording_failed_before_capture"] },
+            "recording_policy": {}, "recording_retention_notice": { "type": "null" }, "recording_started_at": { "type": "null" },
+            "recording_url": { "type": "null" }, "livekit_room_name": { "type": "null" }, "livekit_room_sid": { "type": "null" },
+            "cloud_run_execution_name": { "type": "null" }, "transfer_destination": { "type": "string" },
+            "transfer_outcome": { "type": "null" }, "transfer_bridge_kind": { "type": "null" }, "transfer_bridge_seconds": { "type": "null" },
+            "transfer_bridge_total_cents": { "type": "null" }, "transfer_sip_status": { "type": "null" },
+            "created_at": time, "updated_at": time
+        })),
+        "CallListResponse": object(&["results", "total", "limit", "offset"], json!({ "results": list("Call"), "total": int(), "limit": int(), "offset": int() })),
+        "CallExport": object(&["calls", "total", "truncated"], json!({
+            "calls": { "type": "array", "maxItems": crate::routes::calls::MAX_EXPORT_ROWS, "items": reference("Call") },
+            "total": int(), "truncated": { "type": "boolean" }
+        })),
+        "CallTranscript": object(&["call_id", "transcripts"], json!({ "call_id": int(), "transcripts": { "type": "array", "items": object(&["role", "content", "start_ms"], json!({
+            "role": { "type": "string", "enum": ["agent", "user"] }, "content": { "type": "string" }, "start_ms": int(), "seq": int(), "at": time
         })) } })),
         "Event": object(&["type", "version", "at", "request_id", "data"], json!({
             "type": { "type": "string" }, "version": int(), "at": time, "request_id": nullable("string"), "data": {}

@@ -307,27 +307,136 @@ pub fn transaction(t: &pb::Transaction) -> Value {
     })
 }
 
+/// A call as the contract's `Call`. Fields of features outside this engine (grading, extraction,
+/// recording, transfers, LiveKit, agent variants, issues) answer their neutral value.
 pub fn call(c: &pb::Call) -> Value {
+    let agent = c.agent.clone().unwrap_or_default();
+    let tools: Vec<Value> = agent
+        .tools
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "description": t.description,
+                "url": t.url,
+                "parameters": serde_json::from_str::<Value>(&t.parameters_json).unwrap_or_else(|_| json!({})),
+            })
+        })
+        .collect();
+    let variables = serde_json::from_str::<Value>(&c.variables_json).unwrap_or_else(|_| json!({}));
+    let ended = c.ended_at_ms.is_some();
     json!({
-        "id": c.id,
+        "call_id": c.id,
         "direction": c.direction,
         "from_number": c.from_number,
         "to_number": c.to_number,
         "agent_id": c.agent_id,
+        "agent_variant_id": null,
+        "agent_variant_label": null,
         "status": c.status,
         "end_reason": c.end_reason,
-        "started_at": c.started_at_ms.map(at),
-        "answered_at": c.answered_at_ms.map(at),
-        "ended_at": c.ended_at_ms.map(at),
-        "duration_seconds": c.duration_seconds,
-        "cost_cents": c.cost_cents,
+        "start_time": at(c.created_at_ms),
+        "sip_answered_at": c.answered_at_ms.map(at),
+        "end_time": c.ended_at_ms.map(at),
+        "duration_seconds": ended.then_some(c.duration_seconds),
+        "billable_minutes": c.billed_seconds.map(|s| s as f64 / 60.0),
+        "billing_total_cents": c.cost_cents,
+        "billed_at": c.billed_at_ms.map(at),
+        "outbound_dial_state": c.dial_state,
+        "is_test_call": c.is_test_call,
+        "is_simulation": c.is_test_call,
+        "is_scenario_call": false,
+        "locale": c.locale,
+        "prompt_snapshot": agent.prompt,
+        "voice": (!agent.voice.is_empty()).then_some(&agent.voice),
+        "tool_snapshot": tools,
+        "thinking_level": "base",
+        "product": null,
+        "variables": variables,
+        "unresolved_variables": c.unresolved_variables,
+        "call_outcome": null,
+        "collected_values": null,
+        "extracted_data": null,
+        "steps_trace": null,
+        "goal_achievement": null,
+        "goal_reasoning": null,
+        "grade_score": null,
+        "grade_status": null,
+        "grade_updated_at": null,
+        "issue_count": 0,
+        "critical_issue_count": 0,
+        "consent_evidence": null,
+        "recording_mode": "disabled_by_config",
+        "recording_policy": null,
+        "recording_retention_notice": null,
+        "recording_started_at": null,
+        "recording_url": null,
+        "livekit_room_name": null,
+        "livekit_room_sid": null,
+        "cloud_run_execution_name": null,
+        "transfer_destination": "",
+        "transfer_outcome": null,
+        "transfer_bridge_kind": null,
+        "transfer_bridge_seconds": null,
+        "transfer_bridge_total_cents": null,
+        "transfer_sip_status": null,
         "created_at": at(c.created_at_ms),
         "updated_at": at(c.updated_at_ms),
     })
 }
 
-pub fn turn(t: &pb::Turn) -> Value {
-    json!({ "seq": t.seq, "speaker": t.speaker, "text": t.text, "at": at(t.at_ms) })
+/// The columns of a CSV export, in order, and each one's value for a call as [`call`] shows it.
+pub const CALL_CSV_COLUMNS: &[&str] = &[
+    "call_id",
+    "direction",
+    "status",
+    "from_number",
+    "to_number",
+    "agent_id",
+    "start_time",
+    "sip_answered_at",
+    "end_time",
+    "duration_seconds",
+    "end_reason",
+    "billable_minutes",
+    "billing_total_cents",
+    "billed_at",
+    "is_test_call",
+    "locale",
+    "variables",
+];
+
+/// One CSV line (RFC 4180: fields quoted when they hold a comma, quote or line break) of a call.
+pub fn call_csv_row(c: &pb::Call) -> String {
+    let shown = call(c);
+    let mut line = CALL_CSV_COLUMNS
+        .iter()
+        .map(|column| {
+            let text = match &shown[*column] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            csv_field(&text)
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+pub fn csv_field(text: &str) -> String {
+    // A leading = or @ would be read as a formula by spreadsheets: a ' goes first. (A number's
+    // leading + is E.164's, and variables are a JSON object.)
+    let text = if text.starts_with(['=', '@']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\r', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
+/// A transcript turn as the contract's `TranscriptEntry`: `role` is `agent` or `user`, and
+/// `start_ms` counts from `started_at_ms` (the answer).
+pub fn transcript_entry(t: &pb::Turn, started_at_ms: i64) -> Value {
+    let role = if t.speaker == "agent" { "agent" } else { "user" };
+    json!({ "role": role, "content": t.text, "start_ms": (t.at_ms - started_at_ms).max(0), "seq": t.seq, "at": at(t.at_ms) })
 }
 
 /// An event as stored: its payload (MessagePack with named fields) shown as JSON, without the

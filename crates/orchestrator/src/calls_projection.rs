@@ -118,9 +118,10 @@ impl Projection for CallsProjection {
         NAME
     }
 
-    /// 2: a list and a count per filter (1 had one unfiltered list, and no counts).
+    /// 3: calls record when they were billed (2 added a list and a count per filter; 1 had
+    /// one unfiltered list, and no counts).
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
@@ -194,6 +195,22 @@ pub fn active_calls(log: &Log) -> Result<Vec<CallId>, eventlog::Error> {
 /// How many calls a list holds.
 pub fn count(log: &Log, org: OrgId, filter: &CallFilter) -> Result<u64, eventlog::Error> {
     Ok(log.projection_get(NAME, &count_key(org, filter))?.map_or(0, |b| be_u64(&b)))
+}
+
+/// A list's ids, newest first, from the one before `before` (from the newest, with none):
+/// keys only, for a query that reads and filters the calls itself.
+pub fn ids_newest_first<'a>(
+    log: &'a Log,
+    org: OrgId,
+    filter: &CallFilter,
+    before: Option<CallId>,
+) -> impl Iterator<Item = Result<CallId, eventlog::Error>> + use<'a> {
+    let prefix_len = list_prefix(org, filter).len();
+    log.projection_scan(NAME, &list_prefix(org, filter))
+        .rev()
+        .map(move |entry| Ok(CallId(be_u64(&entry?.0[prefix_len..]))))
+        // Newest first: the ids at or after `before` come first, and are skipped.
+        .skip_while(move |id| matches!(id, Ok(id) if before.is_some_and(|b| id.0 >= b.0)))
 }
 
 /// A page of a list, newest first: the ids after the first `offset`. Skipping reads keys

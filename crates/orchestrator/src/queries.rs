@@ -151,7 +151,8 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
                     at_ms: turn.at.as_millis(),
                 })
                 .collect();
-            R::Transcript(pb::Transcript { call_id: r.id, turns })
+            let started_at_ms = call.answered_at.unwrap_or(call.created_at).as_millis();
+            R::Transcript(pb::Transcript { call_id: r.id, turns, started_at_ms })
         }
         Kind::GetCallEvents(r) => {
             let call = own_call(log, org, CallId(r.id))?;
@@ -287,22 +288,95 @@ fn own_call(log: &Log, org: OrgId, id: CallId) -> Result<CallState, Failure> {
 /// The most calls one page may hold.
 pub const MAX_CALL_PAGE: u32 = 200;
 
+/// What a list's index does not narrow: each call of the list is read and checked.
+struct Narrowing {
+    from: Option<domain::E164>,
+    to: Option<domain::E164>,
+    either: Option<domain::E164>,
+    start: Option<domain::Timestamp>,
+    end: Option<domain::Timestamp>,
+    exclude_test_calls: bool,
+    test_calls_only: bool,
+}
+
+impl Narrowing {
+    fn is_none(&self) -> bool {
+        self.from.is_none()
+            && self.to.is_none()
+            && self.either.is_none()
+            && self.start.is_none()
+            && self.end.is_none()
+            && !self.exclude_test_calls
+            && !self.test_calls_only
+    }
+
+    fn admits(&self, call: &CallState) -> bool {
+        let (from, to) = (&call.setup.from, &call.setup.to);
+        self.from.as_ref().is_none_or(|n| n == from)
+            && self.to.as_ref().is_none_or(|n| n == to)
+            && self.either.as_ref().is_none_or(|n| n == from || n == to)
+            && self.start.is_none_or(|t| call.created_at >= t)
+            && self.end.is_none_or(|t| call.created_at <= t)
+            && !(self.exclude_test_calls && call.is_test_call())
+            && (!self.test_calls_only || call.is_test_call())
+    }
+}
+
+fn number(field: &str, raw: Option<String>) -> Result<Option<domain::E164>, Failure> {
+    raw.map(|n| domain::E164::parse(&n).map_err(|e| invalid(field, e))).transpose()
+}
+
+/// A page of an org's calls, newest first. The status, direction and agent pick one of the
+/// projection's lists, whose count is the total and whose keys are skipped to the page; any
+/// other filter (numbers, start times, test calls) is checked call by call along that list,
+/// which then costs the list rather than the page.
 fn list_calls(log: &Log, org: OrgId, filter: pb::CallFilter) -> Result<R, Failure> {
     let status = filter.status.as_deref().map(Status::parse).transpose().map_err(|e| invalid("status", e))?;
-    let direction = match filter.direction.as_deref() {
-        None => None,
-        Some("outbound") => Some(Direction::Outbound),
-        Some("inbound") => Some(Direction::Inbound),
+    let (direction, test_calls_only) = match filter.direction.as_deref() {
+        None => (None, false),
+        Some("outbound") => (Some(Direction::Outbound), false),
+        Some("inbound") => (Some(Direction::Inbound), false),
+        Some("test") => (None, true),
+        // switchboard takes no web calls.
+        Some("web") => return Ok(R::Calls(pb::CallPage { calls: vec![], total: 0 })),
         Some(other) => return Err(invalid("direction", format!("\"{other}\" is not a valid choice."))),
+    };
+    let narrowing = Narrowing {
+        from: number("from_number", filter.from_number)?,
+        to: number("to_number", filter.to_number)?,
+        either: number("phone_number", filter.phone_number)?,
+        start: filter.start_ms.map(domain::Timestamp),
+        end: filter.end_ms.map(domain::Timestamp),
+        exclude_test_calls: filter.exclude_test_calls,
+        test_calls_only,
     };
     let limit = filter.limit.clamp(1, MAX_CALL_PAGE) as usize;
     let list = calls_projection::CallFilter { status, direction, agent_id: filter.agent_id.map(AgentId) };
-    let total = calls_projection::count(log, org, &list).map_err(storage_failure)?;
+    let read = |id: CallId| calls_projection::read_call(log, id).map_err(storage_failure);
     let mut calls = Vec::with_capacity(limit);
-    for id in calls_projection::page(log, org, &list, filter.offset as usize, limit).map_err(storage_failure)? {
-        // Lists and calls are written in one batch: a listed call is always there.
-        if let Some(call) = calls_projection::read_call(log, id).map_err(storage_failure)? {
+    if narrowing.is_none() && filter.before_id.is_none() {
+        let total = calls_projection::count(log, org, &list).map_err(storage_failure)?;
+        for id in calls_projection::page(log, org, &list, filter.offset as usize, limit).map_err(storage_failure)? {
+            // Lists and calls are written in one batch: a listed call is always there.
+            if let Some(call) = read(id)? {
+                calls.push((&call).into());
+            }
+        }
+        return Ok(R::Calls(pb::CallPage { calls, total }));
+    }
+    let mut total = 0u64;
+    for id in calls_projection::ids_newest_first(log, org, &list, filter.before_id.map(CallId)) {
+        let Some(call) = read(id.map_err(storage_failure)?)? else { continue };
+        if !narrowing.admits(&call) {
+            continue;
+        }
+        if total >= u64::from(filter.offset) && calls.len() < limit {
             calls.push((&call).into());
+        }
+        total += 1;
+        // A cursor's pages (an export's) need no total: the first page, without one, gave it.
+        if filter.before_id.is_some() && calls.len() == limit {
+            break;
         }
     }
     Ok(R::Calls(pb::CallPage { calls, total }))

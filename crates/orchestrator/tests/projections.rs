@@ -155,6 +155,7 @@ mod calls {
             max_duration_seconds: 3_600,
             scenario_prompt: None,
             placement_timeout_ms: domain::call::DEFAULT_PLACEMENT_TIMEOUT_MS,
+            context: Default::default(),
         }
     }
 

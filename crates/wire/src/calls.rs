@@ -1,7 +1,7 @@
 //! Calls between the wire and the domain.
 
 use domain::agent::AgentSpec;
-use domain::call::CallState;
+use domain::call::{CallContext, CallState, Variables};
 use domain::ids::{AgentId, VoipConnectionId};
 use domain::org::{AgentChoice, OutboundRejection, OutboundRequest};
 use domain::{E164, FieldErrors};
@@ -20,10 +20,16 @@ pub fn outbound_request(p: pb::PlaceCall) -> Result<OutboundRequest, Failure> {
         }
         None => Some(AgentChoice::FromNumber),
     };
-    match (from, to, agent) {
-        (Some(from), Some(to), Some(agent)) if e.is_empty() => {
-            Ok(OutboundRequest { from, to, agent, max_hold_seconds: p.max_hold_seconds })
-        }
+    let variables = Variables::parse_json(&p.variables_json).map_err(|m| e.add("variables", m)).ok();
+    let locale = p.locale.as_deref().map(domain::call::parse_locale).transpose().map_err(|m| e.add("language", m)).ok();
+    match (from, to, agent, variables, locale) {
+        (Some(from), Some(to), Some(agent), Some(variables), Some(locale)) if e.is_empty() => Ok(OutboundRequest {
+            from,
+            to,
+            agent,
+            max_hold_seconds: p.max_hold_seconds,
+            context: CallContext { variables, locale },
+        }),
         _ => Err(Failure::invalid(e)),
     }
 }
@@ -99,6 +105,14 @@ impl From<&CallState> for pb::Call {
             cost_cents: c.cost_cents(),
             created_at_ms: c.created_at.as_millis(),
             updated_at_ms: c.updated_at.as_millis(),
+            variables_json: c.setup.context.variables.to_json(),
+            locale: c.setup.context.locale().to_owned(),
+            is_test_call: c.is_test_call(),
+            agent: Some((&c.setup.agent).into()),
+            billed_at_ms: c.billed_at.map(|t| t.as_millis()),
+            billed_seconds: c.billed_seconds(),
+            unresolved_variables: c.setup.context.variables.unresolved_in(&c.setup.agent.prompt),
+            dial_state: c.dial_state().map(|d| d.as_str().to_owned()),
         }
     }
 }

@@ -34,7 +34,7 @@ async fn place(server: &Server, key: &str, to: &str) -> u64 {
 /// Waits until the call has ended and billing has confirmed its cost.
 async fn finished(server: &Server, key: &str, id: u64) -> Value {
     wait_for(server, &format!("/v1/calls/{id}"), key, SETTLE, |c| {
-        c["status"] != "in_progress" && !c["cost_cents"].is_null()
+        c["status"] != "in_progress" && !c["billing_total_cents"].is_null()
     })
     .await
 }
@@ -54,7 +54,7 @@ async fn a_call_rings_talks_ends_and_is_charged_per_second() {
     assert_eq!((early["status"].as_str(), early["direction"].as_str()), (Some("in_progress"), Some("outbound")));
     assert_eq!((early["from_number"].as_str(), early["to_number"].as_str()), (Some(FROM), Some(TO)));
     assert_eq!(early["agent_id"], c.agent_id);
-    assert!(is_timestamp(&early["created_at"]) && is_timestamp(&early["started_at"]));
+    assert!(is_timestamp(&early["created_at"]) && is_timestamp(&early["start_time"]));
 
     let call = finished(&server, &c.org.key, id).await;
     assert_eq!(
@@ -62,12 +62,12 @@ async fn a_call_rings_talks_ends_and_is_charged_per_second() {
         (Some("completed"), Some("agent_hangup")),
         "{call}"
     );
-    assert!(is_timestamp(&call["answered_at"]) && is_timestamp(&call["ended_at"]));
+    assert!(is_timestamp(&call["sip_answered_at"]) && is_timestamp(&call["end_time"]));
     let seconds = call["duration_seconds"].as_i64().unwrap();
     assert!((1..=2).contains(&seconds), "{call}");
     // 10 cents a minute, per second, rounded up per call.
     let cost = (seconds * 10 + 59) / 60;
-    assert_eq!(call["cost_cents"].as_i64(), Some(cost));
+    assert_eq!(call["billing_total_cents"].as_i64(), Some(cost));
 
     let b = balance(&server, &c.org.key).await;
     assert_eq!((b["balance_cents"].as_i64(), b["reserved_cents"].as_i64()), (Some(500 - cost), Some(0)));
@@ -79,13 +79,13 @@ async fn a_call_rings_talks_ends_and_is_charged_per_second() {
     );
 
     let transcript = server.get(&format!("/v1/calls/{id}/transcript"), &c.org.key).await.expect(200);
-    let turns = transcript["turns"].as_array().unwrap();
+    let turns = transcript["transcripts"].as_array().unwrap();
     assert_eq!(turns.len(), 5);
-    assert_eq!(turns[0]["speaker"], "agent");
-    assert_eq!(turns[1]["speaker"], "callee");
-    assert_eq!(turns[2]["text"], "Of course. You handle refunds.");
+    assert_eq!(turns[0]["role"], "agent");
+    assert_eq!(turns[1]["role"], "user");
+    assert_eq!(turns[2]["content"], "Of course. You handle refunds.");
 
-    let events = server.get(&format!("/v1/calls/{id}/events"), &c.org.key).await.expect(200);
+    let events = server.get(&format!("/v1/calls/{id}/history"), &c.org.key).await.expect(200);
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(&types[..5], ["call_requested", "funds_reserved", "dial_accepted", "ringing", "answered"]);
     assert_eq!(&types[types.len() - 2..], ["call_ended", "charge_settled"]);
@@ -195,7 +195,11 @@ async fn the_simulated_carrier_ends_calls_as_documented_and_only_connected_calls
             "{to}: {call}"
         );
         if *status == "failed" {
-            assert_eq!((call["cost_cents"].as_i64(), call["duration_seconds"].as_i64()), (Some(0), Some(0)), "{to}");
+            assert_eq!(
+                (call["billing_total_cents"].as_i64(), call["duration_seconds"].as_i64()),
+                (Some(0), Some(0)),
+                "{to}"
+            );
         }
     }
     let b = balance(&server, k).await;
@@ -210,7 +214,7 @@ async fn the_simulated_carrier_ends_calls_as_documented_and_only_connected_calls
         .expect(201);
     let id = r["call_id"].as_u64().unwrap();
     finished(&server, k, id).await;
-    let events = server.get(&format!("/v1/calls/{id}/events"), k).await.expect(200);
+    let events = server.get(&format!("/v1/calls/{id}/history"), k).await.expect(200);
     let forced = events.as_array().unwrap().iter().find(|e| e["type"] == "hold_ended").expect("the hold was ended");
     assert_eq!(forced["data"]["forced"], true);
 }
@@ -231,7 +235,7 @@ async fn the_grant_caps_talk_time_and_an_empty_balance_stops_new_calls() {
         (Some("completed"), Some("insufficient_balance")),
         "{call}"
     );
-    assert_eq!(call["cost_cents"], 3, "never more than was granted");
+    assert_eq!(call["billing_total_cents"], 3, "never more than was granted");
     let b = balance(&server, &c.org.key).await;
     assert_eq!((b["balance_cents"].as_i64(), b["reserved_cents"].as_i64()), (Some(0), Some(0)));
     server.post("/v1/call", &c.org.key, json!({ "from_number": FROM, "to_number": TO })).await.expect(402);
@@ -249,7 +253,7 @@ async fn the_watchdog_fails_calls_that_outlive_their_maximum() {
         "{call}"
     );
     // It talked, so it pays for what it talked.
-    assert!(call["cost_cents"].as_i64().unwrap() >= 1);
+    assert!(call["billing_total_cents"].as_i64().unwrap() >= 1);
 }
 
 #[tokio::test]
@@ -262,26 +266,26 @@ async fn hanging_up_is_idempotent_and_scoped_to_the_org() {
     assert_eq!((hung["status"].as_str(), hung["end_reason"].as_str()), (Some("failed"), Some("canceled")));
     let again = server.post(&format!("/v1/calls/{ringing}/hangup"), k, json!({})).await.expect(200);
     assert_eq!((again["status"].as_str(), again["end_reason"].as_str()), (Some("failed"), Some("canceled")));
-    assert_eq!(again["ended_at"], hung["ended_at"]);
+    assert_eq!(again["end_time"], hung["end_time"]);
 
     let other = server.create_org("Other").await;
     server.post(&format!("/v1/calls/{ringing}/hangup"), &other.key, json!({})).await.expect(404);
     server.get(&format!("/v1/calls/{ringing}"), &other.key).await.expect(404);
     server.get(&format!("/v1/calls/{ringing}/transcript"), &other.key).await.expect(404);
-    server.get(&format!("/v1/calls/{ringing}/events"), &other.key).await.expect(404);
+    server.get(&format!("/v1/calls/{ringing}/history"), &other.key).await.expect(404);
     server.post("/v1/calls/999999/hangup", k, json!({})).await.expect(404);
 
     // Hanging up a conversation ends it as the agent's hang-up, and it pays.
     let talking = place(&server, k, TO).await;
-    wait_for(&server, &format!("/v1/calls/{talking}"), k, SETTLE, |c| !c["answered_at"].is_null()).await;
+    wait_for(&server, &format!("/v1/calls/{talking}"), k, SETTLE, |c| !c["sip_answered_at"].is_null()).await;
     let hung = server.post(&format!("/v1/calls/{talking}/hangup"), k, json!({})).await.expect(200);
     assert_eq!((hung["status"].as_str(), hung["end_reason"].as_str()), (Some("completed"), Some("agent_hangup")));
     let done = finished(&server, k, talking).await;
-    assert!(done["cost_cents"].as_i64().unwrap() >= 1);
+    assert!(done["billing_total_cents"].as_i64().unwrap() >= 1);
     let canceled = finished(&server, k, ringing).await;
-    assert_eq!(canceled["cost_cents"], 0);
+    assert_eq!(canceled["billing_total_cents"], 0);
     // Late carrier events after the hang-up were recorded, never reopening the call.
-    let events = server.get(&format!("/v1/calls/{talking}/events"), k).await.expect(200);
+    let events = server.get(&format!("/v1/calls/{talking}/history"), k).await.expect(200);
     let ends = events.as_array().unwrap().iter().filter(|e| e["type"] == "call_ended").count();
     assert_eq!(ends, 1);
 }
@@ -306,17 +310,17 @@ async fn calls_list_newest_first_with_filters() {
 
     let all = server.get("/v1/calls", k).await.expect(200);
     assert_eq!((all["total"].as_u64(), all["limit"].as_u64(), all["offset"].as_u64()), (Some(3), Some(50), Some(0)));
-    let ids: Vec<u64> = all["results"].as_array().unwrap().iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = all["results"].as_array().unwrap().iter().map(|c| c["call_id"].as_u64().unwrap()).collect();
     assert_eq!(ids, vec![sales, ok, busy]);
 
     let failed = server.get("/v1/calls?status=failed", k).await.expect(200);
-    assert_eq!((failed["total"].as_u64(), failed["results"][0]["id"].as_u64()), (Some(1), Some(busy)));
+    assert_eq!((failed["total"].as_u64(), failed["results"][0]["call_id"].as_u64()), (Some(1), Some(busy)));
     let by_agent = server.get(&format!("/v1/calls?agent_id={}", other_agent["id"]), k).await.expect(200);
-    assert_eq!((by_agent["total"].as_u64(), by_agent["results"][0]["id"].as_u64()), (Some(1), Some(sales)));
+    assert_eq!((by_agent["total"].as_u64(), by_agent["results"][0]["call_id"].as_u64()), (Some(1), Some(sales)));
     assert_eq!(server.get("/v1/calls?direction=inbound", k).await.expect(200)["total"], 0);
     assert_eq!(server.get("/v1/calls?direction=outbound", k).await.expect(200)["total"], 3);
     let page = server.get("/v1/calls?limit=1&offset=1", k).await.expect(200);
-    assert_eq!((page["total"].as_u64(), page["results"][0]["id"].as_u64()), (Some(3), Some(ok)));
+    assert_eq!((page["total"].as_u64(), page["results"][0]["call_id"].as_u64()), (Some(3), Some(ok)));
 
     for (query, field) in [
         ("status=done", "status"),
@@ -385,12 +389,16 @@ async fn after_sigkill_every_call_resumes_ends_and_is_billed_exactly_once() {
     server.restart();
     // Every call on record ends and is billed, whatever state it died in.
     let all = wait_for(&server, "/v1/calls?limit=200", &k, Duration::from_secs(30), |p| {
-        p["results"].as_array().unwrap().iter().all(|c| c["status"] != "in_progress" && !c["cost_cents"].is_null())
+        p["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "in_progress" && !c["billing_total_cents"].is_null())
     })
     .await;
     let calls = all["results"].as_array().unwrap();
     for id in &acknowledged {
-        assert!(calls.iter().any(|c| c["id"] == *id), "call {id} got a 201 but is gone");
+        assert!(calls.iter().any(|c| c["call_id"] == *id), "call {id} got a 201 but is gone");
     }
     let expected = [
         (0, "completed", "agent_hangup"),
@@ -400,18 +408,18 @@ async fn after_sigkill_every_call_resumes_ends_and_is_billed_exactly_once() {
         (4, "completed", "callee_hangup"),
     ];
     for (i, status, reason) in expected {
-        let call = calls.iter().find(|c| c["id"] == acknowledged[i]).unwrap();
+        let call = calls.iter().find(|c| c["call_id"] == acknowledged[i]).unwrap();
         assert_eq!((call["status"].as_str(), call["end_reason"].as_str()), (Some(status), Some(reason)), "{call}");
     }
 
     // No reservation is left open, nothing is charged twice, and the books add up.
     let b = wait_for(&server, "/v1/billing/balance", &k, Duration::from_secs(10), |b| b["reserved_cents"] == 0).await;
-    let charged: i64 = calls.iter().map(|c| c["cost_cents"].as_i64().unwrap()).sum();
+    let charged: i64 = calls.iter().map(|c| c["billing_total_cents"].as_i64().unwrap()).sum();
     assert_eq!(b["balance_cents"].as_i64().unwrap(), 1_000 - charged);
     let txs = server.get("/v1/billing/transactions?limit=200", &k).await.expect(200);
     let mut charged_calls: Vec<u64> =
         txs["results"].as_array().unwrap().iter().filter_map(|t| t["call_id"].as_u64()).collect();
-    let paying = calls.iter().filter(|c| c["cost_cents"].as_i64().unwrap() > 0).count();
+    let paying = calls.iter().filter(|c| c["billing_total_cents"].as_i64().unwrap() > 0).count();
     assert_eq!(charged_calls.len(), paying);
     charged_calls.sort_unstable();
     charged_calls.dedup();
@@ -440,7 +448,7 @@ async fn an_inline_config_as_the_official_client_sends_it_is_carried_by_the_call
     let placed =
         server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": config })).await.expect(201);
     let id = placed["call_id"].as_u64().unwrap();
-    let events = server.get(&format!("/v1/calls/{id}/events"), k).await.expect(200);
+    let events = server.get(&format!("/v1/calls/{id}/history"), k).await.expect(200);
     let agent = &events[0]["data"]["setup"]["agent"];
     assert_eq!(
         (&agent["name"], &agent["prompt"], &agent["voice"]),
@@ -474,4 +482,116 @@ async fn an_inline_config_as_the_official_client_sends_it_is_carried_by_the_call
     assert_eq!(r["config.ring_duration_seconds"], json!(["Ensure this value is greater than or equal to 1."]), "{r}");
     assert_eq!(r["config.timezone"], json!(["Unknown field."]), "{r}");
     assert_eq!(r["config.prompt"], json!(["This field is required."]), "{r}");
+}
+
+#[tokio::test]
+async fn the_body_idempotency_key_is_the_header_key_and_a_replay_says_so() {
+    let server = Server::start_with(FAST);
+    let c = caller(&server, 500).await;
+    let k = &c.org.key;
+    let body =
+        json!({ "from_number": FROM, "to_number": TO, "idempotency_key": "order-42", "variables": { "name": "Ada" } });
+    let first = server.post("/v1/call", k, body.clone()).await.expect(201);
+    assert_eq!(first["idempotent_replay"], false);
+    let again = server.post("/v1/call", k, body.clone()).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let again = again.expect(201);
+    assert_eq!((again["call_id"].clone(), again["idempotent_replay"].clone()), (first["call_id"].clone(), json!(true)));
+    // The same key in the header, with the same body, is the same key.
+    let header = server
+        .call(
+            "POST",
+            "/v1/call",
+            Some(&switchboard_tests::bearer(k)),
+            Some(switchboard_tests::Body::Json(body.clone())),
+        )
+        .await;
+    assert_eq!(header.body["call_id"], first["call_id"]);
+    // Another body under the key conflicts; the header and the body naming two keys is refused.
+    let other = json!({ "from_number": FROM, "to_number": "+15550000486", "idempotency_key": "order-42" });
+    assert_eq!(server.post("/v1/call", k, other).await.expect(409)["code"], "idempotency_conflict");
+    let http = reqwest::Client::new();
+    let both = http
+        .post(format!("{}/v1/call", server.url))
+        .bearer_auth(k)
+        .header("Idempotency-Key", "order-43")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+    let r = server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "idempotency_key": "" })).await;
+    assert_eq!(r.expect(400)["idempotency_key"].as_array().map(Vec::len), Some(1));
+
+    let call = server.get(&format!("/v1/calls/{}", first["call_id"]), k).await.expect(200);
+    assert_eq!((call["variables"].clone(), call["locale"].clone()), (json!({ "name": "Ada" }), json!("en-US")));
+    let total = server.get("/v1/calls", k).await.expect(200)["total"].clone();
+    assert_eq!(total, 1, "one call for one key");
+
+    for (body, field) in [
+        (json!({ "variables": [1] }), "variables"),
+        (json!({ "language": "english!" }), "language"),
+        (json!({ "primary_language": "e" }), "primary_language"),
+        (json!({ "phi_mode": "hipaa" }), "phi_mode"),
+    ] {
+        let mut request = json!({ "from_number": FROM, "to_number": TO });
+        request.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+        let r = server.post("/v1/call", k, request).await.expect(400);
+        assert!(r[field].is_array(), "{field}: {r}");
+    }
+    let r = server
+        .post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "agent_id": null, "max_hold_seconds": null, "primary_language": "pt-BR" }))
+        .await
+        .expect(201);
+    let call = server.get(&format!("/v1/calls/{}", r["call_id"]), k).await.expect(200);
+    assert_eq!(call["locale"], "pt-BR");
+}
+
+#[tokio::test]
+async fn calls_export_as_json_and_streamed_csv_with_the_lists_filters() {
+    let server = Server::start_with(FAST);
+    let c = caller(&server, 500).await;
+    let k = &c.org.key;
+    let busy = place(&server, k, "+15550000486").await;
+    let ok = place(&server, k, TO).await;
+    for id in [busy, ok] {
+        finished(&server, k, id).await;
+    }
+    let export = server.get("/v1/calls/export", k).await.expect(200);
+    assert_eq!((export["total"].clone(), export["truncated"].clone()), (json!(2), json!(false)));
+    let ids: Vec<u64> = export["calls"].as_array().unwrap().iter().map(|c| c["call_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![ok, busy]);
+    let failed = server.get("/v1/calls/export?to_number=%2B15550000486", k).await.expect(200);
+    assert_eq!(failed["calls"][0]["call_id"], busy);
+    assert_eq!(failed["total"], 1);
+
+    let http = reqwest::Client::new();
+    let csv = http
+        .get(format!("{}/v1/calls/export", server.url))
+        .bearer_auth(k)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].starts_with(&format!("{ok},outbound,completed,{FROM},{TO},")), "{text}");
+    assert!(lines[2].contains(",busy,"), "{text}");
+
+    for query in
+        ["start_date=yesterday", "end_date=2026-02-30", "exclude_test_calls=maybe", "phone_number=555", "format=xml"]
+    {
+        let r = server.get(&format!("/v1/calls/export?{query}"), k).await.expect(400);
+        let field = query.split('=').next().unwrap();
+        assert!(r[field].is_array(), "{query}: {r}");
+    }
+    let later = server.get("/v1/calls?start_date=2999-01-01T00:00:00Z", k).await.expect(200);
+    assert_eq!(later["total"], 0);
+    let within = server.get("/v1/calls?end_date=2999-01-01&exclude_test_calls=true", k).await.expect(200);
+    assert_eq!(within["total"], 2);
+    let moved = server.get(&format!("/v1/calls/{ok}/events"), k).await.expect(410);
+    assert_eq!(moved["new_path"], format!("/v1/calls/{ok}/history"));
 }

@@ -123,7 +123,7 @@ async fn request_ids_are_kept_or_made_returned_and_recorded_on_the_events_they_c
         .unwrap();
     assert_eq!(placed.status(), 201);
     let call: serde_json::Value = placed.json().await.unwrap();
-    let events = server.get(&format!("/v1/calls/{}/events", call["call_id"]), &org.key).await.expect(200);
+    let events = server.get(&format!("/v1/calls/{}/history", call["call_id"]), &org.key).await.expect(200);
     assert_eq!(events[0]["type"], "call_requested");
     assert_eq!(events[0]["request_id"], "call-trace-7");
     // The funds were reserved under the same request id: billing's side of the work carries it.
@@ -268,7 +268,7 @@ async fn a_call_retried_after_the_connection_was_cut_is_placed_once() {
     };
     let calls = server.get("/v1/calls", &org.key).await.expect(200);
     assert_eq!(calls["total"], 1, "exactly one call: {calls}");
-    assert_eq!(calls["results"][0]["id"], placed["call_id"]);
+    assert_eq!(calls["results"][0]["call_id"], placed["call_id"]);
 }
 
 #[tokio::test]

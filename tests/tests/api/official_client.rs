@@ -43,3 +43,10 @@ async fn voip_connections_and_phone_numbers() {
 async fn agents() {
     drive(&Server::start(), "agents").await;
 }
+
+/// Calls on the simulated carrier with short timings: ring 100 ms, talk 600 ms.
+#[tokio::test]
+async fn calls() {
+    let fast = ["--sim-ring-ms", "100", "--sim-talk-ms", "600", "--ring-timeout-ms", "400", "--max-call-seconds", "30"];
+    drive(&Server::start_with(&fast), "calls").await;
+}

@@ -134,10 +134,11 @@ async fn a_sip_password_is_sealed_at_rest_still_dials_and_is_shredded_with_its_c
     let id = server.post("/v1/call", &c.org.key, body).await.expect(201)["call_id"].as_u64().unwrap();
     let path = format!("/v1/calls/{id}");
     let timeout = std::time::Duration::from_secs(15);
-    switchboard_tests::wait_for(&server, &path, &c.org.key, timeout, |call| !call["answered_at"].is_null()).await;
+    switchboard_tests::wait_for(&server, &path, &c.org.key, timeout, |call| !call["sip_answered_at"].is_null()).await;
     server.post(&format!("{path}/hangup"), &c.org.key, serde_json::json!({})).await.expect(200);
     let call =
-        switchboard_tests::wait_for(&server, &path, &c.org.key, timeout, |call| !call["cost_cents"].is_null()).await;
+        switchboard_tests::wait_for(&server, &path, &c.org.key, timeout, |call| !call["billing_total_cents"].is_null())
+            .await;
     assert_eq!(call["end_reason"], "agent_hangup", "{call}");
 
     // A second connection whose secret outlives the first's.

@@ -27,7 +27,7 @@ async fn place(server: &Server, c: &Caller) -> u64 {
 /// Waits until the call has ended and billing has confirmed its cost.
 async fn finished(server: &Server, key: &str, id: u64) -> Value {
     wait_for(server, &format!("/v1/calls/{id}"), key, SETTLE, |c| {
-        c["status"] != "in_progress" && !c["cost_cents"].is_null()
+        c["status"] != "in_progress" && !c["billing_total_cents"].is_null()
     })
     .await
 }
@@ -36,7 +36,7 @@ async fn finished(server: &Server, key: &str, id: u64) -> Value {
 async fn answered_then_hung_up(server: &Server, c: &Caller) -> Value {
     let id = place(server, c).await;
     let path = format!("/v1/calls/{id}");
-    wait_for(server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    wait_for(server, &path, &c.org.key, SETTLE, |call| !call["sip_answered_at"].is_null()).await;
     server.post(&format!("{path}/hangup"), &c.org.key, json!({})).await.expect(200);
     let call = finished(server, &c.org.key, id).await;
     assert_eq!(outcome(&call), ("completed", "agent_hangup"));
@@ -54,8 +54,8 @@ async fn a_call_over_a_sip_trunk_authenticates_is_answered_and_hung_up_with_a_by
     let c = caller(&server, &trunk, 500, "+14155550100").await;
     // SIPp answers only an INVITE whose digest proves alice's password.
     let call = answered_then_hung_up(&server, &c).await;
-    assert!(call["cost_cents"].as_i64().unwrap() >= 1, "{call}");
-    let path = format!("/v1/calls/{}", call["id"]);
+    assert!(call["billing_total_cents"].as_i64().unwrap() >= 1, "{call}");
+    let path = format!("/v1/calls/{}", call["call_id"]);
     let trace = trunk
         .wait_for_messages(&[
             "INVITE sip:+14155550123@127.0.0.1",
@@ -70,7 +70,7 @@ async fn a_call_over_a_sip_trunk_authenticates_is_answered_and_hung_up_with_a_by
         .await;
     assert!(trace.contains("Authorization: Digest username=\"alice\""), "{trace}");
     assert!(trace.contains("From: <sip:+14155550100@127.0.0.1>"), "the caller id is the from number: {trace}");
-    let events = server.get(&format!("{path}/events"), &c.org.key).await.expect(200);
+    let events = server.get(&format!("{path}/history"), &c.org.key).await.expect(200);
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(&types[..4], ["call_requested", "funds_reserved", "dial_accepted", "answered"], "{types:?}");
     assert_eq!(&types[types.len() - 2..], ["call_ended", "charge_settled"], "{types:?}");
@@ -84,21 +84,24 @@ async fn the_callee_can_be_busy_or_hang_up_and_a_call_that_rings_too_long_is_can
     let c = caller(&server, &busy, 500, "+14155550101").await;
     let call = finished(&server, &c.org.key, place(&server, &c).await).await;
     assert_eq!(outcome(&call), ("failed", "busy"));
-    assert_eq!(call["cost_cents"], 0, "a call that never connected is not charged");
+    assert_eq!(call["billing_total_cents"], 0, "a call that never connected is not charged");
     busy.wait_for_messages(&["SIP/2.0 486", "ACK sip:"]).await;
 
     let hangs_up = Sipp::start("callee_hangs_up.xml");
     let c = caller(&server, &hangs_up, 500, "+14155550102").await;
     let call = finished(&server, &c.org.key, place(&server, &c).await).await;
     assert_eq!(outcome(&call), ("completed", "callee_hangup"));
-    assert!(call["duration_seconds"].as_u64().unwrap() >= 1 && call["cost_cents"].as_i64().unwrap() >= 1, "{call}");
+    assert!(
+        call["duration_seconds"].as_u64().unwrap() >= 1 && call["billing_total_cents"].as_i64().unwrap() >= 1,
+        "{call}"
+    );
     hangs_up.wait_for_messages(&["BYE ", "SIP/2.0 200"]).await;
 
     let rings = Sipp::start("rings_until_canceled.xml");
     let c = caller(&server, &rings, 500, "+14155550103").await;
     let call = finished(&server, &c.org.key, place(&server, &c).await).await;
     assert_eq!(outcome(&call), ("failed", "no_answer"));
-    assert_eq!(call["cost_cents"], 0);
+    assert_eq!(call["billing_total_cents"], 0);
     rings.wait_for_messages(&["SIP/2.0 180", "CANCEL sip:", "SIP/2.0 200", "SIP/2.0 487", "ACK sip:"]).await;
     let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
     assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));
@@ -142,9 +145,9 @@ async fn after_a_crash_an_answered_sip_call_is_ended_at_the_far_end_with_the_rec
     let c = caller(&server, &trunk, 500, "+14155550100").await;
     let id = place(&server, &c).await;
     let path = format!("/v1/calls/{id}");
-    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["answered_at"].is_null()).await;
+    wait_for(&server, &path, &c.org.key, SETTLE, |call| !call["sip_answered_at"].is_null()).await;
     // The dialog is on record with the answer.
-    let events = server.get(&format!("{path}/events"), &c.org.key).await.expect(200);
+    let events = server.get(&format!("{path}/history"), &c.org.key).await.expect(200);
     let answered = events.as_array().unwrap().iter().find(|e| e["type"] == "answered").unwrap().clone();
     let sip_call_id = answered["data"]["sip_dialog"]["call_id"].as_str().unwrap().to_owned();
     assert!(answered["data"]["sip_dialog"]["remote_tag"].is_string(), "{answered}");
@@ -188,8 +191,8 @@ async fn hang_up_while_placing(server: &Server, c: &Caller) -> (switchboard_test
     let hanging_up = async {
         let calls = wait_for(server, "/v1/calls", &c.org.key, SETTLE, |l| l["results"][0].is_object()).await;
         let call = &calls["results"][0];
-        assert!(call["dialed_at"].is_null(), "the trunk has not taken the call yet: {call}");
-        server.post(&format!("/v1/calls/{}/hangup", call["id"]), &c.org.key, json!({})).await.expect(200)
+        assert!(call["sip_answered_at"].is_null(), "the trunk has not taken the call yet: {call}");
+        server.post(&format!("/v1/calls/{}/hangup", call["call_id"]), &c.org.key, json!({})).await.expect(200)
     };
     tokio::join!(placing, hanging_up)
 }
@@ -206,20 +209,20 @@ async fn a_call_hung_up_before_the_trunk_took_it_is_torn_down_there_whatever_the
     assert_eq!((hung_up["status"].as_str(), hung_up["end_reason"].as_str()), (Some("failed"), Some("canceled")));
     // The placement answers the call as its org left it (README: "A call hung up while it is placed").
     assert_eq!(placed.status, 201, "{}", placed.body);
-    assert_eq!(placed.body["call_id"].as_u64(), hung_up["id"].as_u64(), "{}", placed.body);
+    assert_eq!(placed.body["call_id"].as_u64(), hung_up["call_id"].as_u64(), "{}", placed.body);
     answers.wait_for_messages(&["INVITE sip:", "SIP/2.0 200", "ACK sip:", "BYE sip:", "SIP/2.0 200"]).await;
-    let call = finished(&server, &c.org.key, hung_up["id"].as_u64().unwrap()).await;
-    assert_eq!((outcome(&call), call["cost_cents"].as_i64()), (("failed", "canceled"), Some(0)), "{call}");
+    let call = finished(&server, &c.org.key, hung_up["call_id"].as_u64().unwrap()).await;
+    assert_eq!((outcome(&call), call["billing_total_cents"].as_i64()), (("failed", "canceled"), Some(0)), "{call}");
 
     // A trunk that rings after its silence: the engine CANCELs.
     let rings = Sipp::start("rings_late.xml");
     let c = caller(&server, &rings, 500, "+14155550105").await;
     let (placed, hung_up) = hang_up_while_placing(&server, &c).await;
-    assert_eq!((placed.status, placed.body["call_id"].as_u64()), (201, hung_up["id"].as_u64()), "{}", placed.body);
+    assert_eq!((placed.status, placed.body["call_id"].as_u64()), (201, hung_up["call_id"].as_u64()), "{}", placed.body);
     rings
         .wait_for_messages(&["INVITE sip:", "SIP/2.0 180", "CANCEL sip:", "SIP/2.0 200", "SIP/2.0 487", "ACK sip:"])
         .await;
-    let call = finished(&server, &c.org.key, hung_up["id"].as_u64().unwrap()).await;
+    let call = finished(&server, &c.org.key, hung_up["call_id"].as_u64().unwrap()).await;
     assert_eq!(outcome(&call), ("failed", "canceled"));
     let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
     assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));

@@ -70,13 +70,18 @@ async fn a_run_drives_a_real_call_billed_at_the_multiplier() {
     assert!(ms(&done["completed_at"]) >= ms(&done["started_at"]));
 
     let call_id = done["call_id"].as_u64().unwrap();
-    let call = wait_for(&server, &format!("/v1/calls/{call_id}"), k, SETTLE, |c| !c["cost_cents"].is_null()).await;
+    let call =
+        wait_for(&server, &format!("/v1/calls/{call_id}"), k, SETTLE, |c| !c["billing_total_cents"].is_null()).await;
     assert_eq!(
         (call["status"].as_str(), call["direction"].as_str(), call["agent_id"].as_u64()),
         (Some("completed"), Some("inbound"), Some(t.agent_id))
     );
     let seconds = call["duration_seconds"].as_i64().unwrap();
-    assert_eq!(call["cost_cents"].as_i64(), Some((seconds * 10 * 2 + 59) / 60), "billed at twice the rate: {call}");
+    assert_eq!(
+        call["billing_total_cents"].as_i64(),
+        Some((seconds * 10 * 2 + 59) / 60),
+        "billed at twice the rate: {call}"
+    );
     let txs = server.get("/v1/billing/transactions", k).await.expect(200);
     assert_eq!(
         (txs["results"][0]["kind"].as_str(), txs["results"][0]["call_id"].as_u64()),
@@ -84,12 +89,12 @@ async fn a_run_drives_a_real_call_billed_at_the_multiplier() {
     );
 
     let transcript = server.get(&format!("/v1/calls/{call_id}/transcript"), k).await.expect(200);
-    let callee: Vec<&str> = transcript["turns"]
+    let callee: Vec<&str> = transcript["transcripts"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["speaker"] == "callee")
-        .map(|t| t["text"].as_str().unwrap())
+        .filter(|t| t["role"] == "user")
+        .map(|t| t["content"].as_str().unwrap())
         .collect();
     assert_eq!(callee[0], "Hi. Roleplay as a customer asking about refunds.", "the scenario drives the test bot");
 }
@@ -206,15 +211,16 @@ async fn a_sip_run_loops_through_the_orgs_number_and_the_inbound_leg_is_its_own_
     let done = run_over(&server, k, run["id"].as_u64().unwrap()).await;
     assert_eq!(done["status"], "completed");
     let leg = wait_for(&server, &format!("/v1/calls/{}", done["sip_call_id"]), k, SETTLE, |c| {
-        c["status"] != "in_progress" && !c["cost_cents"].is_null()
+        c["status"] != "in_progress" && !c["billing_total_cents"].is_null()
     })
     .await;
     assert_eq!(
         (leg["direction"].as_str(), leg["to_number"].as_str(), leg["agent_id"].as_u64()),
         (Some("inbound"), Some("+14155550100"), Some(t.agent_id))
     );
-    assert_eq!(leg["cost_cents"], 0, "the loopback's inbound leg is not billed");
-    wait_for(&server, &format!("/v1/calls/{}", done["call_id"]), k, SETTLE, |c| !c["cost_cents"].is_null()).await;
+    assert_eq!(leg["billing_total_cents"], 0, "the loopback's inbound leg is not billed");
+    wait_for(&server, &format!("/v1/calls/{}", done["call_id"]), k, SETTLE, |c| !c["billing_total_cents"].is_null())
+        .await;
     let txs = server.get("/v1/billing/transactions", k).await.expect(200);
     let charged: Vec<&Value> =
         txs["results"].as_array().unwrap().iter().filter_map(|t| t.get("call_id")).filter(|c| !c.is_null()).collect();

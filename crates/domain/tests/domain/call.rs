@@ -29,6 +29,7 @@ fn setup() -> CallSetup {
         max_duration_seconds: 3600,
         scenario_prompt: None,
         placement_timeout_ms: 60_000,
+        context: Default::default(),
     }
 }
 
@@ -365,4 +366,63 @@ fn transcript_turns_are_numbered_in_order() {
         at(20),
     );
     assert!(matches!(out.events.as_slice(), [CallEvent::CarrierEventIgnored { .. }]));
+}
+
+#[test]
+fn a_call_records_when_it_was_billed_and_the_seconds_billed() {
+    let mut commands = answered();
+    commands
+        .push((62_500, CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::AgentHangup, sip_code: None })));
+    let ended = given(&commands);
+    assert_eq!((ended.billed_at, ended.billed_seconds()), (None, None), "billing has not confirmed yet");
+    assert_eq!(ended.dial_state(), Some(call::DialState::Answered));
+    let settled =
+        given(&[commands.clone(), vec![(63_000, CallCommand::RecordSettlement { charged_cents: 11 })]].concat());
+    assert_eq!((settled.billed_at, settled.billed_seconds()), (Some(at(63_000)), Some(62)));
+
+    // Unanswered: its reservation voided, nothing billed, and its dial failed.
+    let busy = given(&[
+        (10, CallCommand::DialAccepted),
+        (20, CallCommand::Carrier(CarrierEvent::Ended { reason: EndReason::Busy, sip_code: Some(486) })),
+        (30, CallCommand::RecordVoid),
+    ]);
+    assert_eq!((busy.billed_at, busy.billed_seconds()), (Some(at(30)), Some(0)));
+    assert_eq!(busy.dial_state(), Some(call::DialState::Failed));
+    assert_eq!(given(&[]).dial_state(), Some(call::DialState::Pending));
+    assert_eq!(given(&[(10, CallCommand::DialAccepted)]).dial_state(), Some(call::DialState::Submitted));
+}
+
+#[test]
+fn variables_are_a_bounded_object_and_the_prompt_placeholders_they_leave_are_unresolved() {
+    let object = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let vars = call::Variables::parse(object(serde_json::json!({ "name": "Ada", "tier": 3 }))).unwrap();
+    assert_eq!(vars.unresolved_in("Hi {{name}}, order {{ order_id }} ({{order_id}}), {{name}}."), vec!["order_id"]);
+    assert_eq!(vars.unresolved_in("No placeholders, {{ unclosed"), Vec::<String>::new());
+    assert_eq!(call::Variables::parse_json(&vars.to_json()), Ok(vars));
+    assert_eq!(call::Variables::parse_json(""), Ok(call::Variables::default()));
+    assert!(call::Variables::parse_json("[1]").is_err());
+
+    let many: serde_json::Map<_, _> = (0..=call::MAX_VARIABLES).map(|i| (format!("v{i}"), 1.into())).collect();
+    assert!(call::Variables::parse(many).is_err());
+    assert!(call::Variables::parse(object(serde_json::json!({ "": 1 }))).is_err());
+    let big = "x".repeat(call::MAX_VARIABLES_BYTES);
+    assert!(call::Variables::parse(object(serde_json::json!({ "note": big }))).is_err());
+}
+
+#[test]
+fn languages_are_tags_and_time_bounds_are_dates_or_datetimes() {
+    for tag in ["en", "en-US", "pt-BR", "zh-Hant-TW", "yue"] {
+        assert_eq!(call::parse_locale(tag).as_deref(), Ok(tag));
+    }
+    for junk in ["", "e", "english", "en_US", "en-", "en-toolongpart", "12"] {
+        assert!(call::parse_locale(junk).is_err(), "{junk}");
+    }
+    let day = 1_776_643_200_000; // 2026-04-20T00:00:00Z
+    assert_eq!(call::parse_time_bound("2026-04-20", false), Ok(Timestamp(day)));
+    assert_eq!(call::parse_time_bound("2026-04-20", true), Ok(Timestamp(day + 86_400_000 - 1)), "the whole day");
+    assert_eq!(call::parse_time_bound("2026-04-20T18:24:10.113Z", false), Ok(Timestamp(1_776_709_450_113)));
+    assert_eq!(call::parse_time_bound("2026-04-20T20:24:10.113+02:00", true), Ok(Timestamp(1_776_709_450_113)));
+    for junk in ["yesterday", "2026-02-30", "2026-04-20T18:24:10", "1776709450"] {
+        assert!(call::parse_time_bound(junk, false).is_err(), "{junk}");
+    }
 }

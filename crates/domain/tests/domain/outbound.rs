@@ -50,6 +50,7 @@ fn request(from: &str, agent: AgentChoice) -> OutboundRequest {
         to: E164::parse("+14155550123").unwrap(),
         agent,
         max_hold_seconds: None,
+        context: Default::default(),
     }
 }
 
