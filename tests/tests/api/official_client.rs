@@ -33,3 +33,12 @@ async fn drive(server: &Server, area: &str) {
 async fn healthz_and_whoami() {
     drive(&Server::start(), "basics").await;
 }
+
+/// Quick simulated calls, so runs and batches settle in seconds.
+const QUICK_CALLS: &[&str] =
+    &["--sim-ring-ms", "100", "--sim-talk-ms", "600", "--ring-timeout-ms", "400", "--max-call-seconds", "30"];
+
+#[tokio::test]
+async fn test_calls_and_batches() {
+    drive(&Server::start_with(QUICK_CALLS), "test_calls").await;
+}
