@@ -3,13 +3,15 @@
 //! A run drives one real call (its `call_id`), billed at `charge_multiplier` times the rate,
 //! between a simulated test bot, following `scenario_prompt`, and the agent under test. Its
 //! status follows from its call ([`run_view`]): `queued` until the call is dialed,
-//! `in_progress` while it runs, then `completed` or `failed`. A batch spawns `run_count` runs
-//! `stagger_seconds` apart; its next spawn follows from its state ([`next_spawn_at`]), so a
-//! restart goes on spawning where it stopped.
+//! `in_progress` while it runs, then `completed` or `failed`. A batch creates its `run_count`
+//! runs at once, queued and without calls, in the append that creates it, and launches them
+//! (starts each one's call) in order, `stagger_seconds` apart; its next launch follows from its
+//! state ([`next_launch`]), so a restart goes on launching where it stopped, skipping and
+//! repeating none. A cancel ends the runs not launched yet: they fail, and say why.
 //!
-//! What a run records and asks for is decided here ([`decide_run`], [`spawn_due_run`]): its
-//! call legs, who calls whom, the multiplier its funds are reserved at. The owner appends the
-//! events and performs the [`RunAction`]s.
+//! What a run records and asks for is decided here ([`decide_run`], [`create_batch`],
+//! [`launch_due_run`], [`cancel_batch`]): its call legs, who calls whom, the multiplier its
+//! funds are reserved at. The owner appends the events and performs the [`RunAction`]s.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +31,7 @@ pub const MAX_STAGGER_SECONDS: u32 = 60;
 pub const TEST_BOT_NUMBER: &str = "+15005559999";
 /// The agent's side of a bot-to-bot run that targets an agent rather than a number.
 pub const AGENT_SIDE_NUMBER: &str = "+15005559998";
-/// How long a batch whose due run cannot start yet (its org at its limit of concurrent runs)
+/// How long a batch whose due run cannot launch yet (its org at its limit of concurrent runs)
 /// waits before it tries again.
 pub const LIMIT_RETRY_MS: i64 = 1_000;
 
@@ -128,6 +130,10 @@ pub struct RunRequest {
     pub target_number: Option<E164>,
     pub scenario_prompt: String,
     pub mode: Mode,
+    /// The API key that asked for the run (keys stand where the contract names a user).
+    /// Absent from runs recorded before it was kept.
+    #[serde(default)]
+    pub requested_by_key_id: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,24 +143,71 @@ pub struct RunState {
     pub request: RunRequest,
     /// The agent under test, resolved from the target.
     pub agent_id: AgentId,
+    /// The agent's name, and what the run calls its target, as they were at its creation.
+    #[serde(default)]
+    pub agent_name: String,
+    #[serde(default)]
+    pub target_name: String,
     pub charge_multiplier: u32,
     /// The duration the estimate assumes.
     pub expected_seconds: u32,
-    pub call_id: CallId,
+    /// The run's call, from its launch on: a batch's runs are created queued, without one.
+    pub call_id: Option<CallId>,
     pub sip_call_id: Option<CallId>,
     pub batch_id: Option<u64>,
     pub created_at: Timestamp,
+    /// When the run's call was started (runs recorded before launches were recorded apart
+    /// were launched as they were created, and have none).
+    #[serde(default)]
+    pub launched_at: Option<Timestamp>,
+    /// When its batch's cancel ended the run before its launch.
+    #[serde(default)]
+    pub canceled_at: Option<Timestamp>,
+}
+
+impl RunState {
+    pub fn is_launched(&self) -> bool {
+        self.call_id.is_some()
+    }
+
+    pub fn apply(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::Created { run } => *self = (**run).clone(),
+            RunEvent::Launched { call_id, sip_call_id, at } => {
+                self.call_id = Some(*call_id);
+                self.sip_call_id = *sip_call_id;
+                self.launched_at = Some(*at);
+            }
+            RunEvent::Canceled { at } => self.canceled_at = Some(*at),
+        }
+    }
+
+    /// Folds one event of a run's stream into what is known of the run so far.
+    pub fn evolve(state: &mut Option<Self>, event: &RunEvent) {
+        match (state.as_mut(), event) {
+            (None, RunEvent::Created { run }) => *state = Some((**run).clone()),
+            (Some(run), event) => run.apply(event),
+            (None, _) => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunEvent {
+    /// The run exists: queued, or (recorded before launches were) with its call.
     Created { run: Box<RunState> },
+    /// Its call was requested, in the same append as the call's own request.
+    Launched { call_id: CallId, sip_call_id: Option<CallId>, at: Timestamp },
+    /// Its batch was canceled before the run was launched: it never will be.
+    Canceled { at: Timestamp },
 }
 
 impl RunEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             Self::Created { .. } => "test_run_created",
+            Self::Launched { .. } => "test_run_launched",
+            Self::Canceled { .. } => "test_run_canceled",
         }
     }
 }
@@ -198,23 +251,37 @@ impl RunStatus {
 pub struct RunView {
     pub status: RunStatus,
     pub estimated_cost_cents: i64,
+    /// The duration the estimate assumes.
+    pub expected_seconds: u32,
     pub error_message: String,
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
+    /// How long the call was connected, once it ended.
+    pub duration_seconds: Option<u64>,
     pub updated_at: Timestamp,
 }
 
+/// The run's view, from the run and its call (`None` while it has none, or has none yet).
 pub fn run_view(run: &RunState, call: Option<&CallState>) -> RunView {
     let rate = call.and_then(|c| c.funds.as_ref()).map_or(DEFAULT_RATE_CENTS_PER_MINUTE, |f| f.rate_cents_per_minute);
     let estimated_cost_cents = cost_cents(run.expected_seconds.into(), rate, run.charge_multiplier);
     let mut view = RunView {
         status: RunStatus::Queued,
         estimated_cost_cents,
+        expected_seconds: run.expected_seconds,
         error_message: String::new(),
         started_at: None,
         completed_at: None,
+        duration_seconds: None,
         updated_at: run.created_at,
     };
+    if let Some(at) = run.canceled_at {
+        view.status = RunStatus::Failed;
+        view.error_message = "The batch was canceled before this run was launched.".to_owned();
+        view.completed_at = Some(at);
+        view.updated_at = at;
+        return view;
+    }
     let Some(call) = call else { return view };
     view.updated_at = call.updated_at.max(run.created_at);
     view.started_at = call.dialed_at;
@@ -233,6 +300,7 @@ pub fn run_view(run: &RunState, call: Option<&CallState>) -> RunView {
         Phase::Ended => {
             let ending = call.ending.as_ref().expect("an ended call has an ending");
             view.completed_at = call.ended_at;
+            view.duration_seconds = Some(ending.duration_seconds);
             if ending.status == CallStatus::Completed {
                 view.status = RunStatus::Completed;
             } else {
@@ -280,6 +348,7 @@ impl BatchSpec {
             target_number: self.target_number.clone(),
             scenario_prompt,
             mode: self.mode,
+            requested_by_key_id: self.requested_by_key_id,
         }
     }
 }
@@ -289,7 +358,15 @@ pub struct BatchState {
     pub id: u64,
     pub org: OrgId,
     pub spec: BatchSpec,
+    /// Every run of the batch, by index.
     pub run_ids: Vec<u64>,
+    /// How many of them were launched: runs launch in the order of their index, so these are
+    /// the first `launched`.
+    #[serde(default)]
+    pub launched: u32,
+    /// When its first run was launched.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
     pub canceled_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -297,8 +374,20 @@ pub struct BatchState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchEvent {
-    Created { id: u64, org: OrgId, spec: BatchSpec, at: Timestamp },
+    /// The batch and its runs, created queued in the same append (`run_ids` is empty in
+    /// batches recorded before runs were created with their batch).
+    Created {
+        id: u64,
+        org: OrgId,
+        spec: BatchSpec,
+        at: Timestamp,
+        #[serde(default)]
+        run_ids: Vec<u64>,
+    },
+    /// A run created and launched at once, as batches recorded before this one spawned them.
     RunSpawned { index: u32, run_id: u64, at: Timestamp },
+    /// The run at `index` was launched, in the same append as the run's own launch.
+    RunLaunched { index: u32, run_id: u64, at: Timestamp },
     Canceled { at: Timestamp },
 }
 
@@ -307,6 +396,7 @@ impl BatchEvent {
         match self {
             Self::Created { .. } => "batch_created",
             Self::RunSpawned { .. } => "run_spawned",
+            Self::RunLaunched { .. } => "run_launched",
             Self::Canceled { .. } => "batch_canceled",
         }
     }
@@ -315,11 +405,13 @@ impl BatchEvent {
 impl BatchState {
     pub fn start(event: &BatchEvent) -> Option<Self> {
         match event {
-            BatchEvent::Created { id, org, spec, at } => Some(Self {
+            BatchEvent::Created { id, org, spec, at, run_ids } => Some(Self {
                 id: *id,
                 org: *org,
                 spec: spec.clone(),
-                run_ids: Vec::new(),
+                run_ids: run_ids.clone(),
+                launched: 0,
+                started_at: None,
                 canceled_at: None,
                 created_at: *at,
                 updated_at: *at,
@@ -333,6 +425,13 @@ impl BatchState {
             BatchEvent::Created { .. } => {}
             BatchEvent::RunSpawned { run_id, at, .. } => {
                 self.run_ids.push(*run_id);
+                self.launched += 1;
+                self.started_at.get_or_insert(*at);
+                self.updated_at = *at;
+            }
+            BatchEvent::RunLaunched { at, .. } => {
+                self.launched += 1;
+                self.started_at.get_or_insert(*at);
                 self.updated_at = *at;
             }
             BatchEvent::Canceled { at } => {
@@ -350,30 +449,51 @@ impl BatchState {
         }
     }
 
-    /// Whether every run the batch will have exists.
-    pub fn is_spawned(&self) -> bool {
-        self.canceled_at.is_some() || self.run_ids.len() as u32 >= self.spec.run_count
+    /// Whether some of its runs wait for their launch. (A batch recorded before runs were
+    /// created with it, caught half-way by the upgrade, has none: it stops at the runs it has.)
+    pub fn has_runs_to_launch(&self) -> bool {
+        self.canceled_at.is_none() && (self.launched as usize) < self.run_ids.len()
+    }
+
+    /// The runs not launched yet, by index.
+    pub fn queued_runs(&self) -> &[u64] {
+        let launched = (self.launched as usize).min(self.run_ids.len());
+        if self.canceled_at.is_some() { &[] } else { &self.run_ids[launched..] }
     }
 }
 
-/// When the batch's next run is due: run `i` is spawned `i * stagger_seconds` after the start.
-pub fn next_spawn_at(batch: &BatchState) -> Option<Timestamp> {
-    if batch.is_spawned() {
+/// The batch's next launch: the run at the next index, and when it is due (run `i` is due
+/// `i * stagger_seconds` after the batch's creation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextLaunch {
+    pub index: u32,
+    pub run_id: u64,
+    pub due: Timestamp,
+}
+
+pub fn next_launch(batch: &BatchState) -> Option<NextLaunch> {
+    if !batch.has_runs_to_launch() {
         return None;
     }
-    let index = batch.run_ids.len() as i64;
-    Some(Timestamp(batch.created_at.0 + index * i64::from(batch.spec.stagger_seconds) * 1000))
+    let index = batch.launched;
+    Some(NextLaunch {
+        index,
+        run_id: batch.run_ids[index as usize],
+        due: Timestamp(batch.created_at.0 + i64::from(index) * i64::from(batch.spec.stagger_seconds) * 1000),
+    })
 }
 
 /// Whether the org may start another batch, holding `open` batches that still have runs to
-/// spawn. Those are what a batch costs its partition (a timer, and runs that wait for slots);
-/// a batch whose runs are all spawned is bounded by the org's limit of concurrent runs.
+/// launch. Those are what a batch costs its partition (a timer, and runs that wait for slots);
+/// a batch whose runs are all launched is bounded by the org's limit of concurrent runs.
 pub fn admit_batch(profile: &OrgProfile, open: usize) -> Result<(), OrgError> {
     profile.quotas.admit(Quota::OpenBatches, open)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchStatus {
+    /// No run launched yet.
+    Pending,
     InProgress,
     Completed,
     Failed,
@@ -382,6 +502,7 @@ pub enum BatchStatus {
 impl BatchStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::InProgress => "in_progress",
             Self::Completed => "completed",
             Self::Failed => "failed",
@@ -396,6 +517,10 @@ pub struct BatchView {
     pub completed_runs: u32,
     pub failed_runs: u32,
     pub error_message: String,
+    /// The sum of its runs' estimates, and of the minutes they assume (each run's rounded up).
+    pub estimated_cost_cents: i64,
+    pub estimated_minutes: u32,
+    pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
@@ -404,25 +529,28 @@ pub struct BatchView {
 pub fn batch_view(batch: &BatchState, runs: &[RunView]) -> BatchView {
     let completed_runs = runs.iter().filter(|r| r.status == RunStatus::Completed).count() as u32;
     let failed_runs = runs.iter().filter(|r| r.status == RunStatus::Failed).count() as u32;
-    let all_over = batch.is_spawned() && runs.iter().all(|r| r.status.is_over());
+    let all_over = !batch.has_runs_to_launch() && runs.iter().all(|r| r.status.is_over());
     let updated_at = runs.iter().map(|r| r.updated_at).chain([batch.updated_at]).max().unwrap_or(batch.updated_at);
     let mut view = BatchView {
-        status: BatchStatus::InProgress,
-        total_runs: if batch.canceled_at.is_some() { batch.run_ids.len() as u32 } else { batch.spec.run_count },
+        status: if batch.launched == 0 { BatchStatus::Pending } else { BatchStatus::InProgress },
+        total_runs: batch.run_ids.len() as u32,
         completed_runs,
         failed_runs,
         error_message: String::new(),
+        estimated_cost_cents: runs.iter().map(|r| r.estimated_cost_cents).sum(),
+        estimated_minutes: runs.iter().map(|r| r.expected_seconds.div_ceil(60)).sum(),
+        started_at: batch.started_at,
         completed_at: None,
         updated_at,
     };
     if all_over {
         view.completed_at = runs.iter().filter_map(|r| r.completed_at).chain(batch.canceled_at).max();
-        if completed_runs == 0 && !runs.is_empty() {
+        if batch.launched == 0 {
+            view.status = BatchStatus::Failed;
+            view.error_message = "The batch was canceled before any run was launched.".to_owned();
+        } else if completed_runs == 0 {
             view.status = BatchStatus::Failed;
             view.error_message = "No run completed.".to_owned();
-        } else if runs.is_empty() {
-            view.status = BatchStatus::Failed;
-            view.error_message = "The batch was canceled before any run started.".to_owned();
         } else {
             view.status = BatchStatus::Completed;
         }
@@ -431,7 +559,8 @@ pub fn batch_view(batch: &BatchState, runs: &[RunView]) -> BatchView {
 }
 
 /// Whether a call is a test-call run's own (billed) call that has not ended: what the org's
-/// limit of concurrent runs counts. The SIP loopback's unbilled leg is not a run of its own.
+/// limit of concurrent runs counts. Only launched runs have calls, so a batch's queued runs
+/// take no slot. The SIP loopback's unbilled leg is not a run of its own.
 pub fn counts_as_running(call: &CallState) -> bool {
     let setup = &call.setup;
     setup.test_run_id.is_some() && setup.reservation_reference.is_some() && !call.is_ended()
@@ -447,7 +576,7 @@ pub struct RunSettings {
     pub expected_seconds: u32,
 }
 
-/// A side effect a new run asks for, performed once its events are appended.
+/// A side effect a launched run asks for, performed once its events are appended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunAction {
     /// Reserve the funds of the run's call with billing, as a test call at `charge_multiplier`
@@ -455,25 +584,33 @@ pub enum RunAction {
     Reserve { call: CallId, reference: String, charge_multiplier: u32, max_seconds: u32 },
 }
 
-/// What a new run records, one stream at a time, in one append, and what it asks for then.
+/// What launching a run records, one stream at a time, in one append, and what it asks for then.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunDecision {
-    /// The run's stream: its creation.
-    pub run: RunEvent,
+    /// The run as it stands once this is recorded: launched, with its call.
+    pub state: RunState,
+    /// The run's stream: its creation and its launch for a run asked for alone; the launch
+    /// alone for a batch's run, created queued with its batch (its stream holds that one
+    /// event, so the launch is its second).
+    pub run: Vec<RunEvent>,
     /// The run's call's stream: its request.
     pub call: CallEvent,
     /// The SIP loopback's inbound leg's stream, in `sip` mode: its request and, since the leg
     /// is not billed, its (empty) funds at once.
     pub companion: Option<Vec<CallEvent>>,
-    /// The batch's stream, for a run a batch spawns: the spawn.
-    pub spawned: Option<BatchEvent>,
+    /// The batch's stream, for a batch's run: the launch.
+    pub launched: Option<BatchEvent>,
     pub actions: Vec<RunAction>,
 }
 
 impl RunDecision {
     pub fn run_state(&self) -> &RunState {
-        let RunEvent::Created { run } = &self.run;
-        run
+        &self.state
+    }
+
+    /// Whether the run's stream starts here (a run asked for alone) rather than goes on.
+    pub fn creates_run(&self) -> bool {
+        matches!(self.run.first(), Some(RunEvent::Created { .. }))
     }
 }
 
@@ -485,13 +622,14 @@ pub enum RunError {
     TooManyRuns { limit: u32 },
 }
 
-/// How many runs the org may have queued or in progress at once; an org without a profile
-/// may have none.
+/// How many launched runs the org may have running at once; an org without a profile may
+/// have none.
 fn run_limit(org: &OrgState) -> u32 {
     org.profile.as_ref().map_or(0, OrgProfile::test_call_limit)
 }
 
-/// Decides a run the org asked for, holding `running` runs already (see [`counts_as_running`]).
+/// Decides a run the org asked for, holding `running` runs already (see [`counts_as_running`]):
+/// it is created and launched at once.
 pub fn decide_run(
     org_id: OrgId,
     org: &OrgState,
@@ -505,21 +643,56 @@ pub fn decide_run(
     if running >= limit {
         return Err(RunError::TooManyRuns { limit });
     }
-    Ok(new_run(org_id, target, request, None, settings, ctx))
+    let queued = queued_run(org_id, &target, request, None, settings, ctx);
+    let created = RunEvent::Created { run: Box::new(queued.clone()) };
+    let mut decision = launch(queued, target, None, settings, ctx);
+    decision.run.insert(0, created);
+    Ok(decision)
 }
 
-/// Builds a run's events once it is admitted: its call, placed from the org's side (the bot
-/// calling in is an inbound call to the agent), and in `sip` mode the loopback's inbound leg.
-fn new_run(
+/// A run as it is created, before its launch: queued, without a call.
+fn queued_run(
     org: OrgId,
-    target: TestTarget,
+    target: &TestTarget,
     request: RunRequest,
+    batch_id: Option<u64>,
+    settings: &RunSettings,
+    ctx: &mut Ctx<'_>,
+) -> RunState {
+    let target_name = match (request.target_type, &target.number) {
+        (TargetType::PhoneNumber, Some(number)) => number.number.to_string(),
+        _ => target.agent.name.clone(),
+    };
+    RunState {
+        id: ctx.ids.next_id(),
+        org,
+        request,
+        agent_id: target.agent_id,
+        agent_name: target.agent.name.clone(),
+        target_name,
+        charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
+        expected_seconds: settings.expected_seconds,
+        call_id: None,
+        sip_call_id: None,
+        batch_id,
+        created_at: ctx.now,
+        launched_at: None,
+        canceled_at: None,
+    }
+}
+
+/// Launches a queued run: its call, placed from the org's side (the bot calling in is an
+/// inbound call to the agent), and in `sip` mode the loopback's inbound leg. `batch` is the
+/// run's batch, whose record of the launch comes with it.
+fn launch(
+    mut run: RunState,
+    target: TestTarget,
     batch: Option<&BatchState>,
     settings: &RunSettings,
     ctx: &mut Ctx<'_>,
 ) -> RunDecision {
     let now = ctx.now;
-    let run_id = ctx.ids.next_id();
+    let (org, run_id, request) = (run.org, run.id, &run.request);
     let call = CallId(ctx.ids.next_id());
     let bot = request.target_number.clone().unwrap_or_else(|| own_number(TEST_BOT_NUMBER));
     let agent_side = target.number.as_ref().map_or_else(|| own_number(AGENT_SIDE_NUMBER), |n| n.number.clone());
@@ -561,24 +734,15 @@ fn new_run(
             CallEvent::FundsReserved { funds: free, at: now },
         ]
     });
-    let spawned = batch.map(|b| BatchEvent::RunSpawned { index: b.run_ids.len() as u32, run_id, at: now });
-    let run = RunState {
-        id: run_id,
-        org,
-        request,
-        agent_id: target.agent_id,
-        charge_multiplier: DEFAULT_CHARGE_MULTIPLIER,
-        expected_seconds: settings.expected_seconds,
-        call_id: call,
-        sip_call_id,
-        batch_id: batch.map(|b| b.id),
-        created_at: now,
-    };
+    let launched = batch.map(|b| BatchEvent::RunLaunched { index: b.launched, run_id, at: now });
+    let event = RunEvent::Launched { call_id: call, sip_call_id, at: now };
+    run.apply(&event);
     RunDecision {
-        run: RunEvent::Created { run: Box::new(run) },
+        state: run,
+        run: vec![event],
         call: CallEvent::Requested { setup: Box::new(main), at: now },
         companion,
-        spawned,
+        launched,
         actions: vec![RunAction::Reserve {
             call,
             reference,
@@ -600,56 +764,78 @@ pub enum BatchError {
     Target(#[from] TestTargetError),
 }
 
-/// Decides a new batch of an org that holds `open_batches` batches with runs left to spawn.
-/// Its target is resolved as its first run's, so a batch that could run nothing is refused.
+/// What a new batch records in one append: itself, and each of its runs' streams, queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchCreation {
+    pub batch: BatchEvent,
+    /// Each run's creation (a [`RunEvent::Created`]), by index.
+    pub runs: Vec<RunEvent>,
+}
+
+/// Decides a new batch of an org that holds `open_batches` batches with runs left to launch,
+/// with all its runs, queued. Its target is resolved as its first run's, so a batch that could
+/// run nothing is refused.
 pub fn create_batch(
     org_id: OrgId,
     org: &OrgState,
     spec: BatchSpec,
     open_batches: usize,
+    settings: &RunSettings,
     ctx: &mut Ctx<'_>,
-) -> Result<BatchEvent, BatchError> {
+) -> Result<BatchCreation, BatchError> {
     let profile = org.profile.as_ref().ok_or(OrgError::NotFound(Resource::Org))?;
     admit_batch(profile, open_batches)?;
-    org::resolve_test_target(org, &spec.run_request(0))?;
-    Ok(BatchEvent::Created { id: ctx.ids.next_id(), org: org_id, spec, at: ctx.now })
+    let target = org::resolve_test_target(org, &spec.run_request(0))?;
+    let id = ctx.ids.next_id();
+    let runs: Vec<RunState> = (0..spec.run_count as usize)
+        .map(|index| queued_run(org_id, &target, spec.run_request(index), Some(id), settings, ctx))
+        .collect();
+    let run_ids = runs.iter().map(|r| r.id).collect();
+    Ok(BatchCreation {
+        batch: BatchEvent::Created { id, org: org_id, spec, at: ctx.now, run_ids },
+        runs: runs.into_iter().map(|run| RunEvent::Created { run: Box::new(run) }).collect(),
+    })
 }
 
 /// What a batch does when its timer fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Spawn {
-    /// Every run the batch will have exists, or it was canceled.
+pub enum Launch {
+    /// Every run of the batch was launched, or it was canceled.
     Finished,
     /// Nothing to do before `at`: the next run is not due, or the org is at its limit.
     WaitUntil(Timestamp),
-    /// The next run, with the batch's record of its spawn.
+    /// The next run's launch, with the batch's record of it.
     Run(Box<RunDecision>),
     /// The next run cannot start (its target is gone), so the batch is canceled.
-    Cancel { event: BatchEvent, reason: TestTargetError },
+    Cancel { cancel: BatchCancel, reason: TestTargetError },
 }
 
-/// Decides the batch's next run, if it is due, for an org (`org`, the batch's) holding
-/// `running` runs. The run gets the batch's next index, so no index is spawned twice and none
-/// past `run_count`. A batch's runs wait for a free slot rather than fail at the limit.
-pub fn spawn_due_run(
+/// Decides the launch of the batch's next run (`next`, the run [`next_launch`] names), if it
+/// is due, for an org (`org`, the batch's) holding `running` launched runs. The launch is the
+/// batch's next index, so no run is launched twice and none is skipped. A batch's runs wait
+/// for a free slot rather than fail at the limit.
+pub fn launch_due_run(
     batch: &BatchState,
+    next: &RunState,
     org: &OrgState,
     running: u32,
     settings: &RunSettings,
     ctx: &mut Ctx<'_>,
-) -> Spawn {
-    let Some(due) = next_spawn_at(batch) else { return Spawn::Finished };
+) -> Launch {
+    let Some(due) = next_launch(batch) else { return Launch::Finished };
+    assert_eq!(due.run_id, next.id, "a batch launches its next run");
     let now = ctx.now;
-    if due > now {
-        return Spawn::WaitUntil(due);
+    if due.due > now {
+        return Launch::WaitUntil(due.due);
     }
     if running >= run_limit(org) {
-        return Spawn::WaitUntil(retry_at(now));
+        return Launch::WaitUntil(retry_at(now));
     }
-    let request = batch.spec.run_request(batch.run_ids.len());
-    match org::resolve_test_target(org, &request) {
-        Ok(target) => Spawn::Run(Box::new(new_run(batch.org, target, request, Some(batch), settings, ctx))),
-        Err(reason) => Spawn::Cancel { event: BatchEvent::Canceled { at: now }, reason },
+    match org::resolve_test_target(org, &next.request) {
+        Ok(target) => Launch::Run(Box::new(launch(next.clone(), target, Some(batch), settings, ctx))),
+        Err(reason) => {
+            Launch::Cancel { cancel: cancel_batch(batch, now).expect("a batch with a run to launch is open"), reason }
+        }
     }
 }
 
@@ -658,8 +844,19 @@ fn retry_at(now: Timestamp) -> Timestamp {
     Timestamp(now.0 + LIMIT_RETRY_MS)
 }
 
-/// Stops the runs the batch has not spawned yet; running ones finish. A batch with nothing
-/// left to spawn (all spawned, or canceled already) records nothing.
-pub fn cancel_batch(batch: &BatchState, now: Timestamp) -> Option<BatchEvent> {
-    (!batch.is_spawned()).then_some(BatchEvent::Canceled { at: now })
+/// What a batch's cancel records in one append: the batch's, and each queued run's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchCancel {
+    pub batch: BatchEvent,
+    /// The runs not launched, each with its cancel: they end failed, never launched.
+    pub runs: Vec<(u64, RunEvent)>,
+}
+
+/// Stops the runs the batch has not launched yet (they end failed); launched ones finish. A
+/// batch with nothing left to launch (all launched, or canceled already) records nothing.
+pub fn cancel_batch(batch: &BatchState, now: Timestamp) -> Option<BatchCancel> {
+    batch.has_runs_to_launch().then(|| BatchCancel {
+        batch: BatchEvent::Canceled { at: now },
+        runs: batch.queued_runs().iter().map(|id| (*id, RunEvent::Canceled { at: now })).collect(),
+    })
 }

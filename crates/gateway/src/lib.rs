@@ -227,6 +227,9 @@ fn public_routes() -> Router<App> {
         .route("/v1/test-call-batches/{id}", get(test_calls::get_batch))
         .route("/v1/test-call-batches/{id}/events", get(test_calls::batch_events))
         .route("/v1/test-call-batches/{id}/cancel", post(test_calls::cancel_batch))
+        .route("/v1/simulations", get(test_calls::list_runs).post(test_calls::create_run))
+        .route("/v1/simulations/batches", get(test_calls::list_batches).post(test_calls::create_batch))
+        .route("/v1/simulations/batches/{id}", get(test_calls::get_batch))
         .route("/v1/orgs", any(routes::gone))
         .route("/v1/orgs/{*rest}", any(routes::gone))
 }

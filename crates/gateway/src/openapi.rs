@@ -131,6 +131,16 @@ fn target_type() -> Value {
     json!({ "type": "string", "enum": ["agent", "phone_number"] })
 }
 
+/// A test call's `target_number`: E.164, or `""` (what the client sends when none was given)
+/// or null for the bot's own number.
+fn test_target_number() -> Value {
+    json!({ "type": ["string", "null"], "pattern": "^(\\+[1-9][0-9]{7,14})?$" })
+}
+/// A language the test bot is asked to speak (checked for length, not kept).
+fn language() -> Value {
+    json!({ "type": "string", "maxLength": crate::routes::test_calls::MAX_LANGUAGE_CHARS })
+}
+
 /// A query parameter's name, and its schema.
 type QueryParameter = (&'static str, fn() -> Value);
 
@@ -190,7 +200,13 @@ static OPERATIONS: &[Operation] = &[
     op!("post" "/v1/test-call-batches", "Start a test-call batch", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 403, 409]),
     op!("get" "/v1/test-call-batches/{id}", "Get a batch and its run ids", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[]),
     op!("get" "/v1/test-call-batches/{id}/events", "Get a batch's event history", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
-    op!("post" "/v1/test-call-batches/{id}/cancel", "Stop the runs a batch has not spawned (idempotent)", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[409]),
+    op!("post" "/v1/test-call-batches/{id}/cancel", "Stop the runs a batch has not launched; they end failed (idempotent)", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[409]),
+    op!("get" "/v1/simulations", "List test-call runs (alias of /v1/test-calls)", Key, body: None, ok: 200 Some("TestRunList"),
+        query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", int)], errors: &[]),
+    op!("post" "/v1/simulations", "Start a test-call run (alias of /v1/test-calls)", Key, body: Some("TestRunInput"), ok: 201 Some("TestRun"), query: &[], errors: &[402, 409]),
+    op!("get" "/v1/simulations/batches", "List test-call batches (alias of /v1/test-call-batches)", Key, body: None, ok: 200 Some("TestBatchList"), query: PAGE, errors: &[]),
+    op!("post" "/v1/simulations/batches", "Start a test-call batch (alias of /v1/test-call-batches)", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 403, 409]),
+    op!("get" "/v1/simulations/batches/{id}", "Get a batch and its run ids (alias of /v1/test-call-batches/{id})", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[]),
     op!("get" "/v1/billing/balance", "Get the prepaid balance", Key, body: None, ok: 200 Some("Balance"), query: &[], errors: &[]),
     op!("get" "/v1/billing/transactions", "List transactions, newest first", Key, body: None, ok: 200 Some("TransactionPage"), query: PAGE, errors: &[]),
     op!("post" "/admin/v1/orgs", "Create an org (admin)", Admin, body: Some("NameInput"), ok: 201 Some("Org"), query: &[], errors: &[409]),
@@ -767,34 +783,46 @@ fn schemas() -> Value {
             "amount_cents": { "type": "integer", "minimum": 1, "maximum": 100000000 }, "reference": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "\\S" },
             "description": { "type": "string" }
         } },
-        "TestRunInput": { "type": "object", "required": ["target_type", "target_id", "direction", "consent_to_charge"], "additionalProperties": false, "properties": {
+        "TestRunInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false, "properties": {
             "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 }, "direction": direction(),
-            "target_number": { "type": ["string", "null"], "pattern": "^\\+[1-9][0-9]{7,14}$" }, "scenario_prompt": { "type": "string", "maxLength": 4000 },
-            "mode": { "type": "string", "enum": ["bot", "sip"] }, "consent_to_charge": { "const": true }
+            "target_number": test_target_number(), "scenario_prompt": { "type": "string", "maxLength": 4000 },
+            "mode": { "type": "string", "enum": ["bot", "sip"] }, "consent_to_charge": { "const": true },
+            "language": language(), "primary_language": language(),
+            "scenario_mode": { "type": "string", "enum": ["auto", "manual"] },
+            "simulator_product": { "type": "string", "enum": ["spark", "testing"] }
         } },
-        "TestRun": object(&["id", "target_type", "target_id", "direction", "target_number", "scenario_prompt", "mode", "status", "charge_multiplier", "estimated_cost_cents", "call_id", "sip_call_id", "error_message", "started_at", "completed_at", "batch_id", "created_at", "updated_at"], json!({
-            "id": int(), "target_type": target_type(), "target_id": int(), "direction": direction(), "target_number": { "type": "string" },
+        "TestRun": object(&["id", "target_type", "target_id", "target_name", "agent_name", "direction", "target_number", "scenario_prompt", "mode", "status", "charge_multiplier", "estimated_cost_cents", "call_id", "sip_call_id", "duration_seconds", "transcript", "grade", "recording_url", "metadata", "error_message", "requested_by_id", "started_at", "completed_at", "batch_id", "created_at", "updated_at"], json!({
+            "id": int(), "target_type": target_type(), "target_id": int(), "target_name": { "type": "string" }, "agent_name": nullable("string"),
+            "direction": direction(), "target_number": { "type": "string" },
             "scenario_prompt": { "type": "string" }, "mode": { "type": "string", "enum": ["bot", "sip"] }, "status": run_status(),
             "charge_multiplier": int(), "estimated_cost_cents": int(), "call_id": nullable("integer"), "sip_call_id": nullable("integer"),
-            "error_message": { "type": "string" }, "started_at": time_or_null, "completed_at": time_or_null, "batch_id": nullable("integer"),
+            "duration_seconds": nullable("integer"),
+            "transcript": { "type": "array", "items": object(&["role", "content"], json!({ "role": { "type": "string" }, "content": { "type": "string" }, "created_at": time })) },
+            "grade": { "type": ["object", "null"] }, "recording_url": nullable("string"), "metadata": {},
+            "error_message": { "type": "string" }, "requested_by_id": nullable("integer"),
+            "started_at": time_or_null, "completed_at": time_or_null, "batch_id": nullable("integer"),
             "created_at": time, "updated_at": time
         })),
         "TestRunList": list("TestRun"),
-        "TestBatchInput": { "type": "object", "required": ["target_type", "target_id", "direction", "run_count", "consent_to_charge"], "additionalProperties": false, "properties": {
+        "TestBatchInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false,
+            "not": { "required": ["scenario_prompt", "scenario_prompts"] }, "properties": {
             "name": { "type": "string", "maxLength": 100 }, "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 },
             "direction": direction(), "run_count": { "type": "integer", "minimum": 1, "maximum": 20 },
             "stagger_seconds": { "type": "integer", "minimum": 0, "maximum": 60 },
             "scenario_prompts": { "type": "array", "items": { "type": "string", "maxLength": 4000 } },
-            "target_number": { "type": ["string", "null"], "pattern": "^\\+[1-9][0-9]{7,14}$" },
-            "mode": { "type": "string", "enum": ["bot", "sip"] }, "consent_to_charge": { "const": true }
+            "scenario_prompt": { "type": "string", "maxLength": 4000 },
+            "target_number": test_target_number(),
+            "mode": { "type": "string", "enum": ["bot", "sip"] }, "consent_to_charge": { "const": true },
+            "language": language(), "primary_language": language()
         } },
-        "TestBatch": object(&["id", "name", "target_type", "target_id", "direction", "target_number", "scenario_prompts", "run_count", "stagger_seconds", "mode", "status", "total_runs", "completed_runs", "failed_runs", "error_message", "requested_by_id", "started_at", "completed_at", "created_at", "updated_at", "run_ids"], json!({
+        "TestBatch": object(&["id", "name", "target_type", "target_id", "direction", "target_number", "scenario_prompts", "run_count", "stagger_seconds", "mode", "status", "total_runs", "completed_runs", "failed_runs", "error_message", "estimated_cost_cents", "estimated_minutes", "matrix_dimensions", "requested_by_id", "started_at", "completed_at", "created_at", "updated_at", "run_ids"], json!({
             "id": int(), "name": { "type": "string" }, "target_type": target_type(), "target_id": int(), "direction": direction(),
             "target_number": { "type": "string" }, "scenario_prompts": { "type": "array", "items": { "type": "string" } },
             "run_count": int(), "stagger_seconds": int(), "mode": { "type": "string" },
-            "status": { "type": "string", "enum": ["in_progress", "completed", "failed"] },
+            "status": { "type": "string", "enum": ["pending", "in_progress", "completed", "failed"] },
             "total_runs": int(), "completed_runs": int(), "failed_runs": int(), "error_message": { "type": "string" },
-            "requested_by_id": nullable("integer"), "started_at": time, "completed_at": time_or_null, "created_at": time, "updated_at": time,
+            "estimated_cost_cents": int(), "estimated_minutes": int(), "matrix_dimensions": {},
+            "requested_by_id": nullable("integer"), "started_at": time_or_null, "completed_at": time_or_null, "created_at": time, "updated_at": time,
             "run_ids": { "type": "array", "items": int() }
         })),
         "TestBatchList": list("TestBatch")

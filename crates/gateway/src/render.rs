@@ -450,11 +450,21 @@ pub fn stream_event(e: &pb::StreamEvent) -> Value {
     json!({ "type": e.r#type, "version": e.version, "at": at(e.recorded_at_ms), "request_id": e.correlation_id, "data": data })
 }
 
+/// A run as the contract's `SimulationRun`. Grading, recordings and run metadata belong to
+/// ThunderPhone's platform, not this engine: `grade` and `recording_url` are null, `metadata`
+/// is `{}`.
 pub fn test_run(r: &pb::TestRun) -> Value {
+    let transcript: Vec<Value> = r
+        .transcript
+        .iter()
+        .map(|t| json!({ "role": t.speaker, "content": t.text, "created_at": at(t.at_ms) }))
+        .collect();
     json!({
         "id": r.id,
         "target_type": r.target_type,
         "target_id": r.target_id,
+        "target_name": r.target_name,
+        "agent_name": r.agent_name,
         "direction": r.direction,
         "target_number": r.target_number,
         "scenario_prompt": r.scenario_prompt,
@@ -464,7 +474,14 @@ pub fn test_run(r: &pb::TestRun) -> Value {
         "estimated_cost_cents": r.estimated_cost_cents,
         "call_id": r.call_id,
         "sip_call_id": r.sip_call_id,
+        "duration_seconds": r.duration_seconds,
+        "transcript": transcript,
+        "grade": null,
+        "recording_url": null,
+        "metadata": {},
         "error_message": r.error_message,
+        // Runs are started with API keys, and keys are not users: the key's id stands in.
+        "requested_by_id": r.requested_by_key_id,
         "started_at": r.started_at_ms.map(at),
         "completed_at": r.completed_at_ms.map(at),
         "batch_id": r.batch_id,
@@ -473,6 +490,8 @@ pub fn test_run(r: &pb::TestRun) -> Value {
     })
 }
 
+/// A batch as the contract's `SimulationBatch`. Voice-condition matrices are ThunderPhone's:
+/// `matrix_dimensions` is `{}`.
 pub fn test_batch(b: &pb::TestBatch) -> Value {
     json!({
         "id": b.id,
@@ -490,9 +509,12 @@ pub fn test_batch(b: &pb::TestBatch) -> Value {
         "completed_runs": b.completed_runs,
         "failed_runs": b.failed_runs,
         "error_message": b.error_message,
+        "estimated_cost_cents": b.estimated_cost_cents,
+        "estimated_minutes": b.estimated_minutes,
+        "matrix_dimensions": {},
         // Batches are started with API keys, and keys are not users: the key's id stands in.
         "requested_by_id": b.requested_by_key_id,
-        "started_at": at(b.created_at_ms),
+        "started_at": b.started_at_ms.map(at),
         "completed_at": b.completed_at_ms.map(at),
         "created_at": at(b.created_at_ms),
         "updated_at": at(b.updated_at_ms),

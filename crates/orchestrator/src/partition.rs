@@ -53,7 +53,7 @@ pub struct Partition {
     billing_in_flight: HashSet<CallId>,
     /// The verifications of connections running, and what bounds them.
     verifications: Verifications,
-    /// Test-call batches with runs left to spawn.
+    /// Test-call batches with runs left to launch.
     batches: BTreeMap<u64, Folded<domain::test_call::BatchState>>,
     /// When each batch's next run is due. Derived from the batches' states.
     batch_timers: BTreeSet<(Timestamp, u64)>,

@@ -191,10 +191,8 @@ fn own_run(log: &Log, org: OrgId, id: u64) -> Result<RunState, Failure> {
 /// Whether the API shows a run. A run requested directly and refused its funds was answered
 /// 402, so it never was a run; a batch's run refused its funds is a failed run of the batch.
 fn is_visible(log: &Log, run: &RunState) -> Result<bool, Failure> {
-    if run.batch_id.is_some() {
-        return Ok(true);
-    }
-    let call = calls_projection::read_call(log, run.call_id).map_err(storage_failure)?;
+    let Some(call_id) = run.call_id.filter(|_| run.batch_id.is_none()) else { return Ok(true) };
+    let call = calls_projection::read_call(log, call_id).map_err(storage_failure)?;
     Ok(call.is_none_or(|c| c.phase != domain::call::Phase::Rejected))
 }
 
@@ -206,13 +204,37 @@ fn own_batch(log: &Log, org: OrgId, id: u64) -> Result<BatchState, Failure> {
 }
 
 fn view_of(log: &Log, run: &RunState) -> Result<RunView, Failure> {
-    let call = calls_projection::read_call(log, run.call_id).map_err(storage_failure)?;
+    let call = match run.call_id {
+        Some(id) => calls_projection::read_call(log, id).map_err(storage_failure)?,
+        None => None,
+    };
     Ok(run_view(run, call.as_ref()))
 }
 
-/// A run as the API shows it, joined with its call.
+/// A run as the API shows it, joined with its call and its call's transcript.
 pub(crate) fn run_reply(log: &Log, run: &RunState) -> Result<pb::TestRun, Failure> {
-    Ok(wire::test_run(run, &view_of(log, run)?))
+    let view = view_of(log, run)?;
+    with_transcript(log, run, wire::test_run(run, &view))
+}
+
+fn with_transcript(log: &Log, run: &RunState, mut reply: pb::TestRun) -> Result<pb::TestRun, Failure> {
+    if let Some(call) = run.call_id {
+        reply.transcript = transcript(log, call)?;
+    }
+    Ok(reply)
+}
+
+fn transcript(log: &Log, call: CallId) -> Result<Vec<pb::Turn>, Failure> {
+    Ok(calls_projection::read_turns(log, call)
+        .map_err(storage_failure)?
+        .into_iter()
+        .map(|turn| pb::Turn {
+            seq: turn.seq,
+            speaker: turn.speaker.as_str().into(),
+            text: turn.text,
+            at_ms: turn.at.as_millis(),
+        })
+        .collect())
 }
 
 /// A batch as the API shows it, with its runs' outcomes counted.
@@ -252,7 +274,7 @@ fn list_runs(log: &Log, org: OrgId, filter: pb::RunFilter) -> Result<R, Failure>
             skipped += 1;
             continue;
         }
-        runs.push(wire::test_run(&run, &view));
+        runs.push(with_transcript(log, &run, wire::test_run(&run, &view))?);
         if runs.len() == limit {
             break;
         }

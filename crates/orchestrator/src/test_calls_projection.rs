@@ -2,7 +2,7 @@
 //!
 //! - `run/<id>`: a run; `org_run/<org>/<id>`: an org's runs, newest last.
 //! - `batch/<id>`: a batch; `org_batch/<org>/<id>`: an org's batches.
-//! - `active_batch/<id>`: present while a batch has runs left to spawn; the owner resumes
+//! - `active_batch/<id>`: present while a batch has runs left to launch; the owner resumes
 //!   exactly these after a restart.
 
 use domain::ids::OrgId;
@@ -34,11 +34,28 @@ impl Projection for TestCallsProjection {
         NAME
     }
 
+    /// 2: runs are created queued (with their batch) and launched apart; a batch is active
+    /// while it has runs to launch.
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
-        if streams::run_of(&event.stream).is_some() {
-            let RunEvent::Created { run } = event.decode().map_err(|e| e.to_string())?;
-            writer.put(&[org_runs(run.org), run.id.to_be_bytes().to_vec()].concat(), Vec::new());
-            writer.put(&key("run/", run.id), encode(&*run)?);
+        if let Some(id) = streams::run_of(&event.stream) {
+            let run_event: RunEvent = event.decode().map_err(|e| e.to_string())?;
+            let run = match &run_event {
+                RunEvent::Created { run } => {
+                    writer.put(&[org_runs(run.org), run.id.to_be_bytes().to_vec()].concat(), Vec::new());
+                    (**run).clone()
+                }
+                RunEvent::Launched { .. } | RunEvent::Canceled { .. } => {
+                    let mut run: RunState =
+                        decode(&writer.get(&key("run/", id))?.ok_or("a run event before its creation")?)?;
+                    run.apply(&run_event);
+                    run
+                }
+            };
+            writer.put(&key("run/", run.id), encode(&run)?);
         } else if let Some(id) = streams::batch_of(&event.stream) {
             let batch_event: BatchEvent = event.decode().map_err(|e| e.to_string())?;
             let state = match &batch_event {
@@ -46,7 +63,7 @@ impl Projection for TestCallsProjection {
                     writer.put(&[org_batches(*org), id.to_be_bytes().to_vec()].concat(), Vec::new());
                     BatchState::start(&batch_event).expect("a creation starts a batch")
                 }
-                BatchEvent::RunSpawned { .. } | BatchEvent::Canceled { .. } => {
+                BatchEvent::RunSpawned { .. } | BatchEvent::RunLaunched { .. } | BatchEvent::Canceled { .. } => {
                     let mut state: BatchState =
                         decode(&writer.get(&key("batch/", id))?.ok_or("a batch event before its creation")?)?;
                     state.apply(&batch_event);
@@ -54,10 +71,10 @@ impl Projection for TestCallsProjection {
                 }
             };
             let active = [ACTIVE_BATCHES, &state.id.to_be_bytes()].concat();
-            if state.is_spawned() {
-                writer.remove(&active);
-            } else {
+            if state.has_runs_to_launch() {
                 writer.put(&active, Vec::new());
+            } else {
+                writer.remove(&active);
             }
             writer.put(&key("batch/", state.id), encode(&state)?);
         }

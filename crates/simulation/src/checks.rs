@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::call::{Billing, CallState, Phase};
 use domain::ids::CallId;
 use domain::ledger::{Account, LedgerEvent};
-use domain::test_call::BatchEvent;
+use domain::test_call::{BatchEvent, RunEvent};
 
 use crate::world::{World, ledger_events};
 
@@ -71,7 +71,7 @@ pub(crate) fn at_rest(world: &mut World) -> Result<(), String> {
         }
     }
     ledger_balances(world)?;
-    batches_spawn_each_run_once(world)?;
+    batches_launch_each_run_once(world)?;
     replay_rebuilds_the_projections(world)
 }
 
@@ -177,27 +177,66 @@ fn ledger_balances(world: &World) -> Result<(), String> {
     Ok(())
 }
 
-/// A batch spawns runs 0, 1, 2, ... in order, each once, never more than its run count.
-fn batches_spawn_each_run_once(world: &World) -> Result<(), String> {
+/// A batch is created with all its runs, queued, and launches them 0, 1, 2, ... in order, each
+/// once and none before it is due (`index * stagger_seconds` after the creation), none after
+/// its cancel; each launch records the run's call, and a run is launched or canceled, never
+/// both. Once everything settled, no run waits: each was launched, or its batch canceled.
+fn batches_launch_each_run_once(world: &World) -> Result<(), String> {
+    let log = &world.orchestrator_log;
     for &id in world.observed.batches.keys() {
-        let stream = orchestrator::streams::batch(id);
-        let events = world.orchestrator_log.read_stream(&stream, 1).map_err(|e| e.to_string())?;
-        let mut run_count = 0;
-        let mut spawned = 0u32;
+        let events = log.read_stream(&orchestrator::streams::batch(id), 1).map_err(|e| e.to_string())?;
+        let (mut run_ids, mut created_at, mut stagger_ms) = (Vec::new(), 0, 0);
+        let (mut launched, mut canceled) = (0u32, false);
         for event in events {
             match event.decode::<BatchEvent>().map_err(|e| e.to_string())? {
-                BatchEvent::Created { spec, .. } => run_count = spec.run_count,
-                BatchEvent::RunSpawned { index, .. } => {
-                    if index != spawned {
-                        return Err(format!("batch {id} spawned run {index} where run {spawned} was next"));
+                BatchEvent::Created { spec, run_ids: ids, at, .. } => {
+                    if ids.len() != spec.run_count as usize {
+                        return Err(format!("batch {id} was created with {} runs of {}", ids.len(), spec.run_count));
                     }
-                    spawned += 1;
+                    (run_ids, created_at, stagger_ms) = (ids, at.0, i64::from(spec.stagger_seconds) * 1000);
                 }
-                BatchEvent::Canceled { .. } => {}
+                BatchEvent::RunLaunched { index, run_id, at } => {
+                    if canceled {
+                        return Err(format!("batch {id} launched run {index} after its cancel"));
+                    }
+                    if index != launched || run_ids.get(index as usize) != Some(&run_id) {
+                        return Err(format!("batch {id} launched run {index} ({run_id}) where run {launched} was next"));
+                    }
+                    if at.0 < created_at + i64::from(index) * stagger_ms {
+                        return Err(format!("batch {id} launched run {index} before it was due"));
+                    }
+                    launched += 1;
+                }
+                BatchEvent::RunSpawned { .. } => return Err(format!("batch {id} spawned a run the old way")),
+                BatchEvent::Canceled { .. } => canceled = true,
             }
         }
-        if spawned > run_count {
-            return Err(format!("batch {id} spawned {spawned} runs of {run_count}"));
+        if !canceled && (launched as usize) < run_ids.len() {
+            return Err(format!("batch {id} settled with {launched} of {} runs launched", run_ids.len()));
+        }
+        for (index, run) in run_ids.iter().enumerate() {
+            let events = log.read_stream(&orchestrator::streams::run(*run), 1).map_err(|e| e.to_string())?;
+            let events: Vec<RunEvent> =
+                events.iter().map(|e| e.decode::<RunEvent>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+            match events.as_slice() {
+                [RunEvent::Created { run: queued }, rest @ ..]
+                    if queued.call_id.is_none() && queued.batch_id == Some(id) =>
+                {
+                    match rest {
+                        [RunEvent::Launched { call_id, .. }] if index < launched as usize => {
+                            let call = orchestrator::calls_projection::read_call(log, *call_id)
+                                .map_err(|e| e.to_string())?
+                                .ok_or_else(|| format!("run {run} of batch {id} launched call {call_id}, not recorded"))?;
+                            if !call.is_ended() {
+                                return Err(format!("run {run} of batch {id} settled with its call {call_id} running"));
+                            }
+                        }
+                        [RunEvent::Canceled { .. }] if canceled && index >= launched as usize => {}
+                        other => return Err(format!("run {run} (index {index}) of batch {id} recorded {other:?}")),
+                    }
+                }
+                other => return Err(format!("run {run} of batch {id} was not created queued: {other:?}")),
+            }
         }
     }
     Ok(())

@@ -516,6 +516,15 @@ impl World {
                 }
                 (Asked::Batch, Some(reply::Result::TestBatch(batch))) => {
                     self.note(format!("batch {} acknowledged", batch.id));
+                    // The seed's rule: a batch's 201 already lists every one of its runs.
+                    if batch.run_ids.len() != batch.run_count as usize {
+                        return Err(format!(
+                            "batch {} was acknowledged with {} runs of {}",
+                            batch.id,
+                            batch.run_ids.len(),
+                            batch.run_count
+                        ));
+                    }
                     self.observed.batches.insert(batch.id, batch.total_runs);
                 }
                 (Asked::Claim(claim), result) => {

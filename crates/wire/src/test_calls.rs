@@ -40,7 +40,15 @@ pub fn run_request(r: pb::RunRequest) -> Result<RunRequest, Failure> {
         (Some(target_type), Some(direction), Some(target_number), Some(mode), Some(scenario_prompt))
             if e.is_empty() =>
         {
-            Ok(RunRequest { target_type, target_id: r.target_id, direction, target_number, scenario_prompt, mode })
+            Ok(RunRequest {
+                target_type,
+                target_id: r.target_id,
+                direction,
+                target_number,
+                scenario_prompt,
+                mode,
+                requested_by_key_id: r.requested_by_key_id,
+            })
         }
         _ => Err(Failure::invalid(e)),
     }
@@ -114,7 +122,7 @@ pub fn test_run(run: &RunState, view: &RunView) -> pb::TestRun {
         status: view.status.as_str().to_owned(),
         charge_multiplier: run.charge_multiplier,
         estimated_cost_cents: view.estimated_cost_cents,
-        call_id: Some(run.call_id.0),
+        call_id: run.call_id.map(|c| c.0),
         sip_call_id: run.sip_call_id.map(|c| c.0),
         error_message: view.error_message.clone(),
         started_at_ms: view.started_at.map(|t| t.as_millis()),
@@ -122,6 +130,12 @@ pub fn test_run(run: &RunState, view: &RunView) -> pb::TestRun {
         batch_id: run.batch_id,
         created_at_ms: run.created_at.as_millis(),
         updated_at_ms: view.updated_at.as_millis(),
+        agent_name: run.agent_name.clone(),
+        target_name: run.target_name.clone(),
+        duration_seconds: view.duration_seconds,
+        requested_by_key_id: r.requested_by_key_id,
+        // The transcript is the call's, which the caller reads beside the run.
+        transcript: Vec::new(),
     }
 }
 
@@ -148,6 +162,9 @@ pub fn test_batch(batch: &BatchState, view: &BatchView) -> pb::TestBatch {
         updated_at_ms: view.updated_at.as_millis(),
         run_ids: batch.run_ids.clone(),
         requested_by_key_id: s.requested_by_key_id,
+        estimated_cost_cents: view.estimated_cost_cents,
+        estimated_minutes: view.estimated_minutes,
+        started_at_ms: view.started_at.map(|t| t.as_millis()),
     }
 }
 

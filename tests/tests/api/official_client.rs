@@ -50,3 +50,12 @@ async fn calls() {
     let fast = ["--sim-ring-ms", "100", "--sim-talk-ms", "600", "--ring-timeout-ms", "400", "--max-call-seconds", "30"];
     drive(&Server::start_with(&fast), "calls").await;
 }
+
+/// Quick simulated calls, so runs and batches settle in seconds.
+const QUICK_CALLS: &[&str] =
+    &["--sim-ring-ms", "100", "--sim-talk-ms", "600", "--ring-timeout-ms", "400", "--max-call-seconds", "30"];
+
+#[tokio::test]
+async fn test_calls_and_batches() {
+    drive(&Server::start_with(QUICK_CALLS), "test_calls").await;
+}

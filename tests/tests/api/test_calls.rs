@@ -60,14 +60,23 @@ async fn a_run_drives_a_real_call_billed_at_the_multiplier() {
     assert_eq!(run["estimated_cost_cents"], 1);
     assert!(run["call_id"].is_u64() && run["sip_call_id"].is_null() && run["batch_id"].is_null());
     assert_eq!((run["error_message"].as_str(), &run["completed_at"]), (Some(""), &Value::Null));
-    for field in ["id", "scenario_prompt", "started_at", "created_at", "updated_at"] {
+    for field in ["id", "scenario_prompt", "started_at", "created_at", "updated_at", "duration_seconds"] {
         assert!(run.get(field).is_some(), "{field} missing from {run}");
     }
+    // The contract's SimulationRun: names as they were, and the platform's features neutral.
+    assert_eq!((run["agent_name"].as_str(), run["target_name"].as_str()), (Some("Support"), Some("Support")));
+    assert_eq!((&run["grade"], &run["recording_url"], &run["metadata"]), (&Value::Null, &Value::Null, &json!({})));
+    assert_eq!(run["transcript"], json!([]), "nothing said yet");
+    let keys = server.get("/v1/keys", k).await.expect(200);
+    assert_eq!(run["requested_by_id"], keys[0]["id"], "the key that asked stands in for who requested it");
 
     let id = run["id"].as_u64().unwrap();
     let done = run_over(&server, k, id).await;
     assert_eq!((done["status"].as_str(), done["error_message"].as_str()), (Some("completed"), Some("")), "{done}");
     assert!(ms(&done["completed_at"]) >= ms(&done["started_at"]));
+    assert!(done["duration_seconds"].is_u64(), "{done}");
+    let said = done["transcript"].as_array().unwrap();
+    assert!(said.iter().any(|t| t["role"] == "callee" && t["content"].is_string()), "the call's transcript: {done}");
 
     let call_id = done["call_id"].as_u64().unwrap();
     let call =
@@ -116,6 +125,18 @@ async fn every_error_row_of_runs() {
         assert!(r[field].is_array(), "{field}: {r}");
     }
     server.post("/v1/test-calls", k, run_body(&t, json!({ "target_id": "twelve" }))).await.expect(400);
+    // The official client's choices are checked against the contract's values.
+    let r = server
+        .post(
+            "/v1/test-calls",
+            k,
+            run_body(&t, json!({ "scenario_mode": "guess", "simulator_product": "x", "language": "x".repeat(36) })),
+        )
+        .await
+        .expect(400);
+    for field in ["scenario_mode", "simulator_product", "language"] {
+        assert!(r[field].is_array(), "{field}: {r}");
+    }
 
     // No funds yet.
     let r = server.post("/v1/test-calls", k, run_body(&t, json!({}))).await.expect(402);
@@ -141,7 +162,13 @@ async fn every_error_row_of_runs() {
         .patch(&format!("/admin/v1/orgs/{}", t.org.id), ADMIN_TOKEN, json!({ "max_concurrent_test_calls": 1 }))
         .await
         .expect(200);
-    server.post("/v1/test-calls", k, run_body(&t, json!({}))).await.expect(201);
+    // Every field the official client sends is accepted, `target_number: ""` among them.
+    let client_fields = json!({
+        "target_number": "", "scenario_mode": "manual", "simulator_product": "testing", "scenario_prompt": "",
+        "language": "en", "primary_language": "en-US",
+    });
+    let run = server.post("/v1/test-calls", k, run_body(&t, client_fields)).await.expect(201);
+    assert_eq!(run["target_number"], "+15005559999", "no number named: the bot's own");
     let r = server.post("/v1/test-calls", k, run_body(&t, json!({}))).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.body["code"], "too_many_test_calls");
@@ -236,7 +263,7 @@ async fn a_sip_run_loops_through_the_orgs_number_and_the_inbound_leg_is_its_own_
 }
 
 #[tokio::test]
-async fn a_batch_spawns_its_runs_rotating_prompts_and_completes() {
+async fn a_batch_lists_its_runs_at_once_rotating_prompts_and_completes() {
     let server = Server::start_with(FAST);
     let t = tester(&server, 2_000).await;
     let k = &t.org.key;
@@ -251,12 +278,15 @@ async fn a_batch_spawns_its_runs_rotating_prompts_and_completes() {
         (batch["completed_runs"].as_u64(), batch["failed_runs"].as_u64(), batch["name"].as_str()),
         (Some(0), Some(0), Some(""))
     );
-    assert_eq!(batch["run_ids"].as_array().unwrap().len(), 5, "stagger 0 spawns every run at once");
+    assert_eq!(batch["run_ids"].as_array().unwrap().len(), 5, "the 201 lists every run");
     for field in
         ["requested_by_id", "started_at", "completed_at", "created_at", "updated_at", "error_message", "target_number"]
     {
         assert!(batch.get(field).is_some(), "{field} missing from {batch}");
     }
+    assert_eq!(batch["started_at"], batch["created_at"], "the first run launched with the batch");
+    assert_eq!((batch["estimated_cost_cents"].as_i64(), batch["estimated_minutes"].as_i64()), (Some(5), Some(5)));
+    assert_eq!(batch["matrix_dimensions"], json!({}));
     // Keys are not users: the key that asked for the batch stands in for who requested it.
     let keys = server.get("/v1/keys", k).await.expect(200);
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
@@ -278,7 +308,7 @@ async fn a_batch_spawns_its_runs_rotating_prompts_and_completes() {
     }
     let events = server.get(&format!("/v1/test-call-batches/{id}/events"), k).await.expect(200);
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["batch_created", "run_spawned", "run_spawned", "run_spawned", "run_spawned", "run_spawned"]);
+    assert_eq!(types, ["batch_created", "run_launched", "run_launched", "run_launched", "run_launched", "run_launched"]);
     let listed = server.get("/v1/test-call-batches", k).await.expect(200);
     assert_eq!(listed[0]["id"], id);
 
@@ -288,6 +318,9 @@ async fn a_batch_spawns_its_runs_rotating_prompts_and_completes() {
         .await
         .expect(201);
     assert_eq!(one["scenario_prompts"], json!(["Same for all."]));
+    // The official client sends `run_count: 3` unless told otherwise; so does a body without one.
+    let default = server.post("/v1/test-call-batches", k, run_body(&t, json!({ "target_number": "" }))).await.expect(201);
+    assert_eq!((default["run_count"].as_u64(), default["run_ids"].as_array().unwrap().len()), (Some(3), 3));
 }
 
 #[tokio::test]
@@ -300,12 +333,18 @@ async fn batch_runs_are_staggered_and_a_cancel_stops_the_rest() {
         .await
         .expect(201);
     let id = batch["id"].as_u64().unwrap();
-    assert_eq!(batch["run_ids"].as_array().unwrap().len(), 1, "the first run starts at once, the rest later");
+    // The 201 lists every run; the first is launched at once, the rest wait, queued.
+    let run_ids = batch["run_ids"].as_array().unwrap();
+    assert_eq!(run_ids.len(), 3);
+    let first = server.get(&format!("/v1/test-calls/{}", run_ids[0]), k).await.expect(200);
+    assert!(first["call_id"].is_u64(), "{first}");
+    let last = server.get(&format!("/v1/test-calls/{}", run_ids[2]), k).await.expect(200);
+    assert_eq!((last["status"].as_str(), &last["call_id"]), (Some("queued"), &Value::Null), "{last}");
     let done =
         wait_for(&server, &format!("/v1/test-call-batches/{id}"), k, SETTLE, |b| b["status"] == "completed").await;
-    let created: Vec<i64> = futures_created(&server, k, &done).await;
-    for pair in created.windows(2) {
-        assert!(pair[1] - pair[0] >= 900, "runs spawned {} ms apart", pair[1] - pair[0]);
+    let started: Vec<i64> = runs_started(&server, k, &done).await;
+    for pair in started.windows(2) {
+        assert!(pair[1] - pair[0] >= 900, "runs launched {} ms apart", pair[1] - pair[0]);
     }
 
     let long = server
@@ -314,14 +353,23 @@ async fn batch_runs_are_staggered_and_a_cancel_stops_the_rest() {
         .expect(201);
     let long_id = long["id"].as_u64().unwrap();
     let canceled = server.post(&format!("/v1/test-call-batches/{long_id}/cancel"), k, json!({})).await.expect(200);
-    assert_eq!((canceled["run_ids"].as_array().unwrap().len(), canceled["total_runs"].as_u64()), (1, Some(1)));
+    assert_eq!((canceled["run_ids"].as_array().unwrap().len(), canceled["total_runs"].as_u64()), (5, Some(5)));
+    assert_eq!(canceled["failed_runs"], 4, "the runs not launched end failed: {canceled}");
     let again = server.post(&format!("/v1/test-call-batches/{long_id}/cancel"), k, json!({})).await.expect(200);
     assert_eq!(again["run_ids"], canceled["run_ids"]);
-    // The run already spawned finishes, and so does the batch.
+    let never = server.get(&format!("/v1/test-calls/{}", canceled["run_ids"][4]), k).await.expect(200);
+    assert_eq!(
+        (never["status"].as_str(), never["error_message"].as_str(), &never["call_id"]),
+        (Some("failed"), Some("The batch was canceled before this run was launched."), &Value::Null)
+    );
+    // The run already launched finishes, and so does the batch.
     let finished =
         wait_for(&server, &format!("/v1/test-call-batches/{long_id}"), k, SETTLE, |b| b["status"] != "in_progress")
             .await;
-    assert_eq!((finished["status"].as_str(), finished["completed_runs"].as_u64()), (Some("completed"), Some(1)));
+    assert_eq!(
+        (finished["status"].as_str(), finished["completed_runs"].as_u64(), finished["failed_runs"].as_u64()),
+        (Some("completed"), Some(1), Some(4))
+    );
     let events = server.get(&format!("/v1/test-call-batches/{long_id}/events"), k).await.expect(200);
     assert_eq!(events.as_array().unwrap().iter().filter(|e| e["type"] == "batch_canceled").count(), 1);
 
@@ -331,13 +379,13 @@ async fn batch_runs_are_staggered_and_a_cancel_stops_the_rest() {
     server.get(&format!("/v1/test-call-batches/{long_id}/events"), &other.key).await.expect(404);
 }
 
-async fn futures_created(server: &Server, key: &str, batch: &Value) -> Vec<i64> {
-    let mut created = Vec::new();
+async fn runs_started(server: &Server, key: &str, batch: &Value) -> Vec<i64> {
+    let mut started = Vec::new();
     for run_id in batch["run_ids"].as_array().unwrap() {
         let run = server.get(&format!("/v1/test-calls/{run_id}"), key).await.expect(200);
-        created.push(ms(&run["created_at"]));
+        started.push(ms(&run["started_at"]));
     }
-    created
+    started
 }
 
 #[tokio::test]
@@ -352,7 +400,8 @@ async fn batch_requests_are_validated_and_a_batch_whose_runs_all_fail_fails() {
         (json!({ "run_count": 2, "scenario_prompts": "not a list" }), "scenario_prompts"),
         (json!({ "run_count": 2, "scenario_prompts": [1] }), "scenario_prompts.0"),
         (json!({ "run_count": 2, "consent_to_charge": false }), "consent_to_charge"),
-        (json!({}), "run_count"),
+        (json!({ "run_count": 2, "language": 7 }), "language"),
+        (json!({ "run_count": 2, "scenario_mode": "auto" }), "scenario_mode"),
     ] {
         let r = server.post("/v1/test-call-batches", k, run_body(&t, extra.clone())).await.expect(400);
         assert!(r[field].is_array(), "{extra}: {r}");
@@ -394,8 +443,9 @@ async fn a_staggered_batch_survives_sigkill_and_accounts_for_every_run_once() {
         .await
         .expect(201);
     let id = batch["id"].as_u64().unwrap();
-    wait_for(&server, &format!("/v1/test-call-batches/{id}"), &k, SETTLE, |b| {
-        b["run_ids"].as_array().unwrap().len() >= 2
+    assert_eq!(batch["run_ids"].as_array().unwrap().len(), 4, "{batch}");
+    wait_for(&server, &format!("/v1/test-call-batches/{id}/events"), &k, SETTLE, |events| {
+        events.as_array().unwrap().iter().filter(|e| e["type"] == "run_launched").count() >= 2
     })
     .await;
     server.kill();
@@ -404,7 +454,7 @@ async fn a_staggered_batch_survives_sigkill_and_accounts_for_every_run_once() {
     let done =
         wait_for(&server, &format!("/v1/test-call-batches/{id}"), &k, SETTLE, |b| b["status"] != "in_progress").await;
     let run_ids: Vec<u64> = done["run_ids"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect();
-    assert_eq!(run_ids.len(), 4, "{done}");
+    assert_eq!(run_ids, batch["run_ids"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect::<Vec<_>>());
     let mut unique = run_ids.clone();
     unique.sort_unstable();
     unique.dedup();
@@ -415,7 +465,7 @@ async fn a_staggered_batch_survives_sigkill_and_accounts_for_every_run_once() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["type"] == "run_spawned")
+        .filter(|e| e["type"] == "run_launched")
         .map(|e| e["data"]["index"].as_u64().unwrap())
         .collect();
     assert_eq!(indexes, vec![0, 1, 2, 3]);

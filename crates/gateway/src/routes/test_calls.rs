@@ -1,5 +1,7 @@
 //! Test calls: `GET/POST /v1/test-calls`, `GET /v1/test-calls/{id}`, `GET/POST
-//! /v1/test-call-batches`, `GET /v1/test-call-batches/{id}`, `.../events`, `POST .../cancel`.
+//! /v1/test-call-batches`, `GET /v1/test-call-batches/{id}`, `.../events`, `POST .../cancel`;
+//! and the contract's aliases of the same handlers, `GET/POST /v1/simulations`, `GET/POST
+//! /v1/simulations/batches`, `GET /v1/simulations/batches/{id}`.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -24,18 +26,31 @@ struct Target {
     mode: String,
 }
 
-/// Takes the fields runs and batches share, `consent_to_charge` included.
+/// The longest language tag a request may name (BCP 47 tags are far shorter).
+pub const MAX_LANGUAGE_CHARS: usize = 35;
+
+/// Takes the fields runs and batches share, `consent_to_charge` included, and those the
+/// official client sends for the test bot that this engine's simulated bot has no use for
+/// (`language`, `primary_language`): they are checked and not kept.
 fn parse_target(f: &mut Fields) -> Option<Target> {
     let target_type = f.required_str("target_type");
     let target_type = f.parse("target_type", target_type, |t| TargetType::parse(&t).map(|t| t.as_str().to_owned()));
     let target_id = f.required_int("target_id");
     let target_id = f.parse("target_id", target_id, |id| u64::try_from(id).map_err(|_| "Target not found.".to_owned()));
-    let direction = f.required_str("direction");
-    let direction = f.parse("direction", direction, |d| RunDirection::parse(&d).map(|d| d.as_str().to_owned()));
+    // The client sends `outbound` unless told otherwise; so does a request that names none.
+    let direction = f.optional_str("direction").unwrap_or_else(|| "outbound".to_owned());
+    let direction = f.parse("direction", Some(direction), |d| RunDirection::parse(&d).map(|d| d.as_str().to_owned()));
+    // The client always sends one, `""` when none was given: the bot's own number then.
     let target_number = match f.optional_nullable_str("target_number") {
-        Some(Some(n)) => f.parse("target_number", Some(n), |n| domain::E164::parse(&n).map(|n| Some(n.to_string()))),
+        Some(Some(n)) if !n.is_empty() => {
+            f.parse("target_number", Some(n), |n| domain::E164::parse(&n).map(|n| Some(n.to_string())))
+        }
         _ => Some(None),
     };
+    for field in ["language", "primary_language"] {
+        let language = f.optional_str(field);
+        f.parse(field, language, |l| domain::fields::check_length(&l, MAX_LANGUAGE_CHARS));
+    }
     let mode = f.optional_str("mode").unwrap_or_else(|| "bot".to_owned());
     let mode = f.parse("mode", Some(mode), |m| Mode::parse(&m).map(|m| m.as_str().to_owned()));
     match f.optional_bool("consent_to_charge") {
@@ -55,9 +70,26 @@ fn parse_target(f: &mut Fields) -> Option<Target> {
     })
 }
 
+/// `scenario_mode` (`manual`: the prompt given drives the bot; `auto`: the bot improvises,
+/// which the simulated bot does from an empty prompt as well) and `simulator_product` (which
+/// ThunderPhone bot plays the caller; switchboard has one) are checked against the contract's
+/// values and not kept.
+fn parse_simulator_choices(f: &mut Fields) {
+    let choice = |allowed: &'static [&'static str]| {
+        move |v: String| {
+            if allowed.contains(&v.as_str()) { Ok(()) } else { Err(format!("\"{v}\" is not a valid choice.")) }
+        }
+    };
+    let mode = f.optional_str("scenario_mode");
+    f.parse("scenario_mode", mode, choice(&["auto", "manual"]));
+    let product = f.optional_str("simulator_product");
+    f.parse("simulator_product", product, choice(&["spark", "testing"]));
+}
+
 pub async fn create_run(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<Created, ApiError> {
     let mut f = Fields::new(body);
     let target = parse_target(&mut f);
+    parse_simulator_choices(&mut f);
     let scenario = f.optional_str("scenario_prompt").unwrap_or_default();
     let scenario = f.parse("scenario_prompt", Some(scenario), |s| parse_scenario(&s));
     let request = f.finish(|| {
@@ -69,6 +101,7 @@ pub async fn create_run(State(app): State<App>, caller: Caller, body: JsonObject
             target_number: t.target_number,
             scenario_prompt: scenario?,
             mode: t.mode,
+            requested_by_key_id: Some(caller.key_id),
         })
     })?;
     match app.services.command(caller.org, Kind::CreateTestRun(request)).await? {
@@ -127,8 +160,9 @@ pub async fn create_batch(State(app): State<App>, caller: Caller, body: JsonObje
     }
     let mut f = Fields::new(body);
     let target = parse_target(&mut f);
-    let run_count = f.required_int("run_count");
-    let run_count = f.parse("run_count", run_count, |n| {
+    // The client sends 3 unless told otherwise; so does a request that names none.
+    let run_count = f.optional_int("run_count").unwrap_or(3);
+    let run_count = f.parse("run_count", Some(run_count), |n| {
         u32::try_from(n)
             .ok()
             .filter(|n| (1..=20).contains(n))

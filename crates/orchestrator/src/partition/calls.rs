@@ -62,7 +62,7 @@ pub struct Placement {
     pub(super) call: CallId,
     /// The carrier to dial with, its password sealed until the dial opens it.
     pub(super) provider: Provider<Sealed>,
-    /// Who waits for the answer; nobody for the runs a batch spawns.
+    /// Who waits for the answer; nobody for the runs a batch launches.
     pub(super) request: Option<bus::Message>,
     /// The test-call run the call is for, answered with once its funds are reserved.
     pub(super) run: Option<u64>,
@@ -381,7 +381,7 @@ impl Partition {
                 break;
             }
             self.batch_timers.pop_first();
-            self.spawn_due_runs(batch);
+            self.launch_due_runs(batch);
         }
         while let Some(&(at, call, timer)) = self.timers.first() {
             if at > now {

@@ -1,17 +1,19 @@
 //! Test-call runs and batches inside the partition actor.
 //!
-//! A run records itself, its call (and, in `sip` mode, the loopback's inbound leg) in one
-//! append, then reserves its call's funds at the test multiplier like any call; it answers 201,
-//! queued, once they are granted. A batch spawns its runs on a timer derived from its state, each
-//! spawn recorded with the run it created, so a restart goes on where it stopped and no run is
-//! spawned twice.
+//! A run asked for alone records itself, its launch, its call (and, in `sip` mode, the
+//! loopback's inbound leg) in one append, then reserves its call's funds at the test multiplier
+//! like any call; it answers 201, queued, once they are granted. A batch records itself and all
+//! its runs, queued, in one append (its 201 lists them), and launches them on a timer derived
+//! from its state, each launch recorded with the run's call, so a restart goes on where it
+//! stopped and no run is launched twice or skipped.
 
 use domain::Ctx;
 use domain::call::CallState;
 use domain::ids::OrgId;
 use domain::org::OrgState;
 use domain::test_call::{
-    self, BatchEvent, BatchSpec, BatchState, RunAction, RunDecision, RunRequest, RunSettings, Spawn,
+    self, BatchCancel, BatchSpec, BatchState, Launch, RunAction, RunDecision, RunEvent, RunRequest, RunSettings,
+    RunState,
 };
 use domain::voip::Provider;
 use eventlog::{ExpectedVersion, Pending, StreamAppend};
@@ -74,18 +76,21 @@ impl Partition {
         }
     }
 
-    /// Records a decided run with its call legs (and the batch's spawn) in one append, then
-    /// performs what it asks for. On an error nothing is recorded and `reply`, if any, has
-    /// been answered.
+    /// Records a run's launch with its call legs (with the run's creation, for a run asked for
+    /// alone; with the batch's record of the launch, for a batch's) in one append, then performs
+    /// what it asks for. On an error nothing is recorded and `reply`, if any, has been answered.
     fn start_run(&mut self, decision: RunDecision, reply: Option<bus::Message>) -> Result<(), Failure> {
-        let RunDecision { run: run_event, call: main_event, companion: companion_events, spawned, actions } = decision;
-        let test_call::RunEvent::Created { run } = &run_event;
-        let (org, run_id, call, companion, batch) = (run.org, run.id, run.call_id, run.sip_call_id, run.batch_id);
+        let creates_run = decision.creates_run();
+        let RunDecision { state: run, run: run_events, call: main_event, companion: companion_events, launched, actions } =
+            decision;
+        let call = run.call_id.expect("a launched run has its call");
+        let (org, run_id, companion, batch) = (run.org, run.id, run.sip_call_id, run.batch_id);
         let mut appends = vec![
             StreamAppend {
                 stream: streams::run(run_id),
-                expected: ExpectedVersion::NoStream,
-                events: vec![actor::encode(run_event.event_type(), &run_event)],
+                // A batch's queued run holds its creation alone: the launch is its second event.
+                expected: if creates_run { ExpectedVersion::NoStream } else { ExpectedVersion::Exactly(1) },
+                events: run_events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             },
             StreamAppend {
                 stream: streams::call(call),
@@ -100,8 +105,8 @@ impl Partition {
                 events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             });
         }
-        let spawned = batch.zip(spawned).and_then(|(id, event)| self.batches.get(&id).map(|f| (id, f.version, event)));
-        if let Some((id, version, event)) = &spawned {
+        let launched = batch.zip(launched).and_then(|(id, event)| self.batches.get(&id).map(|f| (id, f.version, event)));
+        if let Some((id, version, event)) = &launched {
             appends.push(StreamAppend {
                 stream: streams::batch(*id),
                 expected: ExpectedVersion::Exactly(*version),
@@ -126,7 +131,7 @@ impl Partition {
             state.apply(&events[1]);
             self.follow(id, actor::Folded { state, version: 2 });
         }
-        if let Some((id, _, event)) = spawned
+        if let Some((id, _, event)) = launched
             && let Some(folded) = self.batches.get_mut(&id)
         {
             folded.advance(&[event], BatchState::apply);
@@ -156,35 +161,44 @@ impl Partition {
 
     pub(super) fn create_test_batch(&mut self, org: OrgId, spec: BatchSpec, reply: bus::Message) {
         let open = self.batches.values().filter(|f| f.state.org == org).count();
+        let settings = self.run_settings();
         let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
         let decided = load_org(&self.log, &mut self.orgs, org)
-            .and_then(|folded| Ok(test_call::create_batch(org, &folded.state, spec, open, &mut ctx)?));
+            .and_then(|folded| Ok(test_call::create_batch(org, &folded.state, spec, open, &settings, &mut ctx)?));
         let created = match decided {
             Ok(created) => created,
             Err(failure) => return self.answer(reply, Err(failure)),
         };
-        let state = BatchState::start(&created).expect("a creation starts a batch");
+        let state = BatchState::start(&created.batch).expect("a creation starts a batch");
         let id = state.id;
         let mut appends = vec![StreamAppend {
             stream: streams::batch(id),
             expected: ExpectedVersion::NoStream,
-            events: vec![actor::encode(created.event_type(), &created)],
+            events: vec![actor::encode(created.batch.event_type(), &created.batch)],
         }];
+        for run in &created.runs {
+            let RunEvent::Created { run: state } = run else { unreachable!("a batch creates its runs") };
+            appends.push(StreamAppend {
+                stream: streams::run(state.id),
+                expected: ExpectedVersion::NoStream,
+                events: vec![actor::encode(run.event_type(), run)],
+            });
+        }
         appends.extend(actor::id_reservation(&mut self.ids));
         if let Err(e) = super::append(&self.log, self.request_id.as_deref(), appends) {
             return self.answer(reply, Err(storage_failure(e)));
         }
         self.batches.insert(id, actor::Folded { state, version: 1 });
-        self.spawn_due_runs(id);
+        self.launch_due_runs(id);
         self.answer_batch(org, id, reply);
     }
 
-    /// Stops the runs a batch has not spawned yet; running ones finish. Idempotent.
+    /// Stops the runs a batch has not launched yet; launched ones finish. Idempotent.
     pub(super) fn cancel_test_batch(&mut self, org: OrgId, id: u64, reply: bus::Message) {
         if let Some(folded) = self.batches.get(&id).filter(|f| f.state.org == org)
             && let Some(canceled) = test_call::cancel_batch(&folded.state, self.clock.now())
         {
-            if let Err(e) = self.append_batch_event(id, folded.version, &canceled) {
+            if let Err(e) = self.append_cancel(id, folded.version, &canceled) {
                 return self.answer(reply, Err(storage_failure(e)));
             }
             self.forget_batch(id);
@@ -207,52 +221,67 @@ impl Partition {
         self.answer(reply, outcome);
     }
 
-    /// Spawns every run of the batch that is due, and arms the timer for the next.
-    pub(super) fn spawn_due_runs(&mut self, id: u64) {
+    /// Launches every run of the batch that is due, and arms the timer for the next.
+    pub(super) fn launch_due_runs(&mut self, id: u64) {
         self.batch_timers.retain(|(_, b)| *b != id);
         let settings = self.run_settings();
         loop {
-            let Some(org) = self.batches.get(&id).map(|f| f.state.org) else { return };
-            let running = self.active_runs(org);
-            let folded = &self.batches[&id];
-            let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
-            let spawn = match load_org(&self.log, &mut self.orgs, org) {
-                Ok(org_state) => {
-                    test_call::spawn_due_run(&folded.state, &org_state.state, running, &settings, &mut ctx)
-                }
-                // An org that cannot be read has no room for runs: a due run waits and tries again.
-                Err(failure) => {
-                    tracing::warn!(batch = id, %org, detail = %failure.detail, "could not read a batch's org");
-                    test_call::spawn_due_run(&folded.state, &OrgState::default(), running, &settings, &mut ctx)
+            let Some(folded) = self.batches.get(&id) else { return };
+            let org = folded.state.org;
+            let Some(next) = test_call::next_launch(&folded.state) else { return self.forget_batch(id) };
+            let run = match test_calls_projection::read_run(&self.log, next.run_id) {
+                Ok(Some(run)) => run,
+                Ok(None) => unreachable!("a batch's runs are recorded with it"),
+                Err(e) => {
+                    // The run cannot be read now: try again soon, as at the limit.
+                    tracing::warn!(batch = id, error = %e, "could not read a batch's next run");
+                    let retry = domain::Timestamp(self.clock.now().0 + test_call::LIMIT_RETRY_MS);
+                    self.batch_timers.insert((retry, id));
+                    return;
                 }
             };
-            match spawn {
-                Spawn::Finished => return self.forget_batch(id),
-                Spawn::WaitUntil(at) => {
+            let running = self.active_runs(org);
+            let launch = self.decide_launch(id, &run, org, running, &settings);
+            match launch {
+                Launch::Finished => return self.forget_batch(id),
+                Launch::WaitUntil(at) => {
                     self.batch_timers.insert((at, id));
                     return;
                 }
-                Spawn::Run(decision) => {
+                Launch::Run(decision) => {
                     if let Err(failure) = self.start_run(*decision, None) {
-                        // The log refused the run: nothing more can be spawned.
-                        tracing::warn!(batch = id, code = %failure.code, "a batch run could not start; canceling the batch");
+                        // The log refused the launch: nothing more can be launched.
+                        tracing::warn!(batch = id, code = %failure.code, "a batch run could not launch; canceling the batch");
                         let canceled = test_call::cancel_batch(&self.batches[&id].state, self.clock.now());
-                        return self.stop_spawning(id, canceled);
+                        return self.stop_launching(id, canceled);
                     }
                 }
-                Spawn::Cancel { event, reason } => {
-                    tracing::warn!(batch = id, %reason, "a batch run could not start; canceling the batch");
-                    return self.stop_spawning(id, Some(event));
+                Launch::Cancel { cancel, reason } => {
+                    tracing::warn!(batch = id, %reason, "a batch run could not launch; canceling the batch");
+                    return self.stop_launching(id, Some(cancel));
                 }
             }
         }
     }
 
-    /// Records the cancel of a batch that can spawn no more runs, and forgets the batch.
-    fn stop_spawning(&mut self, id: u64, canceled: Option<BatchEvent>) {
+    fn decide_launch(&mut self, id: u64, run: &RunState, org: OrgId, running: u32, settings: &RunSettings) -> Launch {
+        let folded = &self.batches[&id];
+        let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
+        match load_org(&self.log, &mut self.orgs, org) {
+            Ok(org_state) => test_call::launch_due_run(&folded.state, run, &org_state.state, running, settings, &mut ctx),
+            // An org that cannot be read has no room for runs: a due run waits and tries again.
+            Err(failure) => {
+                tracing::warn!(batch = id, %org, detail = %failure.detail, "could not read a batch's org");
+                test_call::launch_due_run(&folded.state, run, &OrgState::default(), running, settings, &mut ctx)
+            }
+        }
+    }
+
+    /// Records the cancel of a batch that can launch no more runs, and forgets the batch.
+    fn stop_launching(&mut self, id: u64, canceled: Option<BatchCancel>) {
         let version = self.batches.get(&id).map(|f| f.version);
         if let (Some(version), Some(canceled)) = (version, canceled)
-            && let Err(e) = self.append_batch_event(id, version, &canceled)
+            && let Err(e) = self.append_cancel(id, version, &canceled)
         {
             // The batch stays open in the log: its next start resumes it and decides again.
             tracing::error!(batch = id, error = %e, "could not record a batch's cancel");
@@ -260,23 +289,29 @@ impl Partition {
         self.forget_batch(id);
     }
 
-    /// A batch with no runs left to spawn leaves memory, with its timer.
+    /// A batch with no runs left to launch leaves memory, with its timer.
     fn forget_batch(&mut self, id: u64) {
         self.batches.remove(&id);
         self.batch_timers.retain(|(_, b)| *b != id);
     }
 
-    /// Appends one event to a batch at `version`; the batch's only writer is this actor.
-    fn append_batch_event(&self, id: u64, version: u64, event: &BatchEvent) -> Result<Pending, eventlog::Error> {
-        let append = StreamAppend {
+    /// Appends a batch's cancel at `version`, with each queued run's, in one append; the
+    /// batch's and its runs' only writer is this actor, and a queued run holds its creation alone.
+    fn append_cancel(&self, id: u64, version: u64, cancel: &BatchCancel) -> Result<Pending, eventlog::Error> {
+        let mut appends = vec![StreamAppend {
             stream: streams::batch(id),
             expected: ExpectedVersion::Exactly(version),
+            events: vec![actor::encode(cancel.batch.event_type(), &cancel.batch)],
+        }];
+        appends.extend(cancel.runs.iter().map(|(run, event)| StreamAppend {
+            stream: streams::run(*run),
+            expected: ExpectedVersion::Exactly(1),
             events: vec![actor::encode(event.event_type(), event)],
-        };
-        super::append(&self.log, self.request_id.as_deref(), vec![append])
+        }));
+        super::append(&self.log, self.request_id.as_deref(), appends)
     }
 
-    /// Takes back the batches that still had runs to spawn before a restart.
+    /// Takes back the batches that still had runs to launch before a restart.
     pub(super) fn resume_batches(&mut self) -> Result<(), Failure> {
         let active: Vec<u64> = self
             .log
@@ -290,9 +325,9 @@ impl Partition {
         for id in active {
             let folded = actor::fold(&self.log, &streams::batch(id), BatchState::evolve).map_err(storage_failure)?;
             if let Some(state) = folded.state {
-                tracing::info!(batch = id, spawned = state.run_ids.len(), "resumed a batch");
+                tracing::info!(batch = id, launched = state.launched, "resumed a batch");
                 self.batches.insert(id, actor::Folded { state, version: folded.version });
-                self.spawn_due_runs(id);
+                self.launch_due_runs(id);
             }
         }
         Ok(())
