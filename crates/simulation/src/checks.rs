@@ -140,7 +140,11 @@ fn ledger_balances(world: &World) -> Result<(), String> {
                 (entries, Some(reference), *charged_cents)
             }
             LedgerEvent::ReservationReleased { entries, reference, .. } => (entries, Some(reference), 0),
-            LedgerEvent::RateSet { .. } => continue,
+            LedgerEvent::RateSet { .. }
+            | LedgerEvent::AutoReloadSet { .. }
+            | LedgerEvent::ChargeRequested { .. }
+            | LedgerEvent::ChargeSucceeded { .. }
+            | LedgerEvent::ChargeDeclined { .. } => continue,
         };
         let sum: i64 = entries.iter().map(|e| e.amount_cents).sum();
         if sum != 0 {

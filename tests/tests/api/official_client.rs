@@ -33,3 +33,8 @@ async fn drive(server: &Server, area: &str) {
 async fn healthz_and_whoami() {
     drive(&Server::start(), "basics").await;
 }
+
+#[tokio::test]
+async fn billing() {
+    drive(&Server::start(), "billing").await;
+}

@@ -77,11 +77,12 @@ async fn a_run_drives_a_real_call_billed_at_the_multiplier() {
     );
     let seconds = call["duration_seconds"].as_i64().unwrap();
     assert_eq!(call["cost_cents"].as_i64(), Some((seconds * 10 * 2 + 59) / 60), "billed at twice the rate: {call}");
-    let txs = server.get("/v1/billing/transactions", k).await.expect(200);
+    let txs = server.get("/v1/billing/transactions?limit=200", k).await.expect(200);
     assert_eq!(
         (txs["results"][0]["kind"].as_str(), txs["results"][0]["call_id"].as_u64()),
-        (Some("test_call_charge"), Some(call_id))
+        (Some("call_usage"), Some(call_id))
     );
+    assert_eq!(txs["results"][0]["metadata"]["test_call"], true);
 
     let transcript = server.get(&format!("/v1/calls/{call_id}/transcript"), k).await.expect(200);
     let callee: Vec<&str> = transcript["turns"]
@@ -212,7 +213,7 @@ async fn a_sip_run_loops_through_the_orgs_number_and_the_inbound_leg_is_its_own_
     );
     assert_eq!(leg["cost_cents"], 0, "the loopback's inbound leg is not billed");
     wait_for(&server, &format!("/v1/calls/{}", done["call_id"]), k, SETTLE, |c| !c["cost_cents"].is_null()).await;
-    let txs = server.get("/v1/billing/transactions", k).await.expect(200);
+    let txs = server.get("/v1/billing/transactions?limit=200", k).await.expect(200);
     let charged: Vec<&Value> =
         txs["results"].as_array().unwrap().iter().filter_map(|t| t.get("call_id")).filter(|c| !c.is_null()).collect();
     assert_eq!(charged, vec![&done["call_id"]]);
@@ -412,5 +413,5 @@ async fn a_staggered_batch_survives_sigkill_and_accounts_for_every_run_once() {
     let runs = server.get("/v1/test-calls?limit=200", &k).await.expect(200);
     assert_eq!(runs.as_array().unwrap().iter().filter(|r| r["batch_id"] == id).count(), 4);
     // Every run's call was billed once, and nothing is left reserved.
-    wait_for(&server, "/v1/billing/balance", &k, SETTLE, |b| b["reserved_cents"] == 0).await;
+    wait_for(&server, "/v1/billing", &k, SETTLE, |b| b["reserved_cents"] == 0).await;
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod call;
 mod directory;
+mod funding;
 mod ledger;
 mod names;
 mod org;
