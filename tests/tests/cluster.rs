@@ -114,8 +114,8 @@ async fn an_orchestrator_killed_and_restarted_resumes_its_calls_and_charges_once
         .await;
         assert_eq!(call["status"], "completed", "{call}");
     }
-    let b = wait_for(&server, "/v1/billing/balance", &victim.key, SETTLE, |b| b["reserved_cents"] == 0).await;
-    let txs = server.get("/v1/billing/transactions", &victim.key).await.expect(200);
+    let b = wait_for(&server, "/v1/billing", &victim.key, SETTLE, |b| b["reserved_cents"] == 0).await;
+    let txs = server.get("/v1/billing/transactions?limit=200", &victim.key).await.expect(200);
     let mut charged: Vec<u64> =
         txs["results"].as_array().unwrap().iter().filter_map(|t| t["call_id"].as_u64()).collect();
     charged.sort_unstable();
@@ -124,7 +124,7 @@ async fn an_orchestrator_killed_and_restarted_resumes_its_calls_and_charges_once
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["kind"] == "call_charge")
+        .filter(|t| t["kind"] == "call_usage")
         .map(|t| t["amount_cents"].as_i64().unwrap())
         .sum();
     assert_eq!(b["balance_cents"].as_i64().unwrap(), 100_000 + total);
@@ -188,7 +188,7 @@ async fn a_keyed_call_retried_after_its_gateway_died_mid_request_is_placed_once(
         tokio::spawn(async move { post_keyed_call(&url, &key, &body).await })
     };
     let listed = wait_for(&server, "/v1/calls", &c.org.key, SETTLE, |p| p["total"] == 1).await;
-    let call_id = listed["results"][0]["id"].as_u64().unwrap();
+    let call_id = listed["results"][0]["call_id"].as_u64().unwrap();
     server.cluster().unwrap().kill_gateway(0);
     assert!(first.await.unwrap().is_err(), "the first request died with its gateway");
 

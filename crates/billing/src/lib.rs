@@ -1,9 +1,11 @@
 //! The billing service: each org's prepaid ledger, owned by the worker of the org's partition.
-//! Commands (reserve, settle, void, top up, set rate) go through one actor per partition, in
-//! order; reads come from the partition's projections. Reservations that nobody settles are
-//! released by the actor's expiry timer.
+//! Commands (reserve, settle, void, top up, set rate, ask for a top-up, set auto-reload) go
+//! through one actor per partition, in order; reads come from the partition's projections.
+//! Reservations that nobody settles are released by the actor's expiry timer. Charges go
+//! through the payment provider ([`payments`]) once recorded.
 
 mod partition;
+pub mod payments;
 pub mod projection;
 pub mod queries;
 pub mod streams;
@@ -18,7 +20,7 @@ use bus::SharedBus;
 use domain::Partitioning;
 use eventlog::{Projection, Store};
 
-pub use partition::Partition;
+pub use partition::{Partition, Payments};
 
 /// Billing's logs in a shared store.
 pub const NAMESPACE: &str = "billing";
@@ -41,6 +43,8 @@ pub struct Options {
     pub expiry_check_interval: Duration,
     /// Where the partitions read the time: reservations expire by it.
     pub clock: SharedClock,
+    /// The payment provider top-ups and auto-reload charge through.
+    pub payments: Payments,
 }
 
 pub fn projections() -> Vec<Arc<dyn Projection>> {
@@ -50,6 +54,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
 pub struct Billing {
     partitions: Vec<Served<Partition>>,
     expiry_check_interval: Duration,
+    clock: SharedClock,
+    payments: Payments,
 }
 
 impl Billing {
@@ -68,16 +74,22 @@ impl Billing {
         let partitions = service
             .open(|log| Ok::<_, Error>(Partition::open(options.partitioning, log, options.clock.clone())?))
             .await?;
-        Ok(Self { partitions, expiry_check_interval: options.expiry_check_interval })
+        Ok(Self {
+            partitions,
+            expiry_check_interval: options.expiry_check_interval,
+            clock: options.clock,
+            payments: options.payments,
+        })
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let expiry_check = self.expiry_check_interval;
+        let (clock, payments) = (self.clock, self.payments);
         actor::service::run(
             self.partitions,
             shutdown,
-            |partition, commands, stop| partition.run(commands, expiry_check, stop),
-            queries::serve,
+            |partition, commands, stop| partition.run(commands, expiry_check, payments.clone(), stop),
+            |log, queries, stop| queries::serve(log, queries, clock.clone(), stop),
         )
         .await;
         Ok(())

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use actor::Folded;
+use domain::funding::Funding;
 use domain::ids::OrgId;
 use domain::ledger::{Balances, LedgerEvent, LedgerState, Recorded, Reservation};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
@@ -29,6 +30,9 @@ pub struct LedgerView {
     /// The version of the org's ledger stream this view is folded to.
     pub version: u64,
     pub transaction_count: u64,
+    /// Auto-reload, charges in flight, this month's spend, the last credits.
+    #[serde(default)]
+    pub funding: Funding,
 }
 
 impl LedgerView {
@@ -71,9 +75,10 @@ impl Projection for LedgerProjection {
         NAME
     }
 
-    /// 2: the view holds the whole decision state and references have records.
+    /// 2: the view holds the whole decision state and references have records. 3: and the
+    /// funding (auto-reload, charges, month spend, last credits).
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn apply(&self, event: &RecordedEvent, writer: &mut ProjectionWriter<'_>) -> Result<(), String> {
@@ -84,6 +89,7 @@ impl Projection for LedgerProjection {
         let key = ledger_key(org);
         let mut view: LedgerView = read(writer, &key)?.unwrap_or_default();
         view.balances.apply(ledger_event.entries());
+        view.funding.apply(&ledger_event);
         view.version = event.version;
         match &ledger_event {
             LedgerEvent::FundsReserved { reservation, .. } => {
@@ -93,7 +99,11 @@ impl Projection for LedgerProjection {
                 writer.remove(&open_key(org, reference));
             }
             LedgerEvent::RateSet { cents_per_minute, .. } => view.rate_cents_per_minute = Some(*cents_per_minute),
-            LedgerEvent::TopUpPosted { .. } => {}
+            LedgerEvent::TopUpPosted { .. }
+            | LedgerEvent::AutoReloadSet { .. }
+            | LedgerEvent::ChargeRequested { .. }
+            | LedgerEvent::ChargeSucceeded { .. }
+            | LedgerEvent::ChargeDeclined { .. } => {}
         }
         if let Some(transaction) = ledger_event.transaction() {
             view.transaction_count += 1;
@@ -138,7 +148,12 @@ pub fn read_ledgers(log: &Log) -> Result<BTreeMap<OrgId, Folded<LedgerState>>, e
                 Ok((reservation.reference.clone(), reservation))
             })
             .collect::<Result<_, eventlog::Error>>()?;
-        let state = LedgerState { balances: view.balances, rate_cents_per_minute: view.rate_cents_per_minute, open };
+        let state = LedgerState {
+            balances: view.balances,
+            rate_cents_per_minute: view.rate_cents_per_minute,
+            open,
+            funding: view.funding,
+        };
         ledgers.insert(org, Folded { state, version: view.version });
     }
     Ok(ledgers)

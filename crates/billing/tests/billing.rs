@@ -32,6 +32,10 @@ async fn start(dir: &std::path::Path, expiry_check: Duration) -> Running {
         bus: bus.clone(),
         expiry_check_interval: expiry_check,
         clock: actor::system_clock(),
+        payments: billing::Payments {
+            provider: Arc::new(billing::payments::SimulatedProvider::new()),
+            charge_timeout: Duration::from_secs(5),
+        },
     })
     .await
     .unwrap();
@@ -264,7 +268,7 @@ impl Simulated {
     }
 
     fn balance(&self) -> Balance {
-        match billing::queries::answer(&self.log, OrgId(ORG), LedgerQuery::Balance).unwrap() {
+        match billing::queries::answer(&self.log, OrgId(ORG), LedgerQuery::Balance, Timestamp(0)).unwrap() {
             LedgerReply::Balance(balance) => balance,
             other => panic!("{other:?}"),
         }

@@ -6,11 +6,16 @@
 //! cost and releases the rest, as TigerBeetle's pending/post/void transfers do; so concurrent
 //! calls can never spend more than the org has.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
+use crate::funding::{
+    self, AccountView, AutoReloadPatch, AutoReloadSettings, Charge, ChargeOutcome, ChargePurpose, ChargeState,
+    ChargeView, Funding,
+};
 use crate::ids::Ctx;
 
 /// The rate an org pays unless the admin sets another: 10 cents a minute, prorated per second.
@@ -95,19 +100,26 @@ pub struct Transaction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransactionKind {
+    /// Funds the admin added or took away (an adjustment).
     TopUp,
     CallCharge,
     TestCallCharge,
+    /// A top-up the org paid for through the payment provider.
+    ManualTopUp,
+    /// Auto-reload's credit, paid through the payment provider.
+    AutoReload,
 }
 
 impl TransactionKind {
-    const ALL: [Self; 3] = [Self::TopUp, Self::CallCharge, Self::TestCallCharge];
+    const ALL: [Self; 5] = [Self::TopUp, Self::CallCharge, Self::TestCallCharge, Self::ManualTopUp, Self::AutoReload];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TopUp => "top_up",
             Self::CallCharge => "call_charge",
             Self::TestCallCharge => "test_call_charge",
+            Self::ManualTopUp => "manual_topup",
+            Self::AutoReload => "auto_reload",
         }
     }
 
@@ -155,6 +167,8 @@ pub struct LedgerState {
     pub balances: Balances,
     pub rate_cents_per_minute: Option<u32>,
     pub open: BTreeMap<String, Reservation>,
+    /// Auto-reload, charges in flight, and what the account shows of its funding.
+    pub funding: Funding,
 }
 
 /// The rate an org pays: the one the admin set, or the default.
@@ -169,6 +183,7 @@ impl LedgerState {
 
     pub fn apply(&mut self, event: &LedgerEvent) {
         self.balances.apply(event.entries());
+        self.funding.apply(event);
         match event {
             LedgerEvent::FundsReserved { reservation, .. } => {
                 self.open.insert(reservation.reference.clone(), reservation.clone());
@@ -177,8 +192,17 @@ impl LedgerState {
                 self.open.remove(reference);
             }
             LedgerEvent::RateSet { cents_per_minute, .. } => self.rate_cents_per_minute = Some(*cents_per_minute),
-            LedgerEvent::TopUpPosted { .. } => {}
+            LedgerEvent::TopUpPosted { .. }
+            | LedgerEvent::AutoReloadSet { .. }
+            | LedgerEvent::ChargeRequested { .. }
+            | LedgerEvent::ChargeSucceeded { .. }
+            | LedgerEvent::ChargeDeclined { .. } => {}
         }
+    }
+
+    /// The account as the API shows it at `now`.
+    pub fn account(&self, now: Timestamp) -> AccountView {
+        AccountView::of(&self.balances, self.rate(), &self.funding, now)
     }
 }
 
@@ -190,6 +214,9 @@ impl LedgerState {
 pub struct Recorded {
     pub closed: Option<Closed>,
     pub top_up: Option<Transaction>,
+    /// The charge a top-up's idempotency key asked for, and where it stands.
+    #[serde(default)]
+    pub charge: Option<ChargeView>,
 }
 
 impl Recorded {
@@ -207,7 +234,24 @@ impl Recorded {
             LedgerEvent::ReservationReleased { released_cents, expired, .. } => {
                 self.closed = Some(Closed::Released { released_cents: *released_cents, expired: *expired });
             }
-            LedgerEvent::FundsReserved { .. } | LedgerEvent::RateSet { .. } => {}
+            LedgerEvent::ChargeRequested { charge, .. } if charge.purpose == ChargePurpose::TopUp => {
+                self.charge = Some(ChargeView {
+                    intent_id: charge.intent_id.clone(),
+                    amount_cents: charge.amount_cents,
+                    state: ChargeState::Pending,
+                });
+            }
+            LedgerEvent::ChargeSucceeded { charge, transaction_id, .. } if charge.purpose == ChargePurpose::TopUp => {
+                if let Some(view) = &mut self.charge {
+                    view.state = ChargeState::Succeeded { transaction_id: *transaction_id };
+                }
+            }
+            LedgerEvent::ChargeDeclined { charge, code, message, .. } if charge.purpose == ChargePurpose::TopUp => {
+                if let Some(view) = &mut self.charge {
+                    view.state = ChargeState::Declined { code: code.clone(), message: message.clone() };
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -250,17 +294,34 @@ pub enum LedgerCommand {
     SetRate {
         cents_per_minute: u32,
     },
+    /// Charges `cents` through the payment provider and credits them once it succeeds; at most
+    /// once per `idempotency_key`.
+    RequestTopUp {
+        cents: i64,
+        idempotency_key: Option<String>,
+        payment_method_id: Option<String>,
+    },
+    /// Changes the auto-reload settings.
+    SetAutoReload(AutoReloadPatch),
+    /// What the provider answered a recorded charge (from the ledger's owner, never the bus).
+    RecordCharge {
+        intent_id: String,
+        outcome: ChargeOutcome,
+    },
 }
 
 impl LedgerCommand {
     /// The reference whose [`Recorded`] history deciding this command needs.
-    pub fn reference(&self) -> Option<&str> {
+    pub fn reference(&self) -> Option<Cow<'_, str>> {
         match self {
             Self::Reserve { reference, .. }
             | Self::Settle { reference, .. }
             | Self::Void { reference }
-            | Self::TopUp { reference, .. } => Some(reference),
-            Self::Expire | Self::SetRate { .. } => None,
+            | Self::TopUp { reference, .. } => Some(Cow::Borrowed(reference)),
+            Self::RequestTopUp { idempotency_key, .. } => {
+                idempotency_key.as_deref().map(|key| Cow::Owned(funding::top_up_reference(key)))
+            }
+            Self::Expire | Self::SetRate { .. } | Self::SetAutoReload(_) | Self::RecordCharge { .. } => None,
         }
     }
 }
@@ -281,6 +342,10 @@ pub enum LedgerReply {
     Transactions { transactions: Vec<Transaction>, total: u64 },
     /// A void (or an expiry): nothing to report.
     Done,
+    /// A top-up asked for: its charge and where it stands.
+    Charge(ChargeView),
+    /// Auto-reload set, or the account asked for.
+    Account(Box<AccountView>),
 }
 
 /// What a reservation granted, as its caller needs it to run the call it pays for.
@@ -330,6 +395,8 @@ impl Balance {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LedgerQuery {
     Balance,
+    /// The account as `GET /v1/billing` shows it.
+    Account,
     /// Transactions newest first: `limit` of them after skipping `offset`.
     Transactions {
         limit: u32,
@@ -368,6 +435,29 @@ pub enum LedgerEvent {
         cents_per_minute: u32,
         at: Timestamp,
     },
+    AutoReloadSet {
+        settings: AutoReloadSettings,
+        at: Timestamp,
+    },
+    /// A charge decided: the owner performs it once this is durable.
+    ChargeRequested {
+        charge: Charge,
+        at: Timestamp,
+    },
+    /// The provider took the charge; the credit (`top_up_posted`, transaction
+    /// `transaction_id`) is in the same append.
+    ChargeSucceeded {
+        charge: Charge,
+        provider_reference: String,
+        transaction_id: u64,
+        at: Timestamp,
+    },
+    ChargeDeclined {
+        charge: Charge,
+        code: String,
+        message: String,
+        at: Timestamp,
+    },
 }
 
 impl LedgerEvent {
@@ -378,6 +468,10 @@ impl LedgerEvent {
             Self::ReservationSettled { .. } => "reservation_settled",
             Self::ReservationReleased { .. } => "reservation_released",
             Self::RateSet { .. } => "rate_set",
+            Self::AutoReloadSet { .. } => "auto_reload_set",
+            Self::ChargeRequested { .. } => "charge_requested",
+            Self::ChargeSucceeded { .. } => "charge_succeeded",
+            Self::ChargeDeclined { .. } => "charge_declined",
         }
     }
 
@@ -387,7 +481,11 @@ impl LedgerEvent {
             | Self::FundsReserved { entries, .. }
             | Self::ReservationSettled { entries, .. }
             | Self::ReservationReleased { entries, .. } => entries,
-            Self::RateSet { .. } => &[],
+            Self::RateSet { .. }
+            | Self::AutoReloadSet { .. }
+            | Self::ChargeRequested { .. }
+            | Self::ChargeSucceeded { .. }
+            | Self::ChargeDeclined { .. } => &[],
         }
     }
 
@@ -396,7 +494,10 @@ impl LedgerEvent {
         match self {
             Self::TopUpPosted { transaction, .. } => Some(&transaction.reference),
             Self::ReservationSettled { reference, .. } | Self::ReservationReleased { reference, .. } => Some(reference),
-            Self::FundsReserved { .. } | Self::RateSet { .. } => None,
+            Self::ChargeRequested { charge, .. }
+            | Self::ChargeSucceeded { charge, .. }
+            | Self::ChargeDeclined { charge, .. } => charge.reference.as_deref(),
+            Self::FundsReserved { .. } | Self::RateSet { .. } | Self::AutoReloadSet { .. } => None,
         }
     }
 
@@ -445,7 +546,38 @@ fn check_amount(field: &'static str, cents: i64, min: i64) -> Result<(), LedgerE
 /// default record for a new reference, or a command that names none). Commands are idempotent
 /// by reference: a repeated top-up, reserve, settle or void changes nothing (`Ok(vec![])`); the
 /// caller answers from the state and the record.
+///
+/// After any command, auto-reload may be due (the available balance below its minimum, see
+/// [`Funding::reload_due`]): then the events end with the charge it asks for, which the owner
+/// performs once they are durable.
 pub fn decide(
+    state: &LedgerState,
+    recorded: &Recorded,
+    command: LedgerCommand,
+    ctx: &mut Ctx<'_>,
+) -> Result<Vec<LedgerEvent>, LedgerError> {
+    let mut events = decide_command(state, recorded, command, ctx)?;
+    let settings_set = events.iter().any(|e| matches!(e, LedgerEvent::AutoReloadSet { .. }));
+    if state.funding.settings.enabled || settings_set {
+        let (mut balances, mut funding) = (state.balances.clone(), state.funding.clone());
+        for event in &events {
+            balances.apply(event.entries());
+            funding.apply(event);
+        }
+        let at = ctx.now;
+        if let Some(charge) = funding.reload(&balances, at, || intent_id(ctx)) {
+            events.push(LedgerEvent::ChargeRequested { charge, at });
+        }
+    }
+    Ok(events)
+}
+
+/// A new payment intent's id, which the provider takes as the charge's idempotency key.
+fn intent_id(ctx: &mut Ctx<'_>) -> String {
+    format!("pi_{}", ctx.ids.next_id())
+}
+
+fn decide_command(
     state: &LedgerState,
     recorded: &Recorded,
     command: LedgerCommand,
@@ -455,13 +587,22 @@ pub fn decide(
     match command {
         LedgerCommand::TopUp { reference, cents, description } => {
             check_reference(&reference)?;
-            check_amount("amount_cents", cents, 1)?;
+            // Negative: an adjustment that takes funds away, never more than are available.
+            if cents == 0 || cents.abs() > MAX_AMOUNT_CENTS {
+                return Err(invalid(
+                    "amount_cents",
+                    format!("Ensure this value is between -{MAX_AMOUNT_CENTS} and {MAX_AMOUNT_CENTS}, and not 0."),
+                ));
+            }
             if let Some(existing) = &recorded.top_up {
                 return if existing.amount_cents == cents {
                     Ok(vec![])
                 } else {
                     Err(LedgerError::ReferenceReused(reference))
                 };
+            }
+            if cents < 0 && state.balances.available_cents() < -cents {
+                return Err(LedgerError::InsufficientBalance);
             }
             let transaction = Transaction {
                 id: ctx.ids.next_id(),
@@ -581,7 +722,84 @@ pub fn decide(
             }
             Ok(vec![LedgerEvent::RateSet { cents_per_minute, at }])
         }
+        LedgerCommand::RequestTopUp { cents, idempotency_key, payment_method_id } => {
+            check_amount_between("amount_cents", cents, funding::MIN_TOP_UP_CENTS, funding::MAX_TOP_UP_CENTS)?;
+            for (field, value) in [("idempotency_key", &idempotency_key), ("payment_method_id", &payment_method_id)] {
+                if let Some(value) = value
+                    && (value.trim().is_empty() || value.chars().count() > funding::MAX_KEY_CHARS)
+                {
+                    return Err(invalid(
+                        field,
+                        format!("Ensure this field has 1 to {} characters.", funding::MAX_KEY_CHARS),
+                    ));
+                }
+            }
+            if let Some(existing) = &recorded.charge {
+                return if existing.amount_cents == cents {
+                    Ok(vec![])
+                } else {
+                    Err(LedgerError::ReferenceReused(funding::top_up_reference(
+                        idempotency_key.as_deref().unwrap_or(""),
+                    )))
+                };
+            }
+            let charge = Charge {
+                intent_id: intent_id(ctx),
+                purpose: ChargePurpose::TopUp,
+                amount_cents: cents,
+                payment_method_id,
+                reference: idempotency_key.as_deref().map(funding::top_up_reference),
+            };
+            Ok(vec![LedgerEvent::ChargeRequested { charge, at }])
+        }
+        LedgerCommand::SetAutoReload(patch) => {
+            let settings =
+                state.funding.settings.patched(&patch).map_err(|(field, message)| invalid(field, message))?;
+            if settings == state.funding.settings && state.funding.declines.is_none() {
+                return Ok(vec![]);
+            }
+            Ok(vec![LedgerEvent::AutoReloadSet { settings, at }])
+        }
+        LedgerCommand::RecordCharge { intent_id, outcome } => {
+            // Only a pending charge takes an outcome: a repeated or late report changes nothing.
+            let Some(charge) = state.funding.pending.get(&intent_id).cloned() else { return Ok(vec![]) };
+            Ok(match outcome {
+                ChargeOutcome::Succeeded { provider_reference } => {
+                    let transaction = Transaction {
+                        id: ctx.ids.next_id(),
+                        kind: match charge.purpose {
+                            ChargePurpose::TopUp => TransactionKind::ManualTopUp,
+                            ChargePurpose::AutoReload => TransactionKind::AutoReload,
+                        },
+                        amount_cents: charge.amount_cents,
+                        balance_after_cents: state.balances.balance_cents() + charge.amount_cents,
+                        reference: intent_id,
+                        call_id: None,
+                        description: match charge.purpose {
+                            ChargePurpose::TopUp => "Top-up".to_owned(),
+                            ChargePurpose::AutoReload => "Automatic top-up".to_owned(),
+                        },
+                        created_at: at,
+                    };
+                    let entries = transfer(Account::Funding, Account::Available, charge.amount_cents).to_vec();
+                    vec![
+                        LedgerEvent::ChargeSucceeded { charge, provider_reference, transaction_id: transaction.id, at },
+                        LedgerEvent::TopUpPosted { transaction, entries },
+                    ]
+                }
+                ChargeOutcome::Declined { code, message } => {
+                    vec![LedgerEvent::ChargeDeclined { charge, code, message, at }]
+                }
+            })
+        }
     }
+}
+
+fn check_amount_between(field: &'static str, cents: i64, min: i64, max: i64) -> Result<(), LedgerError> {
+    if cents < min || cents > max {
+        return Err(invalid(field, format!("Ensure this value is between {min} and {max}.")));
+    }
+    Ok(())
 }
 
 fn release(r: &Reservation, expired: bool, at: Timestamp) -> LedgerEvent {

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod call;
 pub mod directory;
 pub mod fields;
+pub mod funding;
 pub mod idempotency;
 pub mod ids;
 pub mod ledger;

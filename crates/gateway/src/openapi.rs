@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use domain::agent::settings::{self, Applies, Kind, Shape};
+use domain::funding;
 use serde_json::{Map, Value, json};
 
 #[derive(Clone, Copy)]
@@ -207,13 +208,15 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/simulations/batches", "List test-call batches (alias of /v1/test-call-batches)", Key, body: None, ok: 200 Some("TestBatchList"), query: PAGE, errors: &[]),
     op!("post" "/v1/simulations/batches", "Start a test-call batch (alias of /v1/test-call-batches)", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 403, 409]),
     op!("get" "/v1/simulations/batches/{id}", "Get a batch and its run ids (alias of /v1/test-call-batches/{id})", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[]),
-    op!("get" "/v1/billing/balance", "Get the prepaid balance", Key, body: None, ok: 200 Some("Balance"), query: &[], errors: &[]),
-    op!("get" "/v1/billing/transactions", "List transactions, newest first", Key, body: None, ok: 200 Some("TransactionPage"), query: PAGE, errors: &[]),
+    op!("get" "/v1/billing", "Get the billing account: balance and auto-reload", Key, body: None, ok: 200 Some("BillingAccount"), query: &[], errors: &[]),
+    op!("patch" "/v1/billing", "Change the auto-reload settings", Key, body: Some("PatchedAutoReloadRequest"), ok: 200 Some("BillingAccount"), query: &[], errors: &[]),
+    op!("post" "/v1/billing/top-up", "Top up: charge the card and credit the balance", Key, body: Some("TopUpRequest"), ok: 201 Some("TopUpResponse"), query: &[], errors: &[402, 409]),
+    op!("get" "/v1/billing/transactions", "List transactions, newest first (a page with limit or offset)", Key, body: None, ok: 200 Some("TransactionListOrPage"), query: PAGE, errors: &[]),
     op!("post" "/admin/v1/orgs", "Create an org (admin)", Admin, body: Some("NameInput"), ok: 201 Some("Org"), query: &[], errors: &[409]),
     op!("get" "/admin/v1/orgs/{id}", "Get an org (admin)", Admin, body: None, ok: 200 Some("Org"), query: &[], errors: &[]),
     op!("patch" "/admin/v1/orgs/{id}", "Change an org's standing and limits (admin)", Admin, body: Some("OrgPatch"), ok: 200 Some("Org"), query: &[], errors: &[409]),
     op!("post" "/admin/v1/orgs/{id}/keys", "Create an org's API key (admin)", Admin, body: Some("NameInput"), ok: 201 Some("CreatedApiKey"), query: &[], errors: &[403, 409]),
-    op!("post" "/admin/v1/orgs/{id}/credits", "Add funds (admin)", Admin, body: Some("CreditInput"), ok: 201 Some("Transaction"), query: &[], errors: &[409]),
+    op!("post" "/admin/v1/orgs/{id}/credits", "Add funds, or take them away with a negative amount (admin)", Admin, body: Some("CreditInput"), ok: 201 Some("Transaction"), query: &[], errors: &[402, 409]),
     op!("patch" "/admin/v1/orgs/{id}/billing", "Set an org's rate (admin)", Admin, body: Some("RatePatch"), ok: 200 Some("Balance"), query: &[], errors: &[409]),
 ];
 
@@ -238,7 +241,7 @@ fn error_response(status: u16) -> (String, Value) {
             json!({ "anyOf": [reference("Error"), reference("FieldErrors")] }),
         ),
         401 => ("Missing or invalid credentials", reference("Error")),
-        402 => ("Insufficient balance", reference("Error")),
+        402 => ("Insufficient balance, or the card was declined", reference("Error")),
         403 => ("Policy forbids it; the detail says why", reference("Error")),
         404 => ("Not found, or another org's", reference("Error")),
         405 => ("Method not allowed", reference("Error")),
@@ -773,16 +776,41 @@ fn schemas() -> Value {
         "RatePatch": { "type": "object", "required": ["rate_cents_per_minute"], "additionalProperties": false, "properties": {
             "rate_cents_per_minute": { "type": "integer", "minimum": 1, "maximum": 10000 }
         } },
-        "Transaction": object(&["id", "kind", "amount_cents", "balance_after_cents", "reference", "call_id", "description", "created_at"], json!({
-            "id": int(), "kind": { "type": "string", "enum": ["top_up", "call_charge", "test_call_charge"] }, "amount_cents": int(),
+        "Transaction": object(&["id", "kind", "amount_cents", "amount_usd", "balance_after_cents", "reference", "call_id", "description",
+                "has_receipt", "metadata", "phone_number_id", "phone_number_value", "created_at"], json!({
+            "id": int(),
+            "kind": { "type": "string", "enum": ["adjustment", "auto_reload", "call_usage", "conversion_report", "manual_topup",
+                "phone_number_monthly", "transfer_bridge", "voice_sample_usage"] },
+            "amount_cents": int(), "amount_usd": { "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$" },
             "balance_after_cents": int(), "reference": { "type": "string" }, "call_id": nullable("integer"),
-            "description": { "type": "string" }, "created_at": time
+            "description": { "type": "string" }, "has_receipt": { "type": "boolean" }, "metadata": { "type": "object" },
+            "phone_number_id": nullable("integer"), "phone_number_value": nullable("string"), "created_at": time
         })),
+        "TransactionList": list("Transaction"),
         "TransactionPage": object(&["results", "total", "limit", "offset"], json!({ "results": list("Transaction"), "total": int(), "limit": int(), "offset": int() })),
+        "TransactionListOrPage": { "oneOf": [reference("TransactionList"), reference("TransactionPage")] },
         "CreditInput": { "type": "object", "required": ["amount_cents", "reference"], "additionalProperties": false, "properties": {
-            "amount_cents": { "type": "integer", "minimum": 1, "maximum": 100000000 }, "reference": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "\\S" },
+            "amount_cents": { "type": "integer", "minimum": -100000000, "maximum": 100000000, "not": { "const": 0 } },
+            "reference": { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "\\S" },
             "description": { "type": "string" }
         } },
+        "BillingAccount": billing_account(),
+        "PatchedAutoReloadRequest": { "type": "object", "additionalProperties": false, "properties": {
+            "auto_reload_enabled": { "type": "boolean" },
+            "auto_reload_amount_cents": { "type": "integer", "minimum": funding::MIN_RELOAD_CENTS, "maximum": funding::MAX_RELOAD_CENTS },
+            "auto_reload_minimum_cents": { "type": "integer", "minimum": 0, "maximum": funding::MAX_RELOAD_MINIMUM_CENTS },
+            "auto_reload_monthly_limit_cents": { "type": ["integer", "null"], "minimum": funding::MIN_MONTHLY_LIMIT_CENTS,
+                "maximum": funding::MAX_MONTHLY_LIMIT_CENTS }
+        } },
+        "TopUpRequest": { "type": "object", "required": ["amount_cents"], "additionalProperties": false, "properties": {
+            "amount_cents": { "type": "integer", "minimum": funding::MIN_TOP_UP_CENTS, "maximum": funding::MAX_TOP_UP_CENTS },
+            "idempotency_key": { "type": "string", "minLength": 1, "maxLength": funding::MAX_KEY_CHARS, "pattern": "\\S" },
+            "payment_method_id": { "type": "string", "minLength": 1, "maxLength": funding::MAX_KEY_CHARS, "pattern": "\\S" }
+        } },
+        "TopUpResponse": object(&["client_secret", "payment_intent_id", "status"], json!({
+            "client_secret": nullable("string"), "payment_intent_id": { "type": "string" },
+            "status": { "type": "string", "enum": ["succeeded", "processing"] }, "amount_cents": int()
+        })),
         "TestRunInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false, "properties": {
             "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 }, "direction": direction(),
             "target_number": test_target_number(), "scenario_prompt": { "type": "string", "maxLength": 4000 },
@@ -827,6 +855,81 @@ fn schemas() -> Value {
         })),
         "TestBatchList": list("TestBatch")
     })
+}
+
+/// The contract's `BillingAccount` (its 24 required keys, and the optional ones switchboard
+/// always sends), with the ledger's `reserved_cents`, `available_cents` and rate beside them.
+fn billing_account() -> Value {
+    let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
+    let credit = |kind: bool| {
+        let mut properties =
+            json!({ "amount_cents": int(), "created_at": { "type": "string", "format": "date-time" } });
+        let mut required = vec!["amount_cents", "created_at"];
+        if kind {
+            properties["kind"] = json!({ "type": "string", "enum": ["auto", "manual"] });
+            required.push("kind");
+        }
+        json!({ "type": ["object", "null"], "required": required, "properties": properties })
+    };
+    let required = [
+        "auto_reload_consecutive_declines",
+        "auto_reload_failed_amount_cents",
+        "auto_reload_failed_at",
+        "auto_reload_failure_code",
+        "auto_reload_last_error",
+        "auto_reload_month_spend_cents",
+        "auto_reload_next_retry_at",
+        "auto_reload_paused",
+        "auto_reload_paused_until",
+        "auto_reload_status",
+        "average_daily_spend_cents_7d",
+        "balance_runway_days",
+        "balance_usd",
+        "current_month_usage_spend_cents",
+        "has_ever_topped_up",
+        "has_payment_method",
+        "last_auto_reload",
+        "last_manual_topup_error",
+        "last_manual_topup_intent_id",
+        "last_top_up",
+        "monthly_spending_limit_cents",
+        "spending_limit_reached",
+        "test_call_budget_cents",
+        "test_call_budget_remaining_cents",
+        "balance_cents",
+        "currency",
+        "auto_reload_enabled",
+        "auto_reload_amount_cents",
+        "auto_reload_minimum_cents",
+        "auto_reload_monthly_limit_cents",
+        "auto_reload_in_progress",
+        "available_cash_cents",
+        "reserved_cents",
+        "available_cents",
+        "rate_cents_per_minute",
+    ];
+    object(
+        &required,
+        json!({
+            "balance_cents": int(), "balance_usd": { "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$" },
+            "currency": { "const": "usd" }, "reserved_cents": int(), "available_cents": int(), "available_cash_cents": int(),
+            "rate_cents_per_minute": int(),
+            "auto_reload_enabled": { "type": "boolean" }, "auto_reload_amount_cents": int(), "auto_reload_minimum_cents": int(),
+            "auto_reload_monthly_limit_cents": nullable("integer"),
+            "auto_reload_status": { "type": "string", "enum": ["capped", "off", "ok", "retrying", "stopped"] },
+            "auto_reload_in_progress": { "type": "boolean" }, "auto_reload_consecutive_declines": int(),
+            "auto_reload_failed_amount_cents": nullable("integer"), "auto_reload_failed_at": time_or_null,
+            "auto_reload_failure_code": nullable("string"), "auto_reload_last_error": nullable("string"),
+            "auto_reload_next_retry_at": time_or_null, "auto_reload_paused": { "type": "boolean" },
+            "auto_reload_paused_until": time_or_null, "auto_reload_month_spend_cents": int(),
+            "current_month_usage_spend_cents": int(), "average_daily_spend_cents_7d": nullable("integer"),
+            "balance_runway_days": nullable("integer"), "has_ever_topped_up": { "type": "boolean" },
+            "has_payment_method": { "type": "boolean" }, "last_top_up": credit(true), "last_auto_reload": credit(false),
+            "last_manual_topup_error": nullable("string"), "last_manual_topup_intent_id": nullable("string"),
+            "monthly_spending_limit_cents": nullable("integer"), "spending_limit_reached": { "type": "boolean" },
+            "test_call_budget_cents": int(), "test_call_budget_remaining_cents": int()
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -294,16 +294,109 @@ pub fn number_verification(n: &pb::PhoneNumber) -> Value {
     })
 }
 
+/// Cents as the contract's dollar strings: `-0.10`, `25.00`.
+pub fn usd(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// The contract's `BalanceTransaction`'s kind for the ledger's: the admin's credits and debits
+/// are adjustments, call and test-call charges usage.
+fn transaction_kind(kind: &str) -> &'static str {
+    match kind {
+        "manual_topup" => "manual_topup",
+        "auto_reload" => "auto_reload",
+        "call_charge" | "test_call_charge" => "call_usage",
+        _ => "adjustment",
+    }
+}
+
+/// The contract's `BalanceTransaction`, with the ledger's `reference` and `balance_after_cents`
+/// kept beside it. Switchboard keeps no phone-number charges nor receipts: those fields are
+/// null and false.
 pub fn transaction(t: &pb::Transaction) -> Value {
+    let mut metadata = json!({ "reference": t.reference });
+    if t.kind == "test_call_charge" {
+        metadata["test_call"] = json!(true);
+    }
     json!({
         "id": t.id,
-        "kind": t.kind,
+        "kind": transaction_kind(&t.kind),
         "amount_cents": t.amount_cents,
+        "amount_usd": usd(t.amount_cents),
         "balance_after_cents": t.balance_after_cents,
         "reference": t.reference,
         "call_id": t.call_id,
         "description": t.description,
+        "has_receipt": false,
+        "metadata": metadata,
+        "phone_number_id": null,
+        "phone_number_value": null,
         "created_at": at(t.created_at_ms),
+    })
+}
+
+/// The contract's `TopUpResponse`: the charge is confirmed server-side, so there is no client
+/// secret to hand a browser.
+pub fn top_up(c: &pb::Charge) -> Value {
+    json!({
+        "client_secret": null,
+        "payment_intent_id": c.intent_id,
+        "status": if c.status == "succeeded" { "succeeded" } else { "processing" },
+        "amount_cents": c.amount_cents,
+    })
+}
+
+/// The contract's `BillingAccount`, with `reserved_cents`, `available_cents` and
+/// `rate_cents_per_minute` beside it. Spending limits, test-call budgets and pausing belong to
+/// no feature of this engine: false, null and 0.
+pub fn billing_account(a: &pb::BillingAccount) -> Value {
+    let balance = a.balance.clone().unwrap_or_default();
+    let declined = a.auto_reload_consecutive_declines > 0;
+    json!({
+        "balance_cents": balance.balance_cents,
+        "balance_usd": usd(balance.balance_cents),
+        "currency": "usd",
+        "reserved_cents": balance.reserved_cents,
+        "available_cents": balance.available_cents,
+        "available_cash_cents": balance.available_cents,
+        "rate_cents_per_minute": balance.rate_cents_per_minute,
+        "auto_reload_enabled": a.auto_reload_enabled,
+        "auto_reload_amount_cents": a.auto_reload_amount_cents,
+        "auto_reload_minimum_cents": a.auto_reload_minimum_cents,
+        "auto_reload_monthly_limit_cents": a.auto_reload_monthly_limit_cents,
+        "auto_reload_status": a.auto_reload_status,
+        "auto_reload_in_progress": a.auto_reload_in_progress,
+        "auto_reload_consecutive_declines": a.auto_reload_consecutive_declines,
+        "auto_reload_failed_amount_cents": a.auto_reload_failed_amount_cents.filter(|_| declined),
+        "auto_reload_failed_at": a.auto_reload_failed_at_ms.filter(|_| declined).map(at),
+        "auto_reload_failure_code": a.auto_reload_failure_code.as_ref().filter(|_| declined),
+        "auto_reload_last_error": a.auto_reload_last_error.as_ref().filter(|_| declined),
+        "auto_reload_next_retry_at": a.auto_reload_next_retry_at_ms.map(at),
+        "auto_reload_paused": false,
+        "auto_reload_paused_until": null,
+        "auto_reload_month_spend_cents": a.auto_reload_month_spend_cents,
+        "current_month_usage_spend_cents": a.current_month_usage_spend_cents,
+        "average_daily_spend_cents_7d": a.average_daily_spend_cents_7d,
+        "balance_runway_days": a.balance_runway_days,
+        "has_ever_topped_up": a.last_top_up.is_some(),
+        "has_payment_method": a.has_payment_method,
+        "last_top_up": a.last_top_up.as_ref().map(|c| json!({
+            "amount_cents": c.amount_cents,
+            "created_at": at(c.at_ms),
+            "kind": if c.automatic { "auto" } else { "manual" },
+        })),
+        "last_auto_reload": a.last_auto_reload.as_ref().map(|c| json!({
+            "amount_cents": c.amount_cents,
+            "created_at": at(c.at_ms),
+        })),
+        "last_manual_topup_error": a.last_manual_topup_error,
+        "last_manual_topup_intent_id": a.last_manual_topup_intent_id,
+        "monthly_spending_limit_cents": null,
+        "spending_limit_reached": false,
+        "test_call_budget_cents": 0,
+        "test_call_budget_remaining_cents": 0,
     })
 }
 

@@ -109,6 +109,10 @@ async fn billing_bench(reservations: usize, concurrency: usize, orgs: u64) -> an
         bus: bus.clone(),
         expiry_check_interval: Duration::from_secs(60),
         clock: actor::system_clock(),
+        payments: billing::Payments {
+            provider: Arc::new(billing::payments::SimulatedProvider::new()),
+            charge_timeout: Duration::from_secs(5),
+        },
     })
     .await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -205,6 +209,7 @@ async fn calls_bench(calls: usize, concurrency: usize, orgs: usize, cluster: boo
             idempotency_retention_ms: domain::idempotency::RETENTION_MS,
         },
         http: crate::http::HttpArgs::default(),
+        payments: crate::payments::PaymentArgs { payment_provider: "sim".into(), payment_timeout_ms: 5_000 },
     };
     // A gateway of a cluster refuses a guessable admin token.
     let admin = format!("bench_{}", uuid::Uuid::new_v4().simple());

@@ -106,6 +106,14 @@ pub struct WorkerArgs {
 }
 
 #[derive(clap::Args, Clone, Debug)]
+pub struct BillingArgs {
+    #[command(flatten)]
+    worker: WorkerArgs,
+    #[command(flatten)]
+    payments: crate::payments::PaymentArgs,
+}
+
+#[derive(clap::Args, Clone, Debug)]
 pub struct OrchestratorArgs {
     #[command(flatten)]
     worker: WorkerArgs,
@@ -207,7 +215,9 @@ pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn billing(args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn billing(args: BillingArgs) -> anyhow::Result<()> {
+    let payments = args.payments.payments();
+    let args = args.worker;
     let (store, partitioning, partitions) = open_store(&args)?;
     start_metrics(&args).await?;
     let bus = connect(&args.common).await?;
@@ -219,6 +229,7 @@ pub async fn billing(args: WorkerArgs) -> anyhow::Result<()> {
         bus,
         expiry_check_interval: Duration::from_secs(1),
         clock: actor::system_clock(),
+        payments,
     })
     .await?;
     println!("switchboard billing ready with {owned} partitions");

@@ -30,6 +30,8 @@ pub struct Args {
     pub calls: CallArgs,
     #[command(flatten)]
     pub http: crate::http::HttpArgs,
+    #[command(flatten)]
+    pub payments: crate::payments::PaymentArgs,
 }
 
 /// How calls run: the simulated carrier's timings and the engine's limits.
@@ -171,6 +173,7 @@ impl Server {
             bus: bus.clone(),
             expiry_check_interval: Duration::from_secs(1),
             clock: actor::system_clock(),
+            payments: args.payments.payments(),
         })
         .await?;
         let listeners = args.http.bind(&args.listen).await?;

@@ -7,6 +7,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod http;
+mod payments;
 mod private;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +31,7 @@ enum Command {
     /// Cluster mode: an orchestrator worker owning a set of partitions.
     Orchestrator(cluster::OrchestratorArgs),
     /// Cluster mode: a billing worker owning a set of partitions.
-    Billing(cluster::WorkerArgs),
+    Billing(cluster::BillingArgs),
     /// Administers a running switchboard through its admin API.
     #[command(subcommand)]
     Admin(admin::Command),

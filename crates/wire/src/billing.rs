@@ -5,6 +5,10 @@
 
 use domain::FieldErrors;
 use domain::Timestamp;
+use domain::funding::{
+    AccountView, AutoReloadPatch, AutoReloadSettings, AutoReloadStatus, ChargeState, ChargeView, Credit, Declines,
+    MonthSpend,
+};
 use domain::ids::OrgId;
 use domain::ledger::{
     Balance, ChargeKind, Grant, LedgerCommand, LedgerError, LedgerQuery, LedgerReply, ReserveLimit, Transaction,
@@ -133,6 +137,7 @@ pub fn billing_query(payload: &[u8]) -> Result<(OrgId, LedgerQuery), BillingErro
     let query: pb::BillingQuery = crate::decode(payload).map_err(|_| BillingError::Undecodable("undecodable query"))?;
     let read = match query.kind {
         Some(pb::billing_query::Kind::Balance(_)) => LedgerQuery::Balance,
+        Some(pb::billing_query::Kind::Account(_)) => LedgerQuery::Account,
         Some(pb::billing_query::Kind::Transactions(page)) => {
             LedgerQuery::Transactions { limit: page.limit, offset: page.offset }
         }
@@ -164,6 +169,17 @@ fn ledger_command(kind: Kind) -> Result<LedgerCommand, BillingError> {
         Kind::Void(v) => LedgerCommand::Void { reference: v.reference },
         Kind::TopUp(t) => LedgerCommand::TopUp { reference: t.reference, cents: t.cents, description: t.description },
         Kind::SetRate(r) => LedgerCommand::SetRate { cents_per_minute: r.cents_per_minute },
+        Kind::RequestTopUp(t) => LedgerCommand::RequestTopUp {
+            cents: t.cents,
+            idempotency_key: t.idempotency_key,
+            payment_method_id: t.payment_method_id,
+        },
+        Kind::SetAutoReload(p) => LedgerCommand::SetAutoReload(AutoReloadPatch {
+            enabled: p.enabled,
+            amount_cents: p.amount_cents,
+            minimum_cents: p.minimum_cents,
+            monthly_limit_cents: if p.clear_monthly_limit { Some(None) } else { p.monthly_limit_cents.map(Some) },
+        }),
     })
 }
 
@@ -189,6 +205,8 @@ fn reply_result(reply: LedgerReply) -> R {
             total,
         }),
         LedgerReply::Done => R::Done(pb::Empty {}),
+        LedgerReply::Charge(view) => R::Charge((&view).into()),
+        LedgerReply::Account(account) => R::Account((&*account).into()),
     }
 }
 
@@ -275,7 +293,18 @@ pub fn billing_request(org: OrgId, command: &LedgerCommand) -> prost::bytes::Byt
             Kind::TopUp(pb::TopUp { reference, cents, description })
         }
         LedgerCommand::SetRate { cents_per_minute } => Kind::SetRate(pb::SetRate { cents_per_minute }),
+        LedgerCommand::RequestTopUp { cents, idempotency_key, payment_method_id } => {
+            Kind::RequestTopUp(pb::RequestTopUp { cents, idempotency_key, payment_method_id })
+        }
+        LedgerCommand::SetAutoReload(patch) => Kind::SetAutoReload(pb::AutoReloadPatch {
+            enabled: patch.enabled,
+            amount_cents: patch.amount_cents,
+            minimum_cents: patch.minimum_cents,
+            monthly_limit_cents: patch.monthly_limit_cents.flatten(),
+            clear_monthly_limit: patch.monthly_limit_cents == Some(None),
+        }),
         LedgerCommand::Expire => panic!("billing expires reservations by itself; nobody sends it an expiry"),
+        LedgerCommand::RecordCharge { .. } => panic!("billing records its charges' outcomes itself"),
     };
     crate::encode(&pb::BillingCommand { org_id: org.0, kind: Some(kind) })
 }
@@ -309,7 +338,71 @@ pub fn billing_response(bytes: &[u8]) -> Result<LedgerReply, BillingFailure> {
             transactions: page.transactions.into_iter().map(transaction).collect::<Result<_, _>>()?,
             total: page.total,
         }),
+        R::Charge(c) => Ok(LedgerReply::Charge(charge_view(c)?)),
+        R::Account(a) => Ok(LedgerReply::Account(Box::new(account_view(a)?))),
     }
+}
+
+fn charge_view(c: pb::Charge) -> Result<ChargeView, BillingFailure> {
+    let state = match (c.status.as_str(), c.transaction_id) {
+        ("pending", _) => ChargeState::Pending,
+        ("succeeded", Some(transaction_id)) => ChargeState::Succeeded { transaction_id },
+        ("declined", _) => ChargeState::Declined { code: c.decline_code, message: c.decline_message },
+        _ => return Err(BillingFailure::Undecodable),
+    };
+    Ok(ChargeView { intent_id: c.intent_id, amount_cents: c.amount_cents, state })
+}
+
+fn credit(c: Option<pb::Credit>) -> Option<Credit> {
+    c.map(|c| Credit { amount_cents: c.amount_cents, at: Timestamp::from_millis(c.at_ms), automatic: c.automatic })
+}
+
+fn account_view(a: pb::BillingAccount) -> Result<AccountView, BillingFailure> {
+    let balance = a.balance.ok_or(BillingFailure::Undecodable)?;
+    let status = match a.auto_reload_status.as_str() {
+        "off" => AutoReloadStatus::Off,
+        "ok" => AutoReloadStatus::Ok,
+        "capped" => AutoReloadStatus::Capped,
+        "retrying" => AutoReloadStatus::Retrying,
+        "stopped" => AutoReloadStatus::Stopped,
+        _ => return Err(BillingFailure::Undecodable),
+    };
+    let declines = (a.auto_reload_consecutive_declines > 0).then(|| Declines {
+        count: a.auto_reload_consecutive_declines,
+        amount_cents: a.auto_reload_failed_amount_cents.unwrap_or_default(),
+        code: a.auto_reload_failure_code.clone().unwrap_or_default(),
+        message: a.auto_reload_last_error.clone().unwrap_or_default(),
+        at: Timestamp::from_millis(a.auto_reload_failed_at_ms.unwrap_or_default()),
+        next_retry_at: a.auto_reload_next_retry_at_ms.map(Timestamp::from_millis),
+    });
+    Ok(AccountView {
+        balance_cents: balance.balance_cents,
+        reserved_cents: balance.reserved_cents,
+        available_cents: balance.available_cents,
+        rate_cents_per_minute: balance.rate_cents_per_minute,
+        settings: AutoReloadSettings {
+            enabled: a.auto_reload_enabled,
+            amount_cents: a.auto_reload_amount_cents,
+            minimum_cents: a.auto_reload_minimum_cents,
+            monthly_limit_cents: a.auto_reload_monthly_limit_cents,
+        },
+        status,
+        reload_in_flight: a.auto_reload_in_progress,
+        declines,
+        // The message names no month: the sums are this month's, as of the answer.
+        month: MonthSpend {
+            month: 0,
+            usage_cents: a.current_month_usage_spend_cents,
+            auto_reload_cents: a.auto_reload_month_spend_cents,
+        },
+        last_top_up: credit(a.last_top_up),
+        last_auto_reload: credit(a.last_auto_reload),
+        last_manual_topup_error: a.last_manual_topup_error,
+        last_manual_topup_intent_id: a.last_manual_topup_intent_id,
+        has_payment_method: a.has_payment_method,
+        average_daily_spend_cents_7d: a.average_daily_spend_cents_7d,
+        balance_runway_days: a.balance_runway_days,
+    })
 }
 
 fn transaction(t: pb::Transaction) -> Result<Transaction, BillingFailure> {
@@ -338,6 +431,67 @@ impl From<&Transaction> for pb::Transaction {
             call_id: t.call_id,
             description: t.description.clone(),
             created_at_ms: t.created_at.as_millis(),
+        }
+    }
+}
+
+impl From<&ChargeView> for pb::Charge {
+    fn from(c: &ChargeView) -> Self {
+        let (status, transaction_id, decline_code, decline_message) = match &c.state {
+            ChargeState::Pending => ("pending", None, String::new(), String::new()),
+            ChargeState::Succeeded { transaction_id } => {
+                ("succeeded", Some(*transaction_id), String::new(), String::new())
+            }
+            ChargeState::Declined { code, message } => ("declined", None, code.clone(), message.clone()),
+        };
+        Self {
+            intent_id: c.intent_id.clone(),
+            amount_cents: c.amount_cents,
+            status: status.to_owned(),
+            transaction_id,
+            decline_code,
+            decline_message,
+        }
+    }
+}
+
+impl From<Credit> for pb::Credit {
+    fn from(c: Credit) -> Self {
+        Self { amount_cents: c.amount_cents, at_ms: c.at.as_millis(), automatic: c.automatic }
+    }
+}
+
+impl From<&AccountView> for pb::BillingAccount {
+    fn from(a: &AccountView) -> Self {
+        let declines = a.declines.as_ref();
+        Self {
+            balance: Some(pb::Balance {
+                balance_cents: a.balance_cents,
+                reserved_cents: a.reserved_cents,
+                available_cents: a.available_cents,
+                rate_cents_per_minute: a.rate_cents_per_minute,
+            }),
+            auto_reload_enabled: a.settings.enabled,
+            auto_reload_amount_cents: a.settings.amount_cents,
+            auto_reload_minimum_cents: a.settings.minimum_cents,
+            auto_reload_monthly_limit_cents: a.settings.monthly_limit_cents,
+            auto_reload_status: a.status.as_str().to_owned(),
+            auto_reload_in_progress: a.reload_in_flight,
+            auto_reload_consecutive_declines: declines.map_or(0, |d| d.count),
+            auto_reload_failed_amount_cents: declines.map(|d| d.amount_cents),
+            auto_reload_failed_at_ms: declines.map(|d| d.at.as_millis()),
+            auto_reload_failure_code: declines.map(|d| d.code.clone()),
+            auto_reload_last_error: declines.map(|d| d.message.clone()),
+            auto_reload_next_retry_at_ms: declines.and_then(|d| d.next_retry_at).map(Timestamp::as_millis),
+            auto_reload_month_spend_cents: a.month.auto_reload_cents,
+            current_month_usage_spend_cents: a.month.usage_cents,
+            last_top_up: a.last_top_up.map(Into::into),
+            last_auto_reload: a.last_auto_reload.map(Into::into),
+            last_manual_topup_error: a.last_manual_topup_error.clone(),
+            last_manual_topup_intent_id: a.last_manual_topup_intent_id.clone(),
+            has_payment_method: a.has_payment_method,
+            average_daily_spend_cents_7d: a.average_daily_spend_cents_7d,
+            balance_runway_days: a.balance_runway_days,
         }
     }
 }

@@ -40,7 +40,7 @@ async fn finished(server: &Server, key: &str, id: u64) -> Value {
 }
 
 async fn balance(server: &Server, key: &str) -> Value {
-    server.get("/v1/billing/balance", key).await.expect(200)
+    server.get("/v1/billing", key).await.expect(200)
 }
 
 #[tokio::test]
@@ -71,11 +71,11 @@ async fn a_call_rings_talks_ends_and_is_charged_per_second() {
 
     let b = balance(&server, &c.org.key).await;
     assert_eq!((b["balance_cents"].as_i64(), b["reserved_cents"].as_i64()), (Some(500 - cost), Some(0)));
-    let txs = server.get("/v1/billing/transactions", &c.org.key).await.expect(200);
+    let txs = server.get("/v1/billing/transactions?limit=200", &c.org.key).await.expect(200);
     let charge = &txs["results"][0];
     assert_eq!(
         (charge["kind"].as_str(), charge["amount_cents"].as_i64(), charge["call_id"].as_u64()),
-        (Some("call_charge"), Some(-cost), Some(id))
+        (Some("call_usage"), Some(-cost), Some(id))
     );
 
     let transcript = server.get(&format!("/v1/calls/{id}/transcript"), &c.org.key).await.expect(200);
@@ -160,7 +160,7 @@ async fn every_error_row_of_the_contract() {
     assert_eq!(r["code"], "carrier_error");
     let failed = wait_for(&server, "/v1/calls?status=failed", k, SETTLE, |p| p["total"] == 1).await;
     assert_eq!(failed["results"][0]["end_reason"], "carrier_error");
-    let after = wait_for(&server, "/v1/billing/balance", k, SETTLE, |b| {
+    let after = wait_for(&server, "/v1/billing", k, SETTLE, |b| {
         b["reserved_cents"].as_i64().unwrap() <= before["reserved_cents"].as_i64().unwrap()
     })
     .await;
@@ -204,7 +204,7 @@ async fn the_simulated_carrier_ends_calls_as_documented_and_only_connected_calls
     }
     let b = balance(&server, k).await;
     assert_eq!(b["reserved_cents"], 0);
-    let charges = server.get("/v1/billing/transactions", k).await.expect(200)["total"].as_u64().unwrap();
+    let charges = server.get("/v1/billing/transactions?limit=200", k).await.expect(200)["total"].as_u64().unwrap();
     assert_eq!(charges, 2, "the top-up and the one connected call");
 
     // Left on hold: the engine takes the callee off hold at max_hold_seconds.
@@ -413,7 +413,7 @@ async fn after_sigkill_every_call_resumes_ends_and_is_billed_exactly_once() {
     }
 
     // No reservation is left open, nothing is charged twice, and the books add up.
-    let b = wait_for(&server, "/v1/billing/balance", &k, Duration::from_secs(10), |b| b["reserved_cents"] == 0).await;
+    let b = wait_for(&server, "/v1/billing", &k, Duration::from_secs(10), |b| b["reserved_cents"] == 0).await;
     let charged: i64 = calls.iter().map(|c| c["billing_total_cents"].as_i64().unwrap()).sum();
     assert_eq!(b["balance_cents"].as_i64().unwrap(), 1_000 - charged);
     let txs = server.get("/v1/billing/transactions?limit=200", &k).await.expect(200);

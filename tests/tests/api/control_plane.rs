@@ -74,7 +74,7 @@ async fn with_an_admin_listener_the_public_listener_answers_admin_paths_and_metr
             json!({ "detail": "Not found.", "code": "not_found" })
         );
     }
-    let balance = server.get("/v1/billing/balance", &org.key).await.expect(200);
+    let balance = server.get("/v1/billing", &org.key).await.expect(200);
     assert_eq!(balance["balance_cents"], 0, "{balance}");
     let metrics = http.get(format!("{}/metrics", server.admin_url())).send().await.unwrap();
     assert_eq!(metrics.status(), 200);

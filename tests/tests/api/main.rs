@@ -778,18 +778,16 @@ async fn balances_start_at_zero_and_credits_are_idempotent_by_reference() {
     let server = Server::start();
     let org = server.create_org("Acme").await;
     let other = server.create_org("Other").await;
-    let balance = server.get("/v1/billing/balance", &org.key).await.expect(200);
-    assert_eq!(
-        balance,
-        json!({ "balance_cents": 0, "reserved_cents": 0, "available_cents": 0, "currency": "usd", "rate_cents_per_minute": 10 })
-    );
+    let balance = server.get("/v1/billing", &org.key).await.expect(200);
+    let fields = ["balance_cents", "reserved_cents", "available_cents", "currency", "rate_cents_per_minute"];
+    assert_eq!(fields.map(|f| balance[f].clone()), [json!(0), json!(0), json!(0), json!("usd"), json!(10)]);
 
     let path = format!("/admin/v1/orgs/{}/credits", org.id);
     let credit =
         server.post(&path, ADMIN_TOKEN, json!({ "amount_cents": 2500, "reference": "ch_1" })).await.expect(201);
     assert_eq!(
         (credit["kind"].as_str(), credit["amount_cents"].as_i64(), credit["balance_after_cents"].as_i64()),
-        (Some("top_up"), Some(2500), Some(2500))
+        (Some("adjustment"), Some(2500), Some(2500))
     );
     assert_eq!((credit["reference"].as_str(), &credit["call_id"]), (Some("ch_1"), &Value::Null));
     assert!(credit["id"].is_u64() && is_timestamp(&credit["created_at"]) && credit["description"].is_string());
@@ -799,9 +797,9 @@ async fn balances_start_at_zero_and_credits_are_idempotent_by_reference() {
     assert_eq!(again, credit);
     let r = server.post(&path, ADMIN_TOKEN, json!({ "amount_cents": 999, "reference": "ch_1" })).await.expect(409);
     assert_eq!(r["code"], "reference_reused");
-    let balance = server.get("/v1/billing/balance", &org.key).await.expect(200);
+    let balance = server.get("/v1/billing", &org.key).await.expect(200);
     assert_eq!((balance["balance_cents"].as_i64(), balance["available_cents"].as_i64()), (Some(2500), Some(2500)));
-    assert_eq!(server.get("/v1/billing/balance", &other.key).await.expect(200)["balance_cents"], 0);
+    assert_eq!(server.get("/v1/billing", &other.key).await.expect(200)["balance_cents"], 0);
 
     for bad in [
         json!({ "amount_cents": 0, "reference": "x" }),
@@ -822,7 +820,7 @@ async fn balances_start_at_zero_and_credits_are_idempotent_by_reference() {
         .await
         .expect(200);
     assert_eq!(rate["rate_cents_per_minute"], 12);
-    assert_eq!(server.get("/v1/billing/balance", &org.key).await.expect(200)["rate_cents_per_minute"], 12);
+    assert_eq!(server.get("/v1/billing", &org.key).await.expect(200)["rate_cents_per_minute"], 12);
     server
         .patch(&format!("/admin/v1/orgs/{}/billing", org.id), ADMIN_TOKEN, json!({ "rate_cents_per_minute": 0 }))
         .await
@@ -840,7 +838,10 @@ async fn transactions_page_newest_first_and_reject_bad_pages() {
             .await
             .expect(201);
     }
-    let page = server.get("/v1/billing/transactions", &org.key).await.expect(200);
+    // Without limit or offset, the contract's plain array; with either, the seed's envelope.
+    let plain = server.get("/v1/billing/transactions", &org.key).await.expect(200);
+    let page = server.get("/v1/billing/transactions?offset=0", &org.key).await.expect(200);
+    assert_eq!(plain, page["results"]);
     assert_eq!((page["total"].as_u64(), page["limit"].as_u64(), page["offset"].as_u64()), (Some(3), Some(50), Some(0)));
     let amounts: Vec<i64> =
         page["results"].as_array().unwrap().iter().map(|t| t["amount_cents"].as_i64().unwrap()).collect();
@@ -866,5 +867,6 @@ async fn transactions_page_newest_first_and_reject_bad_pages() {
     }
     server.get("/v1/billing/transactions?limit=200", &org.key).await.expect(200);
     let other = server.create_org("Other").await;
-    assert_eq!(server.get("/v1/billing/transactions", &other.key).await.expect(200)["total"], 0);
+    assert_eq!(server.get("/v1/billing/transactions", &other.key).await.expect(200), json!([]));
+    assert_eq!(server.get("/v1/billing/transactions?limit=5", &other.key).await.expect(200)["total"], 0);
 }

@@ -59,3 +59,8 @@ const QUICK_CALLS: &[&str] =
 async fn test_calls_and_batches() {
     drive(&Server::start_with(QUICK_CALLS), "test_calls").await;
 }
+
+#[tokio::test]
+async fn billing() {
+    drive(&Server::start(), "billing").await;
+}

@@ -103,7 +103,7 @@ async fn the_callee_can_be_busy_or_hang_up_and_a_call_that_rings_too_long_is_can
     assert_eq!(outcome(&call), ("failed", "no_answer"));
     assert_eq!(call["billing_total_cents"], 0);
     rings.wait_for_messages(&["SIP/2.0 180", "CANCEL sip:", "SIP/2.0 200", "SIP/2.0 487", "ACK sip:"]).await;
-    let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
+    let balance = server.get("/v1/billing", &c.org.key).await.expect(200);
     assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));
 }
 
@@ -122,10 +122,8 @@ async fn a_sip_trunk_that_went_away_or_went_silent_answers_502_and_charges_nothi
     let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO })).await;
     assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("No answer from the SIP trunk within 1 s"), "{}", r.body);
-    wait_for(&server, "/v1/billing/balance", &c.org.key, SETTLE, |b| {
-        b["balance_cents"] == 500 && b["reserved_cents"] == 0
-    })
-    .await;
+    wait_for(&server, "/v1/billing", &c.org.key, SETTLE, |b| b["balance_cents"] == 500 && b["reserved_cents"] == 0)
+        .await;
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
     assert!(
         calls["results"]
@@ -224,6 +222,6 @@ async fn a_call_hung_up_before_the_trunk_took_it_is_torn_down_there_whatever_the
         .await;
     let call = finished(&server, &c.org.key, hung_up["call_id"].as_u64().unwrap()).await;
     assert_eq!(outcome(&call), ("failed", "canceled"));
-    let balance = server.get("/v1/billing/balance", &c.org.key).await.expect(200);
+    let balance = server.get("/v1/billing", &c.org.key).await.expect(200);
     assert_eq!((balance["balance_cents"].as_i64(), balance["reserved_cents"].as_i64()), (Some(500), Some(0)));
 }

@@ -91,11 +91,12 @@ async fn a_run_drives_a_real_call_billed_at_the_multiplier() {
         Some((seconds * 10 * 2 + 59) / 60),
         "billed at twice the rate: {call}"
     );
-    let txs = server.get("/v1/billing/transactions", k).await.expect(200);
+    let txs = server.get("/v1/billing/transactions?limit=200", k).await.expect(200);
     assert_eq!(
         (txs["results"][0]["kind"].as_str(), txs["results"][0]["call_id"].as_u64()),
-        (Some("test_call_charge"), Some(call_id))
+        (Some("call_usage"), Some(call_id))
     );
+    assert_eq!(txs["results"][0]["metadata"]["test_call"], true);
 
     let transcript = server.get(&format!("/v1/calls/{call_id}/transcript"), k).await.expect(200);
     let callee: Vec<&str> = transcript["transcripts"]
@@ -248,7 +249,7 @@ async fn a_sip_run_loops_through_the_orgs_number_and_the_inbound_leg_is_its_own_
     assert_eq!(leg["billing_total_cents"], 0, "the loopback's inbound leg is not billed");
     wait_for(&server, &format!("/v1/calls/{}", done["call_id"]), k, SETTLE, |c| !c["billing_total_cents"].is_null())
         .await;
-    let txs = server.get("/v1/billing/transactions", k).await.expect(200);
+    let txs = server.get("/v1/billing/transactions?limit=200", k).await.expect(200);
     let charged: Vec<&Value> =
         txs["results"].as_array().unwrap().iter().filter_map(|t| t.get("call_id")).filter(|c| !c.is_null()).collect();
     assert_eq!(charged, vec![&done["call_id"]]);
@@ -308,7 +309,10 @@ async fn a_batch_lists_its_runs_at_once_rotating_prompts_and_completes() {
     }
     let events = server.get(&format!("/v1/test-call-batches/{id}/events"), k).await.expect(200);
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["batch_created", "run_launched", "run_launched", "run_launched", "run_launched", "run_launched"]);
+    assert_eq!(
+        types,
+        ["batch_created", "run_launched", "run_launched", "run_launched", "run_launched", "run_launched"]
+    );
     let listed = server.get("/v1/test-call-batches", k).await.expect(200);
     assert_eq!(listed[0]["id"], id);
 
@@ -319,7 +323,8 @@ async fn a_batch_lists_its_runs_at_once_rotating_prompts_and_completes() {
         .expect(201);
     assert_eq!(one["scenario_prompts"], json!(["Same for all."]));
     // The official client sends `run_count: 3` unless told otherwise; so does a body without one.
-    let default = server.post("/v1/test-call-batches", k, run_body(&t, json!({ "target_number": "" }))).await.expect(201);
+    let default =
+        server.post("/v1/test-call-batches", k, run_body(&t, json!({ "target_number": "" }))).await.expect(201);
     assert_eq!((default["run_count"].as_u64(), default["run_ids"].as_array().unwrap().len()), (Some(3), 3));
 }
 
@@ -472,5 +477,5 @@ async fn a_staggered_batch_survives_sigkill_and_accounts_for_every_run_once() {
     let runs = server.get("/v1/test-calls?limit=200", &k).await.expect(200);
     assert_eq!(runs.as_array().unwrap().iter().filter(|r| r["batch_id"] == id).count(), 4);
     // Every run's call was billed once, and nothing is left reserved.
-    wait_for(&server, "/v1/billing/balance", &k, SETTLE, |b| b["reserved_cents"] == 0).await;
+    wait_for(&server, "/v1/billing", &k, SETTLE, |b| b["reserved_cents"] == 0).await;
 }

@@ -19,7 +19,7 @@ struct Books {
 
 impl Books {
     fn record_for(&self, command: &LedgerCommand) -> Recorded {
-        command.reference().and_then(|r| self.records.get(r)).cloned().unwrap_or_default()
+        command.reference().and_then(|r| self.records.get(r.as_ref())).cloned().unwrap_or_default()
     }
 
     fn apply(&mut self, event: &LedgerEvent) {

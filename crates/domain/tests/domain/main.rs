@@ -6,6 +6,7 @@ mod common;
 mod agent;
 mod call;
 mod directory;
+mod funding;
 mod ledger;
 mod names;
 mod org;

@@ -1,9 +1,16 @@
-//! Billing reads (`GET /v1/billing/balance`, `GET /v1/billing/transactions`) and the admin's
-//! stand-ins for the payment provider: credits and the per-org rate.
+//! Billing: the account (`GET`/`PATCH /v1/billing`: balance and auto-reload), top-ups charged
+//! through the payment provider (`POST /v1/billing/top-up`), transactions
+//! (`GET /v1/billing/transactions`), and the admin's adjustments and per-org rate.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use domain::FieldErrors;
+use domain::funding::{
+    MAX_KEY_CHARS, MAX_MONTHLY_LIMIT_CENTS, MAX_RELOAD_CENTS, MAX_RELOAD_MINIMUM_CENTS, MAX_TOP_UP_CENTS,
+    MIN_MONTHLY_LIMIT_CENTS, MIN_RELOAD_CENTS, MIN_TOP_UP_CENTS,
+};
 use domain::ids::OrgId;
 use domain::ledger::{MAX_AMOUNT_CENTS, MAX_RATE_CENTS_PER_MINUTE, MAX_REFERENCE_CHARS};
 use serde_json::{Value, json};
@@ -28,9 +35,93 @@ fn balance_json(b: &pb::Balance) -> Value {
     })
 }
 
-pub async fn balance(State(app): State<App>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    match app.services.billing_query(caller.org, billing_query::Kind::Balance(pb::Empty {})).await? {
-        B::Balance(b) => Ok(Json(balance_json(&b))),
+/// `GET /v1/billing/balance` became the account, `GET /v1/billing`.
+pub async fn balance(uri: Uri) -> (StatusCode, Json<Value>) {
+    super::moved(uri.path(), "/v1/billing")
+}
+
+/// `GET /v1/billing`: the contract's `BillingAccount`.
+pub async fn account(State(app): State<App>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    match app.services.billing_query(caller.org, billing_query::Kind::Account(pb::Empty {})).await? {
+        B::Account(a) => Ok(Json(render::billing_account(&a))),
+        _ => Err(ApiError::unexpected_reply()),
+    }
+}
+
+fn bounded(f: &mut Fields, field: &str, value: Option<i64>, min: i64, max: i64) -> Option<i64> {
+    f.parse(field, value, |v| {
+        if (min..=max).contains(&v) { Ok(v) } else { Err(format!("Ensure this value is between {min} and {max}.")) }
+    })
+}
+
+/// `PATCH /v1/billing`: the auto-reload settings (`PatchedAutoReloadRequest`, every field
+/// optional), answered with the account.
+pub async fn update_account(
+    State(app): State<App>,
+    caller: Caller,
+    mut body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    const LIMIT: &str = "auto_reload_monthly_limit_cents";
+    // Null lifts the cap, which `Fields` has no nullable integer for.
+    let limit = body.0.remove(LIMIT);
+    let mut f = Fields::new(body);
+    let enabled = f.optional_bool("auto_reload_enabled");
+    let amount = f.optional_int("auto_reload_amount_cents");
+    let amount = bounded(&mut f, "auto_reload_amount_cents", amount, MIN_RELOAD_CENTS, MAX_RELOAD_CENTS);
+    let minimum = f.optional_int("auto_reload_minimum_cents");
+    let minimum = bounded(&mut f, "auto_reload_minimum_cents", minimum, 0, MAX_RELOAD_MINIMUM_CENTS);
+    let (monthly_limit_cents, clear_monthly_limit) = match limit {
+        None => (None, false),
+        Some(Value::Null) => (None, true),
+        Some(v) => match v.as_i64().filter(|_| v.is_i64() || v.is_u64()) {
+            Some(cents) => {
+                (bounded(&mut f, LIMIT, Some(cents), MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS), false)
+            }
+            None => {
+                f.error(LIMIT, "A valid integer is required.");
+                (None, false)
+            }
+        },
+    };
+    let patch = f.finish(|| {
+        Some(pb::AutoReloadPatch {
+            enabled,
+            amount_cents: amount,
+            minimum_cents: minimum,
+            monthly_limit_cents,
+            clear_monthly_limit,
+        })
+    })?;
+    match app.services.billing(caller.org, billing_command::Kind::SetAutoReload(patch)).await? {
+        B::Account(a) => Ok(Json(render::billing_account(&a))),
+        _ => Err(ApiError::unexpected_reply()),
+    }
+}
+
+/// `POST /v1/billing/top-up` (`TopUpRequest`): charges the card through the payment provider
+/// and credits the balance once it succeeds, at most once per `idempotency_key`. 201 with the
+/// contract's `TopUpResponse` (`status` `succeeded`, or `processing` while the provider has not
+/// answered); a decline answers 402 with the provider's code and the intent.
+pub async fn top_up(State(app): State<App>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let mut f = Fields::new(body);
+    let amount = f.required_int("amount_cents");
+    let cents = bounded(&mut f, "amount_cents", amount, MIN_TOP_UP_CENTS, MAX_TOP_UP_CENTS);
+    let key = f.optional_str("idempotency_key");
+    let idempotency_key = f.parse("idempotency_key", key, |k| domain::fields::non_blank(&k, MAX_KEY_CHARS));
+    let method = f.optional_str("payment_method_id");
+    let payment_method_id = f.parse("payment_method_id", method, |m| domain::fields::non_blank(&m, MAX_KEY_CHARS));
+    let request = f.finish(|| Some(pb::RequestTopUp { cents: cents?, idempotency_key, payment_method_id }))?;
+    match app.services.billing(caller.org, billing_command::Kind::RequestTopUp(request)).await? {
+        B::Charge(charge) if charge.status == "declined" => Ok((
+            StatusCode::PAYMENT_REQUIRED,
+            Json(json!({
+                "detail": charge.decline_message,
+                "code": charge.decline_code,
+                "payment_intent_id": charge.intent_id,
+            })),
+        )
+            .into_response()),
+        B::Charge(charge) => Ok(created(render::top_up(&charge)).into_response()),
         _ => Err(ApiError::unexpected_reply()),
     }
 }
@@ -59,20 +150,28 @@ pub fn page(query: Option<&str>) -> Result<pb::Page, ApiError> {
     errors.into_result(page).map_err(ApiError::invalid)
 }
 
+/// `GET /v1/billing/transactions`, newest first: the contract's plain array (the newest
+/// [`MAX_PAGE`]), or with `limit` or `offset` the seed's envelope `{results, total, limit, offset}`.
 pub async fn transactions(
     State(app): State<App>,
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let page = page(query.as_deref())?;
+    let paged = form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .any(|(name, _)| name == "limit" || name == "offset");
+    let mut page = page(query.as_deref())?;
+    if !paged {
+        page.limit = MAX_PAGE;
+    }
     let (limit, offset) = (page.limit, page.offset);
     match app.services.billing_query(caller.org, billing_query::Kind::Transactions(page)).await? {
-        B::Transactions(p) => Ok(Json(json!({
-            "results": p.transactions.iter().map(render::transaction).collect::<Vec<_>>(),
-            "total": p.total,
-            "limit": limit,
-            "offset": offset,
-        }))),
+        B::Transactions(p) => {
+            let results: Vec<Value> = p.transactions.iter().map(render::transaction).collect();
+            if !paged {
+                return Ok(Json(Value::Array(results)));
+            }
+            Ok(Json(json!({ "results": results, "total": p.total, "limit": limit, "offset": offset })))
+        }
         _ => Err(ApiError::unexpected_reply()),
     }
 }
@@ -86,8 +185,9 @@ async fn existing_org(app: &App, raw_id: &str) -> Result<OrgId, ApiError> {
     }
 }
 
-/// Adds funds, standing in for the payment provider. Idempotent by `reference`: a repeat
-/// answers the same transaction and adds nothing.
+/// Adds funds, or with a negative amount takes them away (an `adjustment` either way; never
+/// more than is available). Idempotent by `reference`: a repeat answers the same transaction
+/// and changes nothing.
 pub async fn credit(
     State(app): State<App>,
     _: Admin,
@@ -97,16 +197,17 @@ pub async fn credit(
     let mut f = Fields::new(body);
     let amount = f.required_int("amount_cents");
     let amount = f.parse("amount_cents", amount, |a| {
-        if (1..=MAX_AMOUNT_CENTS).contains(&a) {
+        if a != 0 && (-MAX_AMOUNT_CENTS..=MAX_AMOUNT_CENTS).contains(&a) {
             Ok(a)
         } else {
-            Err(format!("Ensure this value is between 1 and {MAX_AMOUNT_CENTS}."))
+            Err(format!("Ensure this value is between -{MAX_AMOUNT_CENTS} and {MAX_AMOUNT_CENTS}, and not 0."))
         }
     });
     let reference = f.required_str("reference");
     let reference = f.parse("reference", reference, |r| domain::fields::non_blank(&r, MAX_REFERENCE_CHARS));
-    let description = f.optional_str("description").unwrap_or_else(|| "Credit".to_owned());
+    let description = f.optional_str("description");
     let (cents, reference) = f.finish(|| Some((amount?, reference?)))?;
+    let description = description.unwrap_or_else(|| if cents < 0 { "Debit" } else { "Credit" }.to_owned());
     let org = existing_org(&app, &id).await?;
     match app.services.billing(org, billing_command::Kind::TopUp(pb::TopUp { reference, cents, description })).await? {
         B::Transaction(t) => Ok(created(render::transaction(&t))),
