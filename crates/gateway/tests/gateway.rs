@@ -40,6 +40,8 @@ async fn start(limits: HttpLimits, admin_listener: bool) -> Running {
         metrics: Some(Arc::new(|| "# metrics\n".to_owned())),
         http_limits: limits,
         egress: egress::Policy::default(),
+        sim_carrier: true,
+        sip_public_host: None,
     };
     let gateway = Gateway::build(options, Listeners { public, admin });
     let (public, admin) = (gateway.local_addr().unwrap(), gateway.admin_addr().unwrap());
