@@ -71,6 +71,9 @@ fn limit() -> Value {
 fn offset() -> Value {
     json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
 }
+fn boolean() -> Value {
+    json!({ "type": "boolean" })
+}
 fn call_status() -> Value {
     json!({ "type": "string", "enum": ["in_progress", "completed", "failed"] })
 }
@@ -176,16 +179,21 @@ static OPERATIONS: &[Operation] = &[
     op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentReplace"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("delete" "/v1/agents/{id}", "Delete an agent", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/voip-connections", "List VoIP connections", Key, body: None, ok: 200 Some("VoipConnectionList"), query: &[], errors: &[]),
-    op!("post" "/v1/voip-connections", "Create a VoIP connection", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
+    op!("post" "/v1/voip-connections/test", "Test a connection's configuration; answers the evidence a create presents", Key, body: Some("VoipConnectionTestInput"), ok: 201 Some("ConnectionTest"), query: &[], errors: &[]),
+    op!("post" "/v1/voip-connections", "Create a VoIP connection on the evidence of its test", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
+    op!("get" "/v1/voip-connections/sip-host", "The SIP host trunks send inbound calls to", Key, body: None, ok: 200 Some("VoipSipHost"), query: &[], errors: &[]),
     op!("get" "/v1/voip-connections/{id}", "Get a VoIP connection", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[]),
+    op!("patch" "/v1/voip-connections/{id}", "Rename a connection, or change its configuration on new evidence", Key, body: Some("VoipConnectionPatch"), ok: 200 Some("VoipConnection"), query: &[], errors: &[409]),
     op!("delete" "/v1/voip-connections/{id}", "Delete a VoIP connection", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
-    op!("post" "/v1/voip-connections/{id}/verify", "Verify a VoIP connection with its carrier", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[409]),
+    op!("post" "/v1/voip-connections/{id}/import-numbers", "Import the org's own numbers onto a connection", Key, body: Some("NumberImportInput"), ok: 201 Some("ImportedNumbers"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/phone-numbers", "List phone numbers", Key, body: None, ok: 200 Some("PhoneNumberList"), query: &[], errors: &[]),
-    op!("post" "/v1/phone-numbers", "Add a phone number on a VoIP connection", Key, body: Some("PhoneNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
-    op!("post" "/v1/phone-numbers/demo", "Provision an inbound-only demo number", Key, body: Some("DemoNumberInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
+    op!("post" "/v1/phone-numbers", "Provision an inbound-only demo number", Key, body: Some("PhoneNumberProvisionInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/phone-numbers/{id}", "Get a phone number", Key, body: None, ok: 200 Some("PhoneNumber"), query: &[], errors: &[]),
-    op!("patch" "/v1/phone-numbers/{id}", "Assign a phone number's agents", Key, body: Some("PhoneNumberPatch"), ok: 200 Some("PhoneNumber"), query: &[], errors: &[409]),
-    op!("delete" "/v1/phone-numbers/{id}", "Delete a phone number", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
+    op!("patch" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
+    op!("put" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
+    op!("delete" "/v1/phone-numbers/{id}", "Release a phone number (confirm=true)", Key, body: None, ok: 200 Some("PhoneNumberReleased"),
+        query: &[("confirm", boolean), ("release_at_provider", boolean)], errors: &[409]),
+    op!("post" "/v1/phone-numbers/{id}/verify-voip", "Verify a VoIP number on its trunk", Key, body: Some("FreeForm"), ok: 200 Some("NumberVerification"), query: &[], errors: &[409]),
     op!("post" "/v1/call", "Place an outbound call", Key, body: Some("PlaceCall"), ok: 201 Some("PlaceCallResponse"), query: &[], errors: &[402, 403, 409, 502]),
     op!("get" "/v1/calls", "List calls, newest first", Key, body: None, ok: 200 Some("CallListResponse"), query: CALL_LIST_QUERY, errors: &[]),
     op!("get" "/v1/calls/export", "Export calls, newest first, as JSON (at most 1000) or CSV (all, streamed)", Key, body: None, ok: 200 Some("CallExport"), query: CALL_EXPORT_QUERY, errors: &[]),
@@ -644,6 +652,35 @@ fn schemas() -> Value {
             "name": { "type": "string" }, "description": { "type": "string" }, "url": nullable("string"), "parameters": { "type": "object" }
         }),
     );
+    // A SIP trunk's fields (see `domain::voip::SipTrunk`): no control character, and not blank.
+    let credential = json!({
+        "type": "string", "minLength": 1, "maxLength": domain::voip::MAX_CREDENTIAL_CHARS,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    });
+    let sip_config = json!({
+        "type": "object", "required": ["host"], "additionalProperties": false, "properties": {
+            "host": { "type": "string", "minLength": 1, "maxLength": domain::voip::MAX_HOST_CHARS, "pattern": "^[A-Za-z0-9.:\\[\\]-]+$" },
+            "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+            "transport": { "type": "string", "enum": ["udp", "tcp", "tls"] }
+        }
+    });
+    let credentials = json!({
+        "type": "object", "additionalProperties": false, "properties": { "username": credential.clone(), "password": credential }
+    });
+    let provider = json!({ "type": "string", "enum": domain::voip::Vendor::ALL.map(domain::voip::Vendor::as_str) });
+    // A trunk needs its username and password; the simulated carrier (host `sim`, a manual
+    // connection) none.
+    let trunk_or_sim = json!([
+        { "required": ["credentials"], "properties": {
+            "sip_config": { "properties": { "host": { "not": { "const": "sim" } } } },
+            "credentials": { "required": ["username", "password"] }
+        } },
+        { "properties": { "provider": { "const": "manual" }, "sip_config": { "properties": { "host": { "const": "sim" } } } } }
+    ]);
+    let uuid = json!({ "type": "string", "format": "uuid", "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$" });
+    let number_status =
+        json!({ "type": "string", "enum": ["active", "draft", "failed", "provisioning", "released", "releasing"] });
+    let provision_text = json!({ "type": "string", "maxLength": crate::routes::numbers::MAX_PROVISION_FIELD_CHARS });
     json!({
         "Health": object(&["ok"], json!({ "ok": { "type": "boolean" } })),
         "Document": { "type": "object" },
@@ -685,32 +722,112 @@ fn schemas() -> Value {
             "organization": object(&["id", "name"], json!({ "id": int(), "name": { "type": "string" } })),
             "role": nullable("string"), "scopes": { "type": "array", "items": { "type": "string" } }
         })),
-        "VoipConnection": object(&["id", "name", "provider", "host", "port", "transport", "username", "verified", "verified_at", "verification_error", "created_at", "updated_at"], json!({
-            "id": int(), "name": { "type": "string" }, "provider": { "type": "string", "enum": ["sim", "sip"] },
-            "host": nullable("string"), "port": nullable("integer"), "transport": nullable("string"), "username": nullable("string"),
-            "verified": { "type": "boolean" }, "verified_at": time_or_null, "verification_error": nullable("string"),
-            "created_at": time, "updated_at": time
+        "VoipConnection": object(&["id", "name", "provider", "status", "sip_config", "credentials", "inferred_name", "last_tested_at",
+                "test_result", "numbers_imported", "numbers_pending_verification", "provisioning_supported", "provisioning_message",
+                "transfer_enabled_at", "transfer_refused_at", "created_at", "updated_at"], json!({
+            "id": int(), "name": { "type": "string" }, "provider": provider.clone(),
+            "status": { "type": "string", "enum": ["connected", "draft", "error", "pending", "testing"] },
+            "sip_config": { "type": "object" }, "credentials": { "type": "object" }, "inferred_name": { "type": "boolean" },
+            "last_tested_at": time_or_null, "test_result": {}, "numbers_imported": int(), "numbers_pending_verification": int(),
+            "provisioning_supported": { "type": "boolean" }, "provisioning_message": nullable("string"),
+            "transfer_enabled_at": time_or_null, "transfer_refused_at": time_or_null, "created_at": time, "updated_at": time
         })),
         "VoipConnectionList": list("VoipConnection"),
-        "VoipConnectionInput": { "type": "object", "required": ["provider"], "additionalProperties": false, "properties": {
-            "name": { "type": "string", "maxLength": 100 }, "provider": { "type": "string", "enum": ["sim", "sip"] },
-            "host": { "type": "string" }, "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
-            "transport": { "type": "string", "enum": ["udp", "tcp", "tls"] }, "username": { "type": "string" }, "password": { "type": "string" }
+        "SipConfig": sip_config.clone(),
+        "Credentials": credentials.clone(),
+        "VoipConnectionTestInput": {
+            "type": "object", "required": ["provider", "sip_config"], "additionalProperties": false,
+            "properties": {
+                "provider": provider.clone(), "sip_config": reference("SipConfig"), "credentials": reference("Credentials"),
+                "connection_id": { "type": "integer", "minimum": 1, "maximum": domain::ids::MAX_SAFE_ID }, "target_number": e164
+            },
+            "anyOf": trunk_or_sim.clone()
+        },
+        "VoipConnectionInput": {
+            "type": "object", "required": ["provider", "verification_evidence_id", "sip_config"], "additionalProperties": false,
+            "properties": {
+                "provider": provider.clone(), "verification_evidence_id": uuid.clone(), "sip_config": reference("SipConfig"),
+                "credentials": reference("Credentials"), "name": { "type": "string", "maxLength": 100 },
+                "setup_method": { "type": "string", "enum": ["api_key", "guided_telnyx", "manual", "twilio_subaccount"] }
+            },
+            "anyOf": trunk_or_sim
+        },
+        "VoipConnectionPatch": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "name": { "type": "string", "maxLength": 100 }, "sip_config": reference("SipConfig"),
+                "credentials": reference("Credentials"), "verification_evidence_id": uuid.clone()
+            },
+            // A new configuration is a whole one (the password is never read back to merge), on
+            // the evidence of its test.
+            "dependentRequired": { "sip_config": ["verification_evidence_id"], "credentials": ["sip_config", "verification_evidence_id"] },
+            "anyOf": [
+                { "not": { "required": ["sip_config"] } },
+                { "required": ["credentials"], "properties": { "sip_config": { "properties": { "host": { "not": { "const": "sim" } } } } } },
+                { "properties": { "sip_config": { "properties": { "host": { "const": "sim" } } } } }
+            ]
+        },
+        "VerificationEvidence": object(&["id", "provider", "config_fingerprint", "outbound_status", "inbound_status", "evidence",
+                "provider_charge_currency", "provider_charge_estimate_cents", "provider_charge_note", "created_at"], json!({
+            "id": uuid.clone(), "provider": provider.clone(), "config_fingerprint": { "type": "string" },
+            "outbound_status": { "type": "string", "enum": ["pass", "fail"] }, "inbound_status": { "type": "string", "enum": ["pass", "fail"] },
+            "evidence": {}, "provider_charge_currency": { "type": "string" }, "provider_charge_estimate_cents": nullable("integer"),
+            "provider_charge_note": { "type": "string" }, "created_at": time
+        })),
+        "ConnectionTest": object(&["suggested_connection_name", "suggested_connection_name_inferred", "test_result", "verification_evidence"], json!({
+            "suggested_connection_name": { "type": "string" }, "suggested_connection_name_inferred": { "type": "boolean" },
+            "test_result": { "type": "object" }, "verification_evidence": reference("VerificationEvidence")
+        })),
+        "VoipSipHost": object(&["sip_host"], json!({ "sip_host": nullable("string") })),
+        "NumberImportInput": { "type": "object", "required": ["numbers"], "additionalProperties": false, "properties": {
+            "numbers": { "type": "array", "minItems": 1, "maxItems": crate::routes::voip::MAX_IMPORT_NUMBERS, "items": e164.clone() }
         } },
-        "PhoneNumber": object(&["id", "number", "type", "voip_connection_id", "inbound_agent_id", "outbound_agent_id", "created_at", "updated_at"], json!({
-            "id": int(), "number": { "type": "string" }, "type": { "type": "string", "enum": ["voip", "demo"] },
+        "ImportedNumbers": object(&["imported_count", "results", "provider_charge_estimate_cents", "provider_charge_note"], json!({
+            "imported_count": int(), "provider_charge_estimate_cents": int(), "provider_charge_note": { "type": "string" },
+            "results": { "type": "array", "items": object(&["id", "number", "status"], json!({
+                "id": int(), "number": { "type": "string" }, "status": { "type": "string" }
+            })) }
+        })),
+        "PhoneNumber": object(&["id", "number", "label", "source", "status", "voip_connection_id", "inbound_agent_id", "outbound_agent_id",
+                "outbound_eligible", "outbound_ineligible_reason", "voip_verification_status", "voip_last_verified_at", "webhook_url",
+                "webhook_signing_secret", "voip_inbound_status", "voip_inbound_result", "voip_inbound_test_method", "voip_inbound_tested_at",
+                "sms_capable", "sms_capability_checked_at"], json!({
+            "id": int(), "number": { "type": "string" }, "label": { "type": "string" },
+            "source": { "type": "string", "enum": ["voip", "demo"] }, "status": number_status.clone(),
             "voip_connection_id": nullable("integer"), "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer"),
+            "outbound_eligible": { "type": "boolean" }, "outbound_ineligible_reason": nullable("string"),
+            "voip_verification_status": { "type": "string", "enum": ["carrier_accepted", "failed", "unverified", "verified"] },
+            "voip_last_verified_at": time_or_null, "webhook_url": nullable("string"), "webhook_signing_secret": nullable("string"),
+            "voip_inbound_status": { "type": "string", "enum": ["failed", "passed", "untested"] }, "voip_inbound_result": {},
+            "voip_inbound_test_method": { "type": ["string", "null"], "enum": ["loopback", "platform", null] },
+            "voip_inbound_tested_at": time_or_null, "sms_capable": nullable("boolean"), "sms_capability_checked_at": time_or_null,
             "created_at": time, "updated_at": time
         })),
         "PhoneNumberList": list("PhoneNumber"),
-        "PhoneNumberInput": { "type": "object", "required": ["number", "voip_connection_id"], "additionalProperties": false, "properties": {
-            "number": e164, "voip_connection_id": { "type": "integer", "minimum": 1 },
-            "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer")
+        "PhoneNumberProvisionInput": { "type": "object", "additionalProperties": false, "properties": {
+            "area_code": provision_text.clone(), "city": provision_text.clone(), "state": provision_text.clone(), "idempotency_key": provision_text
         } },
-        "DemoNumberInput": { "type": "object", "additionalProperties": false, "properties": { "inbound_agent_id": nullable("integer") } },
-        "PhoneNumberPatch": { "type": "object", "additionalProperties": false, "properties": {
-            "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer")
+        "PhoneNumberUpdateInput": { "type": "object", "additionalProperties": false, "properties": {
+            "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer"),
+            "label": { "type": "string", "maxLength": domain::org::MAX_NUMBER_LABEL_CHARS },
+            // Only `active`: a number is active until it is released.
+            "status": { "type": "string", "enum": ["active"] },
+            "webhook_url": { "type": ["string", "null"], "maxLength": domain::agent::MAX_URL_CHARS, "pattern": "^https?://[^/\\s][^\\s]*$" }
         } },
+        "PhoneNumberUpdate": object(&["inbound_agent_id", "outbound_agent_id", "label", "status", "webhook_url"], json!({
+            "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer"), "label": { "type": "string" },
+            "status": number_status, "webhook_url": nullable("string")
+        })),
+        "PhoneNumberReleased": object(&["detail", "released_at_provider", "routing_removed"], json!({
+            "detail": { "type": "string" }, "released_at_provider": { "type": "boolean" }, "routing_removed": { "type": "boolean" }
+        })),
+        "NumberVerification": object(&["phone_number_id", "status", "voip_verification_status", "verification_evidence",
+                "provider_charge_currency", "provider_charge_estimate_cents", "provider_charge_note"], json!({
+            "phone_number_id": int(), "status": { "type": "string" }, "voip_verification_status": { "type": "string" },
+            "verification_evidence": reference("VerificationEvidence"), "provider_charge_currency": { "type": "string" },
+            "provider_charge_estimate_cents": nullable("integer"), "provider_charge_note": { "type": "string" }
+        })),
+        "FreeForm": { "type": "object" },
         "PlaceCall": { "type": "object", "required": ["from_number", "to_number"], "additionalProperties": false, "properties": {
             "from_number": e164, "to_number": e164,
             "agent_id": { "type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX },

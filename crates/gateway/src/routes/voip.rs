@@ -48,17 +48,21 @@ fn configuration(f: &mut Fields, app: &App, vendor: Option<Vendor>) -> Option<Pr
     let host = c.required_str("host");
     let host = c.parse("host", host, |h| SipTrunk::parse_host(&h));
     if host.as_deref() == Some(SIM_HOST) {
+        // The simulated carrier needs no port, transport or credentials; given, they are
+        // checked as a trunk's would be, and not kept.
         let port = c.optional_int("port");
+        c.parse("port", port, SipTrunk::parse_port);
         let transport = c.optional_str("transport");
+        c.parse("transport", transport, |t| Transport::parse(&t));
         f.absorb(c);
         if let Some(credentials) = credentials {
-            // The simulated carrier takes no credentials; a username is allowed and ignored.
             let mut k = Fields::nested(credentials, "credentials.");
-            k.optional_str("username");
-            k.optional_str("password");
+            for field in ["username", "password"] {
+                let value = k.optional_str(field);
+                k.parse(field, value, |v| SipTrunk::parse_credential(&v));
+            }
             f.absorb(k);
         }
-        let _ = (port, transport);
         if vendor.is_some_and(|v| v != Vendor::Manual) {
             f.error("sip_config.host", "The simulated carrier (host \"sim\") is a manual connection.");
         }

@@ -93,8 +93,8 @@ impl Harness {
             for work in self.partition.take_effects() {
                 match work.effect {
                     Effect::Answer { requests, reply, after } => respond(requests, &reply, after).await,
-                    Effect::Verify { org, connection, .. } => {
-                        self.partition.finished(Finished::Verified { org, connection, outcome: Ok(()) })
+                    Effect::Verify { org, subject, .. } => {
+                        self.partition.finished(Finished::Verified { org, subject, outcome: Ok(()) })
                     }
                     Effect::Claim { claim, command, after } => {
                         after.durable().await.unwrap();
