@@ -94,9 +94,6 @@ fn id_filter() -> Value {
 fn e164_filter() -> Value {
     json!({ "type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$" })
 }
-fn boolean() -> Value {
-    json!({ "type": "boolean" })
-}
 /// A date (a whole day in UTC) or an ISO 8601 datetime with an offset.
 fn time_bound() -> Value {
     json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] })
