@@ -48,7 +48,7 @@ fn admin_commands_create_orgs_and_credit_them() {
 
     // Credits: a repeated reference adds nothing; a fresh one adds.
     let first = admin(&["credit", "--org", &org, "--cents", "250", "--reference", "invoice-1"]);
-    assert_eq!((first["kind"].as_str(), first["balance_after_cents"].as_i64()), (Some("top_up"), Some(250)));
+    assert_eq!((first["kind"].as_str(), first["balance_after_cents"].as_i64()), (Some("adjustment"), Some(250)));
     let repeat = admin(&["credit", "--org", &org, "--cents", "250", "--reference", "invoice-1"]);
     assert_eq!(repeat, first);
     let fresh = admin(&["credit", "--org", &org, "--cents", "100"]);

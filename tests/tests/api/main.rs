@@ -290,7 +290,7 @@ async fn agents_carry_the_contracts_settings_and_refuse_a_stale_write() {
     assert_eq!(r["draft_product"], json!(["\"turbo\" is not a valid choice."]));
     assert_eq!(r["bolt_pipeline"], json!(["Unknown field."]));
     assert!(r["if_updated_at"].is_array(), "{r}");
-    let r = server.post("/v1/agents", k, json!({ "name": "A", "prompt": "", "voice": "alloy" })).await.expect(400);
+    let r = server.post("/v1/agents", k, json!({ "name": "A" })).await.expect(400);
     assert_eq!(r, json!({ "prompt": ["This field is required."], "voice": ["This field is required."] }));
 }
 
@@ -392,7 +392,8 @@ async fn another_orgs_ids_answer_exactly_as_missing_ones() {
         server.delete(&path, &other.key).await.expect(404);
     }
     server.patch(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
-    server.put(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
+    let whole = json!({ "name": "x", "prompt": "", "voice": "alloy" });
+    server.put(&format!("/v1/agents/{}", agent["id"]), &other.key, whole).await.expect(404);
     let verify = format!("/v1/phone-numbers/{}/verify-voip", number["id"]);
     server.post(&verify, &other.key, json!({})).await.expect(404);
     import(&server, &other.key, &conn, "+14155550112").await.expect(404);

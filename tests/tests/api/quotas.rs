@@ -92,12 +92,21 @@ async fn a_batch_at_the_run_limit_spawns_each_run_as_a_slot_frees() {
     batch["run_count"] = json!(3);
     batch["stagger_seconds"] = json!(0);
     let created = server.post("/v1/test-call-batches", k, batch).await.expect(201);
-    assert_eq!(created["run_ids"].as_array().unwrap().len(), 1, "one slot: one run at a time");
+    assert_eq!(created["run_ids"].as_array().unwrap().len(), 3, "the batch lists its runs at once, queued");
     let path = format!("/v1/test-call-batches/{}", created["id"]);
-    let done = switchboard_tests::wait_for(&server, &path, k, std::time::Duration::from_secs(30), |b| {
-        b["status"] != "in_progress"
-    })
-    .await;
+    // One slot: never more than one of its runs in progress at a time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done = loop {
+        let runs = server.get("/v1/test-calls?limit=200", k).await.expect(200);
+        let running = runs.as_array().unwrap().iter().filter(|r| r["status"] == "in_progress").count();
+        assert!(running <= 1, "one slot, {running} runs in progress: {runs}");
+        let batch = server.get(&path, k).await.expect(200);
+        if batch["status"] != "in_progress" {
+            break batch;
+        }
+        assert!(std::time::Instant::now() < deadline, "the batch never ended: {batch}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     assert_eq!((done["status"].as_str(), done["completed_runs"].as_u64()), (Some("completed"), Some(3)), "{done}");
     // Every run ended, so the slot is free again.
     server.post("/v1/test-calls", k, run).await.expect(201);
