@@ -88,7 +88,7 @@ async fn request_ids_are_kept_or_made_returned_and_recorded_on_the_events_they_c
         .post(format!("{}/v1/agents", server.url))
         .bearer_auth(&org.key)
         .header("X-Request-Id", "trace-42")
-        .json(&json!({ "name": "Traced" }))
+        .json(&json!({ "name": "Traced", "prompt": "", "voice": "alloy" }))
         .send()
         .await
         .unwrap();

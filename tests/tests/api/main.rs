@@ -378,7 +378,8 @@ async fn another_orgs_ids_answer_exactly_as_missing_ones() {
         server.delete(&path, &other.key).await.expect(404);
     }
     server.patch(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
-    server.put(&format!("/v1/agents/{}", agent["id"]), &other.key, json!({ "name": "x" })).await.expect(404);
+    let full = json!({ "name": "x", "prompt": "", "voice": "alloy" });
+    server.put(&format!("/v1/agents/{}", agent["id"]), &other.key, full).await.expect(404);
     server.post(&format!("/v1/voip-connections/{}/verify", conn["id"]), &other.key, json!({})).await.expect(404);
     // Another org's agent cannot be assigned to one's own number either.
     let own_conn = server.post("/v1/voip-connections", &other.key, json!({ "provider": "sim" })).await.expect(201);
