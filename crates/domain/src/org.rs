@@ -947,7 +947,8 @@ fn does_not_exist(id: u64) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentChoice {
     Saved(AgentId),
-    Inline(AgentSpec),
+    /// Boxed: a spec with its settings is large beside an id.
+    Inline(Box<AgentSpec>),
     /// The `outbound_agent` of the number the call is placed from.
     FromNumber,
 }
@@ -1039,7 +1040,7 @@ pub fn plan_outbound(state: &OrgState, request: OutboundRequest) -> Result<Outbo
         AgentChoice::Saved(id) => {
             (Some(id), state.agents.get(&id).ok_or(OutboundRejection::AgentNotFound)?.spec.clone())
         }
-        AgentChoice::Inline(spec) => (None, spec),
+        AgentChoice::Inline(spec) => (None, *spec),
         AgentChoice::FromNumber => {
             let id = number.outbound_agent_id.ok_or(OutboundRejection::NoAgent)?;
             (Some(id), state.agents.get(&id).ok_or(OutboundRejection::NoAgent)?.spec.clone())

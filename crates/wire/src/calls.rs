@@ -15,9 +15,10 @@ pub fn outbound_request(p: pb::PlaceCall) -> Result<OutboundRequest, Failure> {
     let to = E164::parse(&p.to_number).map_err(|m| e.add("to_number", m)).ok();
     let agent = match p.agent {
         Some(place_call::Agent::AgentId(id)) => Some(AgentChoice::Saved(AgentId(id))),
-        Some(place_call::Agent::Config(spec)) => {
-            AgentSpec::try_from(spec).map_err(|errors| prefixed(&mut e, "config", errors)).ok().map(AgentChoice::Inline)
-        }
+        Some(place_call::Agent::Config(spec)) => AgentSpec::try_from(spec)
+            .map_err(|errors| prefixed(&mut e, "config", errors))
+            .ok()
+            .map(|spec| AgentChoice::Inline(Box::new(spec))),
         None => Some(AgentChoice::FromNumber),
     };
     let variables = Variables::parse_json(&p.variables_json).map_err(|m| e.add("variables", m)).ok();

@@ -122,7 +122,7 @@ fn the_number_default_agent_and_its_hold_time_apply_unless_overridden() {
     let ok = org(&[verified()]);
     let plan = org::plan_outbound(&ok, request("+14155550100", AgentChoice::FromNumber)).unwrap();
     assert_eq!((plan.agent_id, plan.max_hold_seconds), (Some(AgentId(69)), 60));
-    let mut r = request("+14155550100", AgentChoice::Inline(AgentSpec::named("Inline".into())));
+    let mut r = request("+14155550100", AgentChoice::Inline(Box::new(AgentSpec::named("Inline".into()))));
     r.max_hold_seconds = Some(7);
     let plan = org::plan_outbound(&ok, r).unwrap();
     assert_eq!((plan.agent_id, plan.agent.name.as_str(), plan.max_hold_seconds), (None, "Inline", 7));
