@@ -385,10 +385,20 @@ pub enum BatchEvent {
         run_ids: Vec<u64>,
     },
     /// A run created and launched at once, as batches recorded before this one spawned them.
-    RunSpawned { index: u32, run_id: u64, at: Timestamp },
+    RunSpawned {
+        index: u32,
+        run_id: u64,
+        at: Timestamp,
+    },
     /// The run at `index` was launched, in the same append as the run's own launch.
-    RunLaunched { index: u32, run_id: u64, at: Timestamp },
-    Canceled { at: Timestamp },
+    RunLaunched {
+        index: u32,
+        run_id: u64,
+        at: Timestamp,
+    },
+    Canceled {
+        at: Timestamp,
+    },
 }
 
 impl BatchEvent {

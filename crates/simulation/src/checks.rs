@@ -200,7 +200,9 @@ fn batches_launch_each_run_once(world: &World) -> Result<(), String> {
                         return Err(format!("batch {id} launched run {index} after its cancel"));
                     }
                     if index != launched || run_ids.get(index as usize) != Some(&run_id) {
-                        return Err(format!("batch {id} launched run {index} ({run_id}) where run {launched} was next"));
+                        return Err(format!(
+                            "batch {id} launched run {index} ({run_id}) where run {launched} was next"
+                        ));
                     }
                     if at.0 < created_at + i64::from(index) * stagger_ms {
                         return Err(format!("batch {id} launched run {index} before it was due"));
@@ -226,7 +228,9 @@ fn batches_launch_each_run_once(world: &World) -> Result<(), String> {
                         [RunEvent::Launched { call_id, .. }] if index < launched as usize => {
                             let call = orchestrator::calls_projection::read_call(log, *call_id)
                                 .map_err(|e| e.to_string())?
-                                .ok_or_else(|| format!("run {run} of batch {id} launched call {call_id}, not recorded"))?;
+                                .ok_or_else(|| {
+                                    format!("run {run} of batch {id} launched call {call_id}, not recorded")
+                                })?;
                             if !call.is_ended() {
                                 return Err(format!("run {run} of batch {id} settled with its call {call_id} running"));
                             }

@@ -298,7 +298,10 @@ async fn a_batch_lists_its_runs_at_once_rotating_prompts_and_completes() {
     }
     let events = server.get(&format!("/v1/test-call-batches/{id}/events"), k).await.expect(200);
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["batch_created", "run_launched", "run_launched", "run_launched", "run_launched", "run_launched"]);
+    assert_eq!(
+        types,
+        ["batch_created", "run_launched", "run_launched", "run_launched", "run_launched", "run_launched"]
+    );
     let listed = server.get("/v1/test-call-batches", k).await.expect(200);
     assert_eq!(listed[0]["id"], id);
 
@@ -309,7 +312,8 @@ async fn a_batch_lists_its_runs_at_once_rotating_prompts_and_completes() {
         .expect(201);
     assert_eq!(one["scenario_prompts"], json!(["Same for all."]));
     // The official client sends `run_count: 3` unless told otherwise; so does a body without one.
-    let default = server.post("/v1/test-call-batches", k, run_body(&t, json!({ "target_number": "" }))).await.expect(201);
+    let default =
+        server.post("/v1/test-call-batches", k, run_body(&t, json!({ "target_number": "" }))).await.expect(201);
     assert_eq!((default["run_count"].as_u64(), default["run_ids"].as_array().unwrap().len()), (Some(3), 3));
 }
 

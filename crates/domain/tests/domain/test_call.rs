@@ -280,7 +280,12 @@ fn spec(run_count: u32, stagger_seconds: u32) -> BatchSpec {
     }
 }
 
-fn when_created(org: &OrgState, spec: BatchSpec, open: usize, ids: &mut domain::ids::IdSequence) -> Result<BatchCreation, BatchError> {
+fn when_created(
+    org: &OrgState,
+    spec: BatchSpec,
+    open: usize,
+    ids: &mut domain::ids::IdSequence,
+) -> Result<BatchCreation, BatchError> {
     test_call::create_batch(ORG, org, spec, open, &settings(), &mut Ctx { now: STARTED, ids })
 }
 
@@ -358,7 +363,10 @@ mod creating_batches {
         let mut fresh = self::ids();
         let id = fresh.next_id();
         let run_ids: Vec<u64> = (0..3).map(|_| fresh.next_id()).collect();
-        assert_eq!(then.batch, BatchEvent::Created { id, org: ORG, spec: spec(3, 10), at: STARTED, run_ids: run_ids.clone() });
+        assert_eq!(
+            then.batch,
+            BatchEvent::Created { id, org: ORG, spec: spec(3, 10), at: STARTED, run_ids: run_ids.clone() }
+        );
         let runs = created_runs(&then);
         assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), run_ids);
         for run in &runs {
@@ -410,10 +418,7 @@ mod launching {
     fn the_first_run_is_due_at_once_and_each_next_a_stagger_later() {
         let mut batch = batch(3, 10);
         let (first_id, second_id) = (batch.runs[0].id, batch.runs[1].id);
-        assert_eq!(
-            test_call::next_launch(&batch.state),
-            Some(NextLaunch { index: 0, run_id: first_id, due: STARTED })
-        );
+        assert_eq!(test_call::next_launch(&batch.state), Some(NextLaunch { index: 0, run_id: first_id, due: STARTED }));
         batch.launch_at(STARTED);
         assert_eq!(test_call::next_launch(&batch.state).map(|n| n.due), Some(seconds_after_start(10)));
         assert_eq!(batch.when_due(&org(), 0, seconds_after_start(9)), Launch::WaitUntil(seconds_after_start(10)));
@@ -436,7 +441,9 @@ mod launching {
         assert_eq!((then.state.id, then.state.call_id, then.state.launched_at), (queued.id, Some(call), Some(STARTED)));
         assert_eq!(setup_of(&then.call).test_run_id, Some(queued.id));
         assert_eq!(setup_of(&then.call).scenario_prompt.as_deref(), Some("refund"));
-        assert!(matches!(then.actions.as_slice(), [RunAction::Reserve { call: c, charge_multiplier: 2, .. }] if *c == call));
+        assert!(
+            matches!(then.actions.as_slice(), [RunAction::Reserve { call: c, charge_multiplier: 2, .. }] if *c == call)
+        );
     }
 
     #[test]

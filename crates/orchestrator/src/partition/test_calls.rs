@@ -81,8 +81,14 @@ impl Partition {
     /// what it asks for. On an error nothing is recorded and `reply`, if any, has been answered.
     fn start_run(&mut self, decision: RunDecision, reply: Option<bus::Message>) -> Result<(), Failure> {
         let creates_run = decision.creates_run();
-        let RunDecision { state: run, run: run_events, call: main_event, companion: companion_events, launched, actions } =
-            decision;
+        let RunDecision {
+            state: run,
+            run: run_events,
+            call: main_event,
+            companion: companion_events,
+            launched,
+            actions,
+        } = decision;
         let call = run.call_id.expect("a launched run has its call");
         let (org, run_id, companion, batch) = (run.org, run.id, run.sip_call_id, run.batch_id);
         let mut appends = vec![
@@ -105,7 +111,8 @@ impl Partition {
                 events: events.iter().map(|e| actor::encode(e.event_type(), e)).collect(),
             });
         }
-        let launched = batch.zip(launched).and_then(|(id, event)| self.batches.get(&id).map(|f| (id, f.version, event)));
+        let launched =
+            batch.zip(launched).and_then(|(id, event)| self.batches.get(&id).map(|f| (id, f.version, event)));
         if let Some((id, version, event)) = &launched {
             appends.push(StreamAppend {
                 stream: streams::batch(*id),
@@ -268,7 +275,9 @@ impl Partition {
         let folded = &self.batches[&id];
         let mut ctx = Ctx { now: self.clock.now(), ids: &mut self.ids };
         match load_org(&self.log, &mut self.orgs, org) {
-            Ok(org_state) => test_call::launch_due_run(&folded.state, run, &org_state.state, running, settings, &mut ctx),
+            Ok(org_state) => {
+                test_call::launch_due_run(&folded.state, run, &org_state.state, running, settings, &mut ctx)
+            }
             // An org that cannot be read has no room for runs: a due run waits and tries again.
             Err(failure) => {
                 tracing::warn!(batch = id, %org, detail = %failure.detail, "could not read a batch's org");
