@@ -70,10 +70,10 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
 }
 
 /// The org's running test calls are counted as calls start and end (not by looking at every
-/// call of the partition): a batch at the limit spawns each run as a slot frees, and the count
+/// call of the partition): a batch at the limit launches each run as a slot frees, and the count
 /// is back to nothing once they all ended.
 #[tokio::test]
-async fn a_batch_at_the_run_limit_spawns_each_run_as_a_slot_frees() {
+async fn a_batch_at_the_run_limit_launches_each_run_as_a_slot_frees() {
     let server = Server::start_with(&["--sim-ring-ms", "100", "--sim-talk-ms", "600"]);
     let t = server.org_ready_to_call("Acme", 2_000, "+14155550100").await;
     let k = &t.org.key;
@@ -85,7 +85,11 @@ async fn a_batch_at_the_run_limit_spawns_each_run_as_a_slot_frees() {
     batch["run_count"] = json!(3);
     batch["stagger_seconds"] = json!(0);
     let created = server.post("/v1/test-call-batches", k, batch).await.expect(201);
-    assert_eq!(created["run_ids"].as_array().unwrap().len(), 1, "one slot: one run at a time");
+    // Every run is listed at once, and only the first is launched: one slot, one run at a time.
+    let run_ids = created["run_ids"].as_array().unwrap();
+    assert_eq!(run_ids.len(), 3);
+    let waiting = server.get(&format!("/v1/test-calls/{}", run_ids[1]), k).await.expect(200);
+    assert_eq!((waiting["status"].as_str(), &waiting["call_id"]), (Some("queued"), &serde_json::Value::Null));
     let path = format!("/v1/test-call-batches/{}", created["id"]);
     let done = switchboard_tests::wait_for(&server, &path, k, std::time::Duration::from_secs(30), |b| {
         b["status"] != "in_progress"
