@@ -817,7 +817,7 @@ pub enum Launch {
     /// The next run's launch, with the batch's record of it.
     Run(Box<RunDecision>),
     /// The next run cannot start (its target is gone), so the batch is canceled.
-    Cancel { cancel: BatchCancel, reason: TestTargetError },
+    Cancel { cancel: Box<BatchCancel>, reason: TestTargetError },
 }
 
 /// Decides the launch of the batch's next run (`next`, the run [`next_launch`] names), if it
@@ -844,7 +844,8 @@ pub fn launch_due_run(
     match org::resolve_test_target(org, &next.request) {
         Ok(target) => Launch::Run(Box::new(launch(next.clone(), target, Some(batch), settings, ctx))),
         Err(reason) => {
-            Launch::Cancel { cancel: cancel_batch(batch, now).expect("a batch with a run to launch is open"), reason }
+            let cancel = cancel_batch(batch, now).expect("a batch with a run to launch is open");
+            Launch::Cancel { cancel: Box::new(cancel), reason }
         }
     }
 }

@@ -77,10 +77,10 @@ async fn creates_past_a_quota_answer_403_until_the_admin_raises_it() {
 }
 
 /// The org's running test calls are counted as calls start and end (not by looking at every
-/// call of the partition): a batch at the limit spawns each run as a slot frees, and the count
+/// call of the partition): a batch at the limit launches each run as a slot frees, and the count
 /// is back to nothing once they all ended.
 #[tokio::test]
-async fn a_batch_at_the_run_limit_spawns_each_run_as_a_slot_frees() {
+async fn a_batch_at_the_run_limit_launches_each_run_as_a_slot_frees() {
     let server = Server::start_with(&["--sim-ring-ms", "100", "--sim-talk-ms", "600"]);
     let t = server.org_ready_to_call("Acme", 2_000, "+14155550100").await;
     let k = &t.org.key;

@@ -486,10 +486,10 @@ mod launching {
         assert_eq!(
             batch.when_due(&gone, 0, NOW),
             Launch::Cancel {
-                cancel: BatchCancel {
+                cancel: Box::new(BatchCancel {
                     batch: BatchEvent::Canceled { at: NOW },
                     runs: queued.iter().map(|id| (*id, RunEvent::Canceled { at: NOW })).collect(),
-                },
+                }),
                 reason: TestTargetError::NumberNotFound
             }
         );

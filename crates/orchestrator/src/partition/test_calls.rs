@@ -265,7 +265,7 @@ impl Partition {
                 }
                 Launch::Cancel { cancel, reason } => {
                     tracing::warn!(batch = id, %reason, "a batch run could not launch; canceling the batch");
-                    return self.stop_launching(id, Some(cancel));
+                    return self.stop_launching(id, Some(*cancel));
                 }
             }
         }

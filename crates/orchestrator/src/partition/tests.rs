@@ -287,3 +287,75 @@ async fn after_a_restart_a_call_whose_funds_were_never_confirmed_is_rejected_and
     assert!(decided.iter().any(|e| matches!(e, Effect::Bill { action, .. } if *action == void)), "{decided:?}");
     assert_eq!(h.partition.now(), h.clock.now(), "the partition reads the clock it was given");
 }
+
+/// The batch `reply` is, if it is one.
+fn batch_answer(decided: &[Effect]) -> Option<pb::TestBatch> {
+    decided.iter().find_map(|e| match e {
+        Effect::Answer { reply, .. } => match &reply.result {
+            Some(reply::Result::TestBatch(batch)) => Some(batch.clone()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_batch_records_its_runs_queued_and_launches_them_a_stagger_apart_across_restarts() {
+    use domain::test_call::BatchEvent;
+
+    use crate::{streams, test_calls_projection};
+
+    let mut h = Harness::new().await;
+    let agent = h.partition.orgs[&h.org].state.agents.keys().next().unwrap().0;
+    let _answer = h.send(Kind::CreateTestBatch(pb::CreateTestBatch {
+        target_type: "agent".into(),
+        target_id: agent,
+        direction: "outbound".into(),
+        run_count: 3,
+        stagger_seconds: 10,
+        mode: "bot".into(),
+        ..Default::default()
+    }));
+    let mut decided = effects(&mut h.partition);
+    let batch = batch_answer(&decided).expect("the batch is answered");
+    assert_eq!(batch.run_ids.len(), 3, "the answer lists every run");
+    let run = |h: &Harness, index: usize| {
+        test_calls_projection::read_run(h.partition_log(), batch.run_ids[index]).unwrap().expect("recorded")
+    };
+    // Only the first run is launched at once: one reservation, for its call.
+    let (placement, _) = reservation(&mut decided);
+    assert!(decided.iter().all(|e| !matches!(e, Effect::Reserve { .. })), "{decided:?}");
+    assert_eq!(run(&h, 0).call_id, Some(placement.call()));
+    assert_eq!((run(&h, 1).call_id, run(&h, 2).call_id), (None, None), "queued, without calls");
+    let due = Timestamp(batch.created_at_ms + 10_000);
+    assert_eq!(h.partition.batch_timers.first(), Some(&(due, batch.id)));
+
+    // A restart takes the batch back with the same next launch.
+    h.restart();
+    drop(effects(&mut h.partition));
+    assert_eq!(h.partition.batch_timers.first(), Some(&(due, batch.id)));
+    h.clock.advance_to(Timestamp(due.0 - 1));
+    h.partition.fire_due_timers();
+    assert_eq!(run(&h, 1).call_id, None, "a millisecond early, the run still waits");
+    h.clock.advance_to(due);
+    h.partition.fire_due_timers();
+    let (placement, _) = reservation(&mut effects(&mut h.partition));
+    assert_eq!((run(&h, 1).call_id, run(&h, 2).call_id), (Some(placement.call()), None));
+
+    // Another restart launches neither again, and the last run comes a stagger later.
+    h.restart();
+    let decided = effects(&mut h.partition);
+    assert!(decided.iter().all(|e| !matches!(e, Effect::Reserve { .. })), "nothing is launched again: {decided:?}");
+    assert_eq!(h.partition.batch_timers.first(), Some(&(Timestamp(due.0 + 10_000), batch.id)));
+    let launches: Vec<u32> = h
+        .partition_log()
+        .read_stream(&streams::batch(batch.id), 1)
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.decode::<BatchEvent>().unwrap() {
+            BatchEvent::RunLaunched { index, .. } => Some(index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(launches, [0, 1]);
+}
