@@ -129,7 +129,9 @@ impl Partition {
             .and_then(|(org, command)| self.decide(org, command, context.request_id()));
         match decided {
             // A top-up whose charge is on its way to the provider waits for its outcome.
-            Ok((LedgerReply::Charge(view), _)) if view.state == ChargeState::Pending && self.in_flight(&view.intent_id) => {
+            Ok((LedgerReply::Charge(view), _))
+                if view.state == ChargeState::Pending && self.in_flight(&view.intent_id) =>
+            {
                 self.waiting.entry(view.intent_id).or_default().push(request);
             }
             Ok((reply, durable)) => actor::reply_when_durable(request, durable, wire::billing_reply(Ok(reply)), |_| {
@@ -174,11 +176,12 @@ impl Partition {
                 };
                 let outcome = match durable.durable().await {
                     Err(e) => Err(Unavailable(format!("the charge is not durable: {e}"))),
-                    Ok(_) => match tokio::time::timeout(payments.charge_timeout, payments.provider.charge(&request)).await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(Unavailable("no answer in time".into())),
-                    },
+                    Ok(_) => {
+                        match tokio::time::timeout(payments.charge_timeout, payments.provider.charge(&request)).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(Unavailable("no answer in time".into())),
+                        }
+                    }
                 };
                 let _ = outcomes.send(Attempted { org, intent_id: request.intent_id, outcome }).await;
             });
@@ -197,8 +200,11 @@ impl Partition {
                 // Its decision is durable (the provider was asked only then): "processing".
                 let pending = self.ledgers.get(&org).and_then(|l| l.state.funding.pending.get(&intent_id));
                 if let Some(charge) = pending {
-                    let view =
-                        ChargeView { intent_id: intent_id.clone(), amount_cents: charge.amount_cents, state: ChargeState::Pending };
+                    let view = ChargeView {
+                        intent_id: intent_id.clone(),
+                        amount_cents: charge.amount_cents,
+                        state: ChargeState::Pending,
+                    };
                     for request in self.waiting.remove(&intent_id).unwrap_or_default() {
                         actor::reply_now(request, wire::billing_reply(Ok(LedgerReply::Charge(view.clone()))));
                     }
@@ -233,7 +239,12 @@ impl Partition {
     }
 
     /// Where a charge stands once its outcome is recorded, from the events that recorded it.
-    fn charge_view(&self, _org: OrgId, intent_id: &str, events: Option<&[eventlog::RecordedEvent]>) -> Option<ChargeView> {
+    fn charge_view(
+        &self,
+        _org: OrgId,
+        intent_id: &str,
+        events: Option<&[eventlog::RecordedEvent]>,
+    ) -> Option<ChargeView> {
         for event in events.unwrap_or_default() {
             let Ok(event) = event.decode::<LedgerEvent>() else { continue };
             match event {

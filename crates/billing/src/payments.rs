@@ -73,7 +73,8 @@ impl SimulatedProvider {
     }
 
     fn decide(request: &ChargeRequest) -> Result<ChargeOutcome, Unavailable> {
-        let declined = |code: &str, message: &str| ChargeOutcome::Declined { code: code.into(), message: message.into() };
+        let declined =
+            |code: &str, message: &str| ChargeOutcome::Declined { code: code.into(), message: message.into() };
         Ok(match request.payment_method_id.as_deref() {
             Some(SIM_UNREACHABLE) => return Err(Unavailable("the simulated provider does not answer".into())),
             Some(SIM_DECLINE) => declined("card_declined", "Your card was declined."),

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use actor::Folded;
-use domain::ids::OrgId;
 use domain::funding::Funding;
+use domain::ids::OrgId;
 use domain::ledger::{Balances, LedgerEvent, LedgerState, Recorded, Reservation};
 use eventlog::{Log, Projection, ProjectionWriter, RecordedEvent};
 use serde::de::DeserializeOwned;

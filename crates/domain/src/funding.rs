@@ -143,7 +143,9 @@ impl AutoReloadSettings {
         }
         if let Some(limit) = patch.monthly_limit_cents {
             next.monthly_limit_cents = limit
-                .map(|l| between("auto_reload_monthly_limit_cents", l, MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS))
+                .map(|l| {
+                    between("auto_reload_monthly_limit_cents", l, MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS)
+                })
                 .transpose()?;
         }
         Ok(next)

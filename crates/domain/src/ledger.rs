@@ -728,14 +728,19 @@ fn decide_command(
                 if let Some(value) = value
                     && (value.trim().is_empty() || value.chars().count() > funding::MAX_KEY_CHARS)
                 {
-                    return Err(invalid(field, format!("Ensure this field has 1 to {} characters.", funding::MAX_KEY_CHARS)));
+                    return Err(invalid(
+                        field,
+                        format!("Ensure this field has 1 to {} characters.", funding::MAX_KEY_CHARS),
+                    ));
                 }
             }
             if let Some(existing) = &recorded.charge {
                 return if existing.amount_cents == cents {
                     Ok(vec![])
                 } else {
-                    Err(LedgerError::ReferenceReused(funding::top_up_reference(idempotency_key.as_deref().unwrap_or(""))))
+                    Err(LedgerError::ReferenceReused(funding::top_up_reference(
+                        idempotency_key.as_deref().unwrap_or(""),
+                    )))
                 };
             }
             let charge = Charge {
@@ -778,12 +783,7 @@ fn decide_command(
                     };
                     let entries = transfer(Account::Funding, Account::Available, charge.amount_cents).to_vec();
                     vec![
-                        LedgerEvent::ChargeSucceeded {
-                            charge,
-                            provider_reference,
-                            transaction_id: transaction.id,
-                            at,
-                        },
+                        LedgerEvent::ChargeSucceeded { charge, provider_reference, transaction_id: transaction.id, at },
                         LedgerEvent::TopUpPosted { transaction, entries },
                     ]
                 }
@@ -801,7 +801,6 @@ fn check_amount_between(field: &'static str, cents: i64, min: i64, max: i64) -> 
     }
     Ok(())
 }
-
 
 fn release(r: &Reservation, expired: bool, at: Timestamp) -> LedgerEvent {
     LedgerEvent::ReservationReleased {

@@ -437,7 +437,8 @@ fn schemas() -> Value {
 fn billing_account() -> Value {
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let credit = |kind: bool| {
-        let mut properties = json!({ "amount_cents": int(), "created_at": { "type": "string", "format": "date-time" } });
+        let mut properties =
+            json!({ "amount_cents": int(), "created_at": { "type": "string", "format": "date-time" } });
         let mut required = vec!["amount_cents", "created_at"];
         if kind {
             properties["kind"] = json!({ "type": "string", "enum": ["auto", "manual"] });
@@ -446,36 +447,64 @@ fn billing_account() -> Value {
         json!({ "type": ["object", "null"], "required": required, "properties": properties })
     };
     let required = [
-        "auto_reload_consecutive_declines", "auto_reload_failed_amount_cents", "auto_reload_failed_at",
-        "auto_reload_failure_code", "auto_reload_last_error", "auto_reload_month_spend_cents",
-        "auto_reload_next_retry_at", "auto_reload_paused", "auto_reload_paused_until", "auto_reload_status",
-        "average_daily_spend_cents_7d", "balance_runway_days", "balance_usd", "current_month_usage_spend_cents",
-        "has_ever_topped_up", "has_payment_method", "last_auto_reload", "last_manual_topup_error",
-        "last_manual_topup_intent_id", "last_top_up", "monthly_spending_limit_cents", "spending_limit_reached",
-        "test_call_budget_cents", "test_call_budget_remaining_cents", "balance_cents", "currency",
-        "auto_reload_enabled", "auto_reload_amount_cents", "auto_reload_minimum_cents",
-        "auto_reload_monthly_limit_cents", "auto_reload_in_progress", "available_cash_cents", "reserved_cents",
-        "available_cents", "rate_cents_per_minute",
+        "auto_reload_consecutive_declines",
+        "auto_reload_failed_amount_cents",
+        "auto_reload_failed_at",
+        "auto_reload_failure_code",
+        "auto_reload_last_error",
+        "auto_reload_month_spend_cents",
+        "auto_reload_next_retry_at",
+        "auto_reload_paused",
+        "auto_reload_paused_until",
+        "auto_reload_status",
+        "average_daily_spend_cents_7d",
+        "balance_runway_days",
+        "balance_usd",
+        "current_month_usage_spend_cents",
+        "has_ever_topped_up",
+        "has_payment_method",
+        "last_auto_reload",
+        "last_manual_topup_error",
+        "last_manual_topup_intent_id",
+        "last_top_up",
+        "monthly_spending_limit_cents",
+        "spending_limit_reached",
+        "test_call_budget_cents",
+        "test_call_budget_remaining_cents",
+        "balance_cents",
+        "currency",
+        "auto_reload_enabled",
+        "auto_reload_amount_cents",
+        "auto_reload_minimum_cents",
+        "auto_reload_monthly_limit_cents",
+        "auto_reload_in_progress",
+        "available_cash_cents",
+        "reserved_cents",
+        "available_cents",
+        "rate_cents_per_minute",
     ];
-    object(&required, json!({
-        "balance_cents": int(), "balance_usd": { "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$" },
-        "currency": { "const": "usd" }, "reserved_cents": int(), "available_cents": int(), "available_cash_cents": int(),
-        "rate_cents_per_minute": int(),
-        "auto_reload_enabled": { "type": "boolean" }, "auto_reload_amount_cents": int(), "auto_reload_minimum_cents": int(),
-        "auto_reload_monthly_limit_cents": nullable("integer"),
-        "auto_reload_status": { "type": "string", "enum": ["capped", "off", "ok", "retrying", "stopped"] },
-        "auto_reload_in_progress": { "type": "boolean" }, "auto_reload_consecutive_declines": int(),
-        "auto_reload_failed_amount_cents": nullable("integer"), "auto_reload_failed_at": time_or_null,
-        "auto_reload_failure_code": nullable("string"), "auto_reload_last_error": nullable("string"),
-        "auto_reload_next_retry_at": time_or_null, "auto_reload_paused": { "type": "boolean" },
-        "auto_reload_paused_until": time_or_null, "auto_reload_month_spend_cents": int(),
-        "current_month_usage_spend_cents": int(), "average_daily_spend_cents_7d": nullable("integer"),
-        "balance_runway_days": nullable("integer"), "has_ever_topped_up": { "type": "boolean" },
-        "has_payment_method": { "type": "boolean" }, "last_top_up": credit(true), "last_auto_reload": credit(false),
-        "last_manual_topup_error": nullable("string"), "last_manual_topup_intent_id": nullable("string"),
-        "monthly_spending_limit_cents": nullable("integer"), "spending_limit_reached": { "type": "boolean" },
-        "test_call_budget_cents": int(), "test_call_budget_remaining_cents": int()
-    }))
+    object(
+        &required,
+        json!({
+            "balance_cents": int(), "balance_usd": { "type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$" },
+            "currency": { "const": "usd" }, "reserved_cents": int(), "available_cents": int(), "available_cash_cents": int(),
+            "rate_cents_per_minute": int(),
+            "auto_reload_enabled": { "type": "boolean" }, "auto_reload_amount_cents": int(), "auto_reload_minimum_cents": int(),
+            "auto_reload_monthly_limit_cents": nullable("integer"),
+            "auto_reload_status": { "type": "string", "enum": ["capped", "off", "ok", "retrying", "stopped"] },
+            "auto_reload_in_progress": { "type": "boolean" }, "auto_reload_consecutive_declines": int(),
+            "auto_reload_failed_amount_cents": nullable("integer"), "auto_reload_failed_at": time_or_null,
+            "auto_reload_failure_code": nullable("string"), "auto_reload_last_error": nullable("string"),
+            "auto_reload_next_retry_at": time_or_null, "auto_reload_paused": { "type": "boolean" },
+            "auto_reload_paused_until": time_or_null, "auto_reload_month_spend_cents": int(),
+            "current_month_usage_spend_cents": int(), "average_daily_spend_cents_7d": nullable("integer"),
+            "balance_runway_days": nullable("integer"), "has_ever_topped_up": { "type": "boolean" },
+            "has_payment_method": { "type": "boolean" }, "last_top_up": credit(true), "last_auto_reload": credit(false),
+            "last_manual_topup_error": nullable("string"), "last_manual_topup_intent_id": nullable("string"),
+            "monthly_spending_limit_cents": nullable("integer"), "spending_limit_reached": { "type": "boolean" },
+            "test_call_budget_cents": int(), "test_call_budget_remaining_cents": int()
+        }),
+    )
 }
 
 #[cfg(test)]

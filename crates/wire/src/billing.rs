@@ -439,7 +439,9 @@ impl From<&ChargeView> for pb::Charge {
     fn from(c: &ChargeView) -> Self {
         let (status, transaction_id, decline_code, decline_message) = match &c.state {
             ChargeState::Pending => ("pending", None, String::new(), String::new()),
-            ChargeState::Succeeded { transaction_id } => ("succeeded", Some(*transaction_id), String::new(), String::new()),
+            ChargeState::Succeeded { transaction_id } => {
+                ("succeeded", Some(*transaction_id), String::new(), String::new())
+            }
             ChargeState::Declined { code, message } => ("declined", None, code.clone(), message.clone()),
         };
         Self {

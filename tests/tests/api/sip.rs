@@ -119,10 +119,8 @@ async fn a_sip_trunk_that_went_away_or_went_silent_answers_502_and_charges_nothi
     let r = server.post("/v1/call", &c.org.key, json!({ "from_number": c.number, "to_number": TO })).await;
     assert_eq!((r.status, r.body["code"].as_str()), (502, Some("carrier_error")), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("No answer from the SIP trunk within 1 s"), "{}", r.body);
-    wait_for(&server, "/v1/billing", &c.org.key, SETTLE, |b| {
-        b["balance_cents"] == 500 && b["reserved_cents"] == 0
-    })
-    .await;
+    wait_for(&server, "/v1/billing", &c.org.key, SETTLE, |b| b["balance_cents"] == 500 && b["reserved_cents"] == 0)
+        .await;
     let calls = server.get("/v1/calls", &c.org.key).await.expect(200);
     assert!(
         calls["results"]

@@ -164,7 +164,10 @@ fn a_declined_top_up_credits_nothing_and_says_why() {
 fn top_up_amounts_are_bounded() {
     let mut books = Books::new();
     for cents in [0, 99, 1_000_001] {
-        assert!(matches!(books.when(top_up(None, cents, None)), Err(LedgerError::Invalid { field: "amount_cents", .. })));
+        assert!(matches!(
+            books.when(top_up(None, cents, None)),
+            Err(LedgerError::Invalid { field: "amount_cents", .. })
+        ));
     }
 }
 
@@ -212,9 +215,9 @@ fn turning_auto_reload_on_below_the_minimum_reloads_at_once() {
 #[test]
 fn the_monthly_cap_stops_reloads_until_next_month() {
     let mut books = Books::new();
-    books.given(auto_reload(1_000, 500, Some(1_500)));
-    let first = requested(&books.given(admin_credit("a", 100))).expect("below the minimum");
+    let first = requested(&books.given(auto_reload(1_000, 500, Some(1_500)))).expect("0 is below the minimum");
     books.given(succeeded(&first.intent_id));
+    assert_eq!(requested(&books.given(admin_credit("a", 100))), None, "1,100 is not below the minimum");
     // 1,100 available; take 700 away: below the minimum, but another 1,000 would pass 1,500.
     assert_eq!(requested(&books.given(admin_credit("b", -700))), None);
     assert_eq!(books.status(), AutoReloadStatus::Capped);
@@ -264,16 +267,23 @@ fn auto_reload_settings_are_bounded_and_keep_what_a_patch_leaves_out() {
     for (patch, field) in [
         (AutoReloadPatch { amount_cents: Some(99), ..Default::default() }, "auto_reload_amount_cents"),
         (AutoReloadPatch { minimum_cents: Some(-1), ..Default::default() }, "auto_reload_minimum_cents"),
-        (AutoReloadPatch { monthly_limit_cents: Some(Some(50)), ..Default::default() }, "auto_reload_monthly_limit_cents"),
+        (
+            AutoReloadPatch { monthly_limit_cents: Some(Some(50)), ..Default::default() },
+            "auto_reload_monthly_limit_cents",
+        ),
     ] {
         assert!(
             matches!(books.when(LedgerCommand::SetAutoReload(patch)), Err(LedgerError::Invalid { field: f, .. }) if f == field)
         );
     }
     books.given(auto_reload(3_000, 1_000, Some(9_000)));
-    books.given(LedgerCommand::SetAutoReload(AutoReloadPatch { monthly_limit_cents: Some(None), ..Default::default() }));
+    books
+        .given(LedgerCommand::SetAutoReload(AutoReloadPatch { monthly_limit_cents: Some(None), ..Default::default() }));
     let settings = &books.state.funding.settings;
-    assert_eq!((settings.enabled, settings.amount_cents, settings.minimum_cents, settings.monthly_limit_cents), (true, 3_000, 1_000, None));
+    assert_eq!(
+        (settings.enabled, settings.amount_cents, settings.minimum_cents, settings.monthly_limit_cents),
+        (true, 3_000, 1_000, None)
+    );
     // The same settings again record nothing.
     assert_eq!(books.when(auto_reload(3_000, 1_000, None)), Ok(vec![]));
 }

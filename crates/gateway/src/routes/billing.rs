@@ -56,7 +56,11 @@ fn bounded(f: &mut Fields, field: &str, value: Option<i64>, min: i64, max: i64) 
 
 /// `PATCH /v1/billing`: the auto-reload settings (`PatchedAutoReloadRequest`, every field
 /// optional), answered with the account.
-pub async fn update_account(State(app): State<App>, caller: Caller, mut body: JsonObject) -> Result<Json<Value>, ApiError> {
+pub async fn update_account(
+    State(app): State<App>,
+    caller: Caller,
+    mut body: JsonObject,
+) -> Result<Json<Value>, ApiError> {
     const LIMIT: &str = "auto_reload_monthly_limit_cents";
     // Null lifts the cap, which `Fields` has no nullable integer for.
     let limit = body.0.remove(LIMIT);
@@ -70,7 +74,9 @@ pub async fn update_account(State(app): State<App>, caller: Caller, mut body: Js
         None => (None, false),
         Some(Value::Null) => (None, true),
         Some(v) => match v.as_i64().filter(|_| v.is_i64() || v.is_u64()) {
-            Some(cents) => (bounded(&mut f, LIMIT, Some(cents), MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS), false),
+            Some(cents) => {
+                (bounded(&mut f, LIMIT, Some(cents), MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS), false)
+            }
             None => {
                 f.error(LIMIT, "A valid integer is required.");
                 (None, false)
@@ -201,8 +207,7 @@ pub async fn credit(
     let reference = f.parse("reference", reference, |r| domain::fields::non_blank(&r, MAX_REFERENCE_CHARS));
     let description = f.optional_str("description");
     let (cents, reference) = f.finish(|| Some((amount?, reference?)))?;
-    let description =
-        description.unwrap_or_else(|| if cents < 0 { "Debit" } else { "Credit" }.to_owned());
+    let description = description.unwrap_or_else(|| if cents < 0 { "Debit" } else { "Credit" }.to_owned());
     let org = existing_org(&app, &id).await?;
     match app.services.billing(org, billing_command::Kind::TopUp(pb::TopUp { reference, cents, description })).await? {
         B::Transaction(t) => Ok(created(render::transaction(&t))),
