@@ -215,9 +215,9 @@ fn turning_auto_reload_on_below_the_minimum_reloads_at_once() {
 #[test]
 fn the_monthly_cap_stops_reloads_until_next_month() {
     let mut books = Books::new();
-    books.given(auto_reload(1_000, 500, Some(1_500)));
-    let first = requested(&books.given(admin_credit("a", 100))).expect("below the minimum");
+    let first = requested(&books.given(auto_reload(1_000, 500, Some(1_500)))).expect("0 is below the minimum");
     books.given(succeeded(&first.intent_id));
+    assert_eq!(requested(&books.given(admin_credit("a", 100))), None, "1,100 is not below the minimum");
     // 1,100 available; take 700 away: below the minimum, but another 1,000 would pass 1,500.
     assert_eq!(requested(&books.given(admin_credit("b", -700))), None);
     assert_eq!(books.status(), AutoReloadStatus::Capped);
