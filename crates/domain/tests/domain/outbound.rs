@@ -113,7 +113,10 @@ fn a_number_calls_out_only_once_its_last_verification_passed() {
             at: T,
         },
     ]);
-    let plan = org::plan_outbound(&fresh, request("+14155550100", AgentChoice::Inline(AgentSpec::named("I".into()))));
+    let plan = org::plan_outbound(
+        &fresh,
+        request("+14155550100", AgentChoice::Inline(Box::new(AgentSpec::named("I".into())))),
+    );
     assert_eq!(plan.unwrap_err(), OutboundRejection::UnverifiedNumber(PhoneNumberId(197)));
 }
 
