@@ -176,7 +176,7 @@ static OPERATIONS: &[Operation] = &[
     op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentReplace"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("delete" "/v1/agents/{id}", "Delete an agent", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/voip-connections", "List VoIP connections", Key, body: None, ok: 200 Some("VoipConnectionList"), query: &[], errors: &[]),
-    op!("post" "/v1/voip-connections/test", "Test a connection's configuration; answers the evidence a create presents", Key, body: Some("VoipConnectionTestInput"), ok: 201 Some("ConnectionTest"), query: &[], errors: &[]),
+    op!("post" "/v1/voip-connections/test", "Test a connection's configuration; answers the evidence a create presents", Key, body: Some("VoipConnectionTestInput"), ok: 201 Some("ConnectionTest"), query: &[], errors: &[409]),
     op!("post" "/v1/voip-connections", "Create a VoIP connection on the evidence of its test", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/voip-connections/sip-host", "The SIP host trunks send inbound calls to", Key, body: None, ok: 200 Some("VoipSipHost"), query: &[], errors: &[]),
     op!("get" "/v1/voip-connections/{id}", "Get a VoIP connection", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[]),
@@ -757,12 +757,7 @@ fn schemas() -> Value {
             },
             // A new configuration is a whole one (the password is never read back to merge), on
             // the evidence of its test.
-            "dependentRequired": { "sip_config": ["verification_evidence_id"], "credentials": ["sip_config", "verification_evidence_id"] },
-            "anyOf": [
-                { "not": { "required": ["sip_config"] } },
-                { "required": ["credentials"], "properties": { "sip_config": { "properties": { "host": { "not": { "const": "sim" } } } } } },
-                { "properties": { "sip_config": { "properties": { "host": { "const": "sim" } } } } }
-            ]
+            "dependentRequired": { "sip_config": ["verification_evidence_id"], "credentials": ["sip_config", "verification_evidence_id"] }
         },
         "VerificationEvidence": object(&["id", "provider", "config_fingerprint", "outbound_status", "inbound_status", "evidence",
                 "provider_charge_currency", "provider_charge_estimate_cents", "provider_charge_note", "created_at"], json!({

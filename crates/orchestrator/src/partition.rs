@@ -227,7 +227,9 @@ impl Partition {
             C::CreateVoipConnection { name, vendor, provider, evidence_id } => {
                 self.create_connection(org, name, vendor, provider, evidence_id)
             }
-            C::UpdateVoipConnection { id, name, trunk } => self.update_connection(org, id, name, trunk),
+            C::UpdateVoipConnection { id, name, trunk } => {
+                return self.update_connection(org, id, name, trunk, request);
+            }
             C::DeleteVoipConnection(id) => return self.delete_connection(org, id, request),
             C::PlaceCall { call, idempotency_key } => return self.place_call(org, call, idempotency_key, request),
             C::CreateTestRun(run) => return self.create_test_run(org, run, request),

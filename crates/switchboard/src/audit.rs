@@ -43,10 +43,16 @@ fn secrets(data_dir: PathBuf, secrets_key_file: Option<PathBuf>) -> anyhow::Resu
         let log = store.log(orchestrator::NAMESPACE, partition, orchestrator::projections())?;
         for event in log.read_all() {
             let event = event?;
-            if event.event_type != "voip_connection_created" {
+            // Every password a connection was given: at its create, and at each change of its
+            // configuration (whose predecessor is shredded once the change is durable).
+            if !matches!(event.event_type.as_str(), "voip_connection_created" | "voip_connection_updated") {
                 continue;
             }
-            let OrgEvent::VoipConnectionCreated { id, provider, .. } = event.decode()? else { continue };
+            let (id, provider) = match event.decode()? {
+                OrgEvent::VoipConnectionCreated { id, provider, .. } => (id, provider),
+                OrgEvent::VoipConnectionUpdated { id, provider: Some(provider), .. } => (id, provider),
+                _ => continue,
+            };
             let Some(sealed) = provider.password() else { continue };
             let state = match vault.open(sealed) {
                 Ok(_) => "open",

@@ -34,38 +34,49 @@ impl Partition {
         outcome
     }
 
-    /// Renames a connection, or changes its configuration on the evidence of its test. The
-    /// password it replaces stays sealed in the events that held it; its data key is kept, since
-    /// calls placed before may still need it to end.
+    /// Renames a connection, or changes its configuration on the evidence of its test. A new
+    /// password is sealed under a data key of its own; once the change is durable, the data key
+    /// of the password it replaces is shredded (a call under way holds its trunk opened already),
+    /// and the answer waits for that.
     pub(super) fn update_connection(
         &mut self,
         org: OrgId,
         id: VoipConnectionId,
         name: Option<String>,
         trunk: Option<(Provider, String)>,
-    ) -> Outcome {
-        let vendor = load_org(&self.log, &mut self.orgs, org)?
-            .state
-            .connections
-            .get(&id)
-            .map(|c| c.vendor)
-            .ok_or_else(|| wire::not_found(domain::org::Resource::VoipConnection))?;
+        request: bus::Message,
+    ) {
+        let (vendor, replaced) = match load_org(&self.log, &mut self.orgs, org) {
+            Ok(folded) => match folded.state.connections.get(&id) {
+                Some(c) => (c.vendor, c.provider.password().cloned()),
+                None => return self.answer(request, Err(wire::not_found(domain::org::Resource::VoipConnection))),
+            },
+            Err(failure) => return self.answer(request, Err(failure)),
+        };
         let trunk = match trunk {
             None => None,
             Some((provider, evidence_id)) => {
                 let fingerprint = self.vault.config_fingerprint(vendor, &provider);
-                let provider = provider.try_map_password(|p| self.vault.seal(&p)).map_err(vault_failure)?;
-                Some((provider, EvidenceClaim { id: evidence_id, fingerprint }))
+                match provider.try_map_password(|p| self.vault.seal(&p)) {
+                    Ok(provider) => Some((provider, EvidenceClaim { id: evidence_id, fingerprint })),
+                    Err(e) => return self.answer(request, Err(vault_failure(e))),
+                }
             }
         };
+        let reconfigured = trunk.is_some();
         let sealed = trunk.as_ref().and_then(|(p, _)| p.password().cloned());
-        let outcome = self.decide_org(org, OrgCommand::UpdateVoipConnection { id, name, trunk });
-        if outcome.is_err()
-            && let Some(sealed) = sealed
-        {
-            self.vault.discard(&sealed);
+        match self.decide_org(org, OrgCommand::UpdateVoipConnection { id, name, trunk }) {
+            Ok(Decided { pending, reply }) if reconfigured && replaced.is_some() => {
+                self.perform(Effect::Shred { sealed: replaced, request, reply, after: pending });
+            }
+            Ok(decided) => self.answer(request, Ok(decided)),
+            Err(failure) => {
+                if let Some(sealed) = sealed {
+                    self.vault.discard(&sealed);
+                }
+                self.answer(request, Err(failure));
+            }
         }
-        outcome
     }
 
     /// Deletes a connection, and once its deletion is durable, its password's data key: from
