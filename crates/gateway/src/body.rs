@@ -53,7 +53,7 @@ pub async fn read(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
 
 /// A JSON number that is a whole number within i64: `3`, and `3.0` too, as JSON Schema counts
 /// integers (and as DRF's IntegerField reads them); `3.5` or `1e300` is none.
-fn whole_number(value: &Value) -> Option<i64> {
+pub fn whole_number(value: &Value) -> Option<i64> {
     if let Some(n) = value.as_i64() {
         return Some(n);
     }

@@ -19,6 +19,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Names the request field the error is about (`{"detail", "code", "field"}`).
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.body["field"] = Value::String(field.to_owned());
+        self
+    }
+
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
             status,

@@ -127,7 +127,7 @@ pub async fn middleware(State(app): State<App>, request: Request, next: Next) ->
     let key = match (header_key, body_key) {
         (Some(header), Some(body)) if header != body => {
             return ApiError::new(
-                StatusCode::BAD_REQUEST,
+                StatusCode::CONFLICT,
                 "idempotency_key_mismatch",
                 "The Idempotency-Key header and the body's idempotency_key differ; give one, or the same.",
             )

@@ -57,6 +57,20 @@ fn no_hidden_characters() -> &'static str {
     })
 }
 
+/// A name or label that may be blank (`""` is what the client sends unset), holding none of the
+/// characters a name may not hold.
+fn plain_text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "pattern": no_hidden_characters() })
+}
+
+/// Query parameters a request must give.
+const REQUIRED_QUERY: &[&str] = &["confirm"];
+
+/// A release names `confirm=true`: the contract requires the parameter, and only true releases.
+fn confirm_true() -> Value {
+    json!({ "type": "boolean", "enum": [true] })
+}
+
 fn int() -> Value {
     json!({ "type": "integer" })
 }
@@ -172,24 +186,24 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/agents", "List agents", Key, body: None, ok: 200 Some("AgentList"), query: &[], errors: &[]),
     op!("post" "/v1/agents", "Create an agent", Key, body: Some("AgentInput"), ok: 201 Some("Agent"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/agents/{id}", "Get an agent", Key, body: None, ok: 200 Some("Agent"), query: &[], errors: &[]),
-    op!("patch" "/v1/agents/{id}", "Change some of an agent's fields", Key, body: Some("AgentPatch"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
+    op!("patch" "/v1/agents/{id}", "Change some of an agent's fields", Key, body: Some("AgentPatch?"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("put" "/v1/agents/{id}", "Replace an agent", Key, body: Some("AgentReplace"), ok: 200 Some("Agent"), query: &[], errors: &[409]),
     op!("delete" "/v1/agents/{id}", "Delete an agent", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("get" "/v1/voip-connections", "List VoIP connections", Key, body: None, ok: 200 Some("VoipConnectionList"), query: &[], errors: &[]),
-    op!("post" "/v1/voip-connections/test", "Test a connection's configuration; answers the evidence a create presents", Key, body: Some("VoipConnectionTestInput"), ok: 201 Some("ConnectionTest"), query: &[], errors: &[409]),
+    op!("post" "/v1/voip-connections/test", "Test a connection's configuration; answers the evidence a create presents", Key, body: Some("VoipConnectionTestInput"), ok: 201 Some("ConnectionTest"), query: &[], errors: &[403, 409]),
     op!("post" "/v1/voip-connections", "Create a VoIP connection on the evidence of its test", Key, body: Some("VoipConnectionInput"), ok: 201 Some("VoipConnection"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/voip-connections/sip-host", "The SIP host trunks send inbound calls to", Key, body: None, ok: 200 Some("VoipSipHost"), query: &[], errors: &[]),
     op!("get" "/v1/voip-connections/{id}", "Get a VoIP connection", Key, body: None, ok: 200 Some("VoipConnection"), query: &[], errors: &[]),
-    op!("patch" "/v1/voip-connections/{id}", "Rename a connection, or change its configuration on new evidence", Key, body: Some("VoipConnectionPatch"), ok: 200 Some("VoipConnection"), query: &[], errors: &[409]),
+    op!("patch" "/v1/voip-connections/{id}", "Rename a connection, or change its configuration on new evidence", Key, body: Some("VoipConnectionPatch"), ok: 200 Some("VoipConnection"), query: &[], errors: &[403, 409]),
     op!("delete" "/v1/voip-connections/{id}", "Delete a VoIP connection", Key, body: None, ok: 204 None, query: &[], errors: &[409]),
     op!("post" "/v1/voip-connections/{id}/import-numbers", "Import the org's own numbers onto a connection", Key, body: Some("NumberImportInput"), ok: 201 Some("ImportedNumbers"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/phone-numbers", "List phone numbers", Key, body: None, ok: 200 Some("PhoneNumberList"), query: &[], errors: &[]),
     op!("post" "/v1/phone-numbers", "Provision an inbound-only demo number", Key, body: Some("PhoneNumberProvisionInput"), ok: 201 Some("PhoneNumber"), query: &[], errors: &[403, 409]),
     op!("get" "/v1/phone-numbers/{id}", "Get a phone number", Key, body: None, ok: 200 Some("PhoneNumber"), query: &[], errors: &[]),
-    op!("patch" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
-    op!("put" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
+    op!("patch" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput?"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
+    op!("put" "/v1/phone-numbers/{id}", "Change a phone number's agents, label or webhook", Key, body: Some("PhoneNumberUpdateInput?"), ok: 200 Some("PhoneNumberUpdate"), query: &[], errors: &[409]),
     op!("delete" "/v1/phone-numbers/{id}", "Release a phone number (confirm=true)", Key, body: None, ok: 200 Some("PhoneNumberReleased"),
-        query: &[("confirm", boolean), ("release_at_provider", boolean)], errors: &[409]),
+        query: &[("confirm", confirm_true), ("release_at_provider", boolean)], errors: &[409]),
     op!("post" "/v1/phone-numbers/{id}/verify-voip", "Verify a VoIP number on its trunk", Key, body: Some("FreeForm"), ok: 200 Some("NumberVerification"), query: &[], errors: &[409]),
     op!("post" "/v1/call", "Place an outbound call", Key, body: Some("PlaceCall"), ok: 201 Some("PlaceCallResponse"), query: &[], errors: &[402, 403, 409, 502]),
     op!("get" "/v1/calls", "List calls, newest first", Key, body: None, ok: 200 Some("CallListResponse"), query: CALL_LIST_QUERY, errors: &[]),
@@ -199,7 +213,7 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/calls/{id}/history", "Get a call's event timeline", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
     op!("post" "/v1/calls/{id}/hangup", "Hang up a call (idempotent)", Key, body: None, ok: 200 Some("Call"), query: &[], errors: &[409]),
     op!("get" "/v1/test-calls", "List test-call runs", Key, body: None, ok: 200 Some("TestRunList"),
-        query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", int)], errors: &[]),
+        query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", id_filter)], errors: &[]),
     op!("post" "/v1/test-calls", "Start a test-call run", Key, body: Some("TestRunInput"), ok: 201 Some("TestRun"), query: &[], errors: &[402, 409]),
     op!("get" "/v1/test-calls/{id}", "Get a test-call run", Key, body: None, ok: 200 Some("TestRun"), query: &[], errors: &[]),
     op!("get" "/v1/test-call-batches", "List test-call batches", Key, body: None, ok: 200 Some("TestBatchList"), query: PAGE, errors: &[]),
@@ -208,13 +222,13 @@ static OPERATIONS: &[Operation] = &[
     op!("get" "/v1/test-call-batches/{id}/events", "Get a batch's event history", Key, body: None, ok: 200 Some("EventList"), query: &[], errors: &[]),
     op!("post" "/v1/test-call-batches/{id}/cancel", "Stop the runs a batch has not launched; they end failed (idempotent)", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[409]),
     op!("get" "/v1/simulations", "List test-call runs (alias of /v1/test-calls)", Key, body: None, ok: 200 Some("TestRunList"),
-        query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", int)], errors: &[]),
+        query: &[("limit", limit), ("offset", offset), ("target_type", target_type), ("status", run_status), ("agent_id", id_filter)], errors: &[]),
     op!("post" "/v1/simulations", "Start a test-call run (alias of /v1/test-calls)", Key, body: Some("TestRunInput"), ok: 201 Some("TestRun"), query: &[], errors: &[402, 409]),
     op!("get" "/v1/simulations/batches", "List test-call batches (alias of /v1/test-call-batches)", Key, body: None, ok: 200 Some("TestBatchList"), query: PAGE, errors: &[]),
     op!("post" "/v1/simulations/batches", "Start a test-call batch (alias of /v1/test-call-batches)", Key, body: Some("TestBatchInput"), ok: 201 Some("TestBatch"), query: &[], errors: &[402, 403, 409]),
     op!("get" "/v1/simulations/batches/{id}", "Get a batch and its run ids (alias of /v1/test-call-batches/{id})", Key, body: None, ok: 200 Some("TestBatch"), query: &[], errors: &[]),
     op!("get" "/v1/billing", "Get the billing account: balance and auto-reload", Key, body: None, ok: 200 Some("BillingAccount"), query: &[], errors: &[]),
-    op!("patch" "/v1/billing", "Change the auto-reload settings", Key, body: Some("PatchedAutoReloadRequest"), ok: 200 Some("BillingAccount"), query: &[], errors: &[]),
+    op!("patch" "/v1/billing", "Change the auto-reload settings", Key, body: Some("PatchedAutoReloadRequest?"), ok: 200 Some("BillingAccount"), query: &[], errors: &[]),
     op!("post" "/v1/billing/top-up", "Top up: charge the card and credit the balance", Key, body: Some("TopUpRequest"), ok: 201 Some("TopUpResponse"), query: &[], errors: &[402, 409]),
     op!("get" "/v1/billing/transactions", "List transactions, newest first (a page with limit or offset)", Key, body: None, ok: 200 Some("TransactionListOrPage"), query: PAGE, errors: &[]),
     op!("post" "/admin/v1/orgs", "Create an org (admin)", Admin, body: Some("NameInput"), ok: 201 Some("Org"), query: &[], errors: &[409]),
@@ -287,7 +301,7 @@ fn build() -> Value {
         let mut parameters: Vec<Value> = op
             .query
             .iter()
-            .map(|(name, schema)| json!({ "name": name, "in": "query", "required": false, "schema": schema() }))
+            .map(|(name, schema)| json!({ "name": name, "in": "query", "required": REQUIRED_QUERY.contains(name), "schema": schema() }))
             .collect();
         if op.path.contains("{id}") {
             parameters.push(
@@ -305,7 +319,11 @@ fn build() -> Value {
             operation["parameters"] = Value::Array(parameters);
         }
         if let Some(body) = op.body {
-            operation["requestBody"] = json!({ "required": true, "content": json_content(reference(body)) });
+            let (body, required) = match body.strip_suffix('?') {
+                Some(optional) => (optional, false),
+                None => (body, true),
+            };
+            operation["requestBody"] = json!({ "required": required, "content": json_content(reference(body)) });
         }
         operation["security"] = match op.auth {
             Auth::None => json!([]),
@@ -425,7 +443,7 @@ fn tool_input() -> Value {
 /// `voice`, and `greeting`, `max_hold_seconds` and `tools` beside them).
 fn agent_spec_fields() -> Map<String, Value> {
     let fields = json!({
-        "name": { "type": "string", "minLength": 1, "maxLength": domain::agent::MAX_NAME_CHARS, "pattern": "\\S" },
+        "name": visible_text(domain::agent::MAX_NAME_CHARS),
         "prompt": { "type": "string", "maxLength": domain::agent::MAX_PROMPT_CHARS },
         "voice": voice(),
         "greeting": { "type": "string", "maxLength": domain::agent::MAX_GREETING_CHARS },
@@ -744,7 +762,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["provider", "verification_evidence_id", "sip_config"], "additionalProperties": false,
             "properties": {
                 "provider": provider.clone(), "verification_evidence_id": uuid.clone(), "sip_config": reference("SipConfig"),
-                "credentials": reference("Credentials"), "name": { "type": "string", "maxLength": 100 },
+                "credentials": reference("Credentials"), "name": plain_text(100),
                 "setup_method": { "type": "string", "enum": ["api_key", "guided_telnyx", "manual", "twilio_subaccount"] }
             },
             "anyOf": trunk_or_sim
@@ -752,7 +770,7 @@ fn schemas() -> Value {
         "VoipConnectionPatch": {
             "type": "object", "additionalProperties": false,
             "properties": {
-                "name": { "type": "string", "maxLength": 100 }, "sip_config": reference("SipConfig"),
+                "name": plain_text(100), "sip_config": reference("SipConfig"),
                 "credentials": reference("Credentials"), "verification_evidence_id": uuid.clone()
             },
             // A new configuration is a whole one (the password is never read back to merge), on
@@ -943,7 +961,7 @@ fn schemas() -> Value {
         "TestRunList": list("TestRun"),
         "TestBatchInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false,
             "not": { "required": ["scenario_prompt", "scenario_prompts"] }, "properties": {
-            "name": { "type": "string", "maxLength": 100 }, "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 },
+            "name": plain_text(100), "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 },
             "direction": direction(), "run_count": { "type": "integer", "minimum": 1, "maximum": 20 },
             "stagger_seconds": { "type": "integer", "minimum": 0, "maximum": 60 },
             "scenario_prompts": { "type": "array", "items": { "type": "string", "maxLength": 4000 } },

@@ -41,13 +41,16 @@ async fn hosts_on_loopback_private_or_metadata_addresses_are_refused_without_the
             [("/v1/voip-connections/test", sip(host, 5060)), ("/v1/voip-connections", create(sip(host, 5060)))]
         {
             let r = server.post(path, &org.key, body).await;
-            assert_eq!(r.status, 400, "{path} {host}: {}", r.body);
-            let message = r.body["sip_config.host"][0].as_str().unwrap_or_default();
+            assert_eq!(
+                (r.status, &r.body["code"], &r.body["field"]),
+                (403, &json!("host_not_public"), &json!("sip_config.host"))
+            );
+            let message = r.body["detail"].as_str().unwrap_or_default();
             assert!(message.starts_with("Enter a public host:"), "{path} {host}: {}", r.body);
         }
     }
     let r = server.post("/v1/voip-connections/test", &org.key, sip("169.254.169.254", 80)).await;
-    assert!(r.body["sip_config.host"][0].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
     // A public address is tested (whatever the probe finds, it answers with evidence).
     let tested = server.post("/v1/voip-connections/test", &org.key, sip("192.0.43.10", 5060)).await.expect(201);
     assert!(tested["verification_evidence"]["id"].is_string(), "{tested}");

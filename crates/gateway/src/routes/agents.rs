@@ -78,7 +78,8 @@ impl SettingSource for BodySettings<'_> {
             _ => (field, shape),
         };
         let value = self.f.optional_value(name)?;
-        if value.is_null() && !T::SHAPE.nullable {
+        let free_form = matches!(shape.kind, Shaped::FreeForm { .. });
+        if value.is_null() && !T::SHAPE.nullable && !free_form {
             // Only where null means the default (above): the setting stays as it is.
             return if shape.nullable { None } else { self.refuse(name, NOT_NULL) };
         }
@@ -101,12 +102,18 @@ impl BodySettings<'_> {
 /// becomes its JSON text); `None`, with the field's errors recorded, if it does not fit.
 fn checked(f: &mut Fields, field: &str, shape: Shape, value: Value) -> Option<Value> {
     if value.is_null() {
+        // A free-form value may be any JSON, null among them (its default).
+        if let Shaped::FreeForm { .. } = shape.kind {
+            return Some(Value::String("null".to_owned()));
+        }
         return if shape.nullable { Some(Value::Null) } else { error(f, field, NOT_NULL) };
     }
     match (shape.kind, value) {
         (Shaped::Bool, v @ Value::Bool(_)) => Some(v),
         (Shaped::Bool, _) => error(f, field, "Must be a valid boolean."),
-        (Shaped::Int { .. }, v) if v.is_i64() => Some(v),
+        (Shaped::Int { .. }, v) if crate::body::whole_number(&v).is_some() => {
+            crate::body::whole_number(&v).map(Value::from)
+        }
         (Shaped::Int { .. }, _) => error(f, field, "A valid integer is required."),
         (Shaped::Text { .. }, v @ Value::String(_)) => Some(v),
         (Shaped::Text { .. }, _) => error(f, field, "Not a valid string."),

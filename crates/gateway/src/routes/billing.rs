@@ -73,7 +73,7 @@ pub async fn update_account(
     let (monthly_limit_cents, clear_monthly_limit) = match limit {
         None => (None, false),
         Some(Value::Null) => (None, true),
-        Some(v) => match v.as_i64().filter(|_| v.is_i64() || v.is_u64()) {
+        Some(v) => match crate::body::whole_number(&v) {
             Some(cents) => {
                 (bounded(&mut f, LIMIT, Some(cents), MIN_MONTHLY_LIMIT_CENTS, MAX_MONTHLY_LIMIT_CENTS), false)
             }

@@ -97,14 +97,15 @@ fn configuration(f: &mut Fields, app: &App, vendor: Option<Vendor>) -> Option<Pr
     }))
 }
 
-/// Refuses, as a field error, a host that is a refused address or resolves to one. A name that
-/// does not resolve now is let through: it may resolve later, and every use checks again.
+/// Refuses a host that is a refused address or resolves to one: 403, the policy's refusal of a
+/// well-formed request (no schema can say which names resolve where), naming the field. A name
+/// that does not resolve now is let through: it may resolve later, and every use checks again.
 async fn check_host(egress: egress::Policy, provider: &Provider) -> Result<(), ApiError> {
     let Provider::Sip(trunk) = provider else { return Ok(()) };
     match egress.resolve(&trunk.host, trunk.port).await {
         Err(egress::Error::Refused { address, refusal, .. }) => {
             let message = format!("Enter a public host: {address} is {}.", refusal.describe());
-            Err(ApiError::invalid(domain::FieldErrors::single("sip_config.host", message)))
+            Err(ApiError::new(StatusCode::FORBIDDEN, "host_not_public", message).with_field("sip_config.host"))
         }
         Ok(_) | Err(egress::Error::Unresolvable { .. }) => Ok(()),
     }
