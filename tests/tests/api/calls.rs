@@ -519,7 +519,7 @@ async fn the_body_idempotency_key_is_the_header_key_and_a_replay_says_so() {
         .send()
         .await
         .unwrap();
-    assert_eq!(both.status(), 400);
+    assert_eq!(both.status(), 409, "two keys that differ conflict");
     let r = server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "idempotency_key": "" })).await;
     assert_eq!(r.expect(400)["idempotency_key"].as_array().map(Vec::len), Some(1));
 

@@ -78,7 +78,7 @@ async fn a_connection_made_on_loopback_is_neither_probed_nor_dialed_once_the_fla
     let number = server.get(&format!("/v1/phone-numbers/{}", c.number_id), &c.org.key).await.expect(200);
     assert_eq!(number["outbound_eligible"], false, "{number}");
     // Nor is the trunk tested again.
-    server.post("/v1/voip-connections/test", &c.org.key, trunk.connection()).await.expect(400);
+    server.post("/v1/voip-connections/test", &c.org.key, trunk.connection()).await.expect(403);
 
     // Give a stray packet time to arrive: SIPp saw nothing after the restart.
     tokio::time::sleep(Duration::from_millis(300)).await;
