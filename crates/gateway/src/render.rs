@@ -418,6 +418,11 @@ pub fn call(c: &pb::Call) -> Value {
         .collect();
     let variables = serde_json::from_str::<Value>(&c.variables_json).unwrap_or_else(|_| json!({}));
     let ended = c.ended_at_ms.is_some();
+    // The agent the call runs with, as it was when the call was placed.
+    let settings = domain::agent::AgentSpec::try_from(agent.clone())
+        .ok()
+        .and_then(|spec| serde_json::to_value(&spec.settings).ok())
+        .unwrap_or_default();
     json!({
         "call_id": c.id,
         "direction": c.direction,
@@ -443,8 +448,8 @@ pub fn call(c: &pb::Call) -> Value {
         "prompt_snapshot": agent.prompt,
         "voice": (!agent.voice.is_empty()).then_some(&agent.voice),
         "tool_snapshot": tools,
-        "thinking_level": "base",
-        "product": null,
+        "thinking_level": settings.get("thinking_level").cloned().unwrap_or_else(|| json!("base")),
+        "product": settings.get("product").cloned().unwrap_or(Value::Null),
         "variables": variables,
         "unresolved_variables": c.unresolved_variables,
         "call_outcome": null,

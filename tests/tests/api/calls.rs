@@ -470,7 +470,16 @@ async fn an_inline_config_as_the_official_client_sends_it_is_carried_by_the_call
     let mut widened = config.clone();
     widened["thinking_level"] = json!("minimal");
     widened["storm_feedback_mode"] = json!("none");
-    server.post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": widened })).await.expect(201);
+    let placed = server
+        .post("/v1/call", k, json!({ "from_number": FROM, "to_number": TO, "config": widened }))
+        .await
+        .expect(201);
+    // The call reads back with what it runs with.
+    let call = server.get(&format!("/v1/calls/{}", placed["call_id"]), k).await.expect(200);
+    assert_eq!(
+        (&call["thinking_level"], &call["product"], &call["voice"]),
+        (&json!("minimal"), &json!("spark"), &json!("coral"))
+    );
     let mut bad = config.clone();
     bad["thinking_level"] = json!("maximal");
     bad["ring_duration_seconds"] = json!(0);
