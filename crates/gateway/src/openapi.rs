@@ -71,6 +71,11 @@ fn confirm_true() -> Value {
     json!({ "type": "boolean", "enum": [true] })
 }
 
+/// An agent a number names, or null for none.
+fn agent_reference() -> Value {
+    json!({ "type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX })
+}
+
 fn int() -> Value {
     json!({ "type": "integer" })
 }
@@ -818,7 +823,7 @@ fn schemas() -> Value {
             "area_code": provision_text.clone(), "city": provision_text.clone(), "state": provision_text.clone(), "idempotency_key": provision_text
         } },
         "PhoneNumberUpdateInput": { "type": "object", "additionalProperties": false, "properties": {
-            "inbound_agent_id": nullable("integer"), "outbound_agent_id": nullable("integer"),
+            "inbound_agent_id": agent_reference(), "outbound_agent_id": agent_reference(),
             "label": { "type": "string", "maxLength": domain::org::MAX_NUMBER_LABEL_CHARS },
             // Only `active`: a number is active until it is released.
             "status": { "type": "string", "enum": ["active"] },
@@ -939,7 +944,7 @@ fn schemas() -> Value {
             "status": { "type": "string", "enum": ["succeeded", "processing"] }, "amount_cents": int()
         })),
         "TestRunInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false, "properties": {
-            "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 }, "direction": direction(),
+            "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0, "maximum": i64::MAX }, "direction": direction(),
             "target_number": test_target_number(), "scenario_prompt": { "type": "string", "maxLength": 4000 },
             "mode": { "type": "string", "enum": ["bot", "sip"] }, "consent_to_charge": { "const": true },
             "language": language(), "primary_language": language(),
@@ -961,7 +966,7 @@ fn schemas() -> Value {
         "TestRunList": list("TestRun"),
         "TestBatchInput": { "type": "object", "required": ["target_type", "target_id", "consent_to_charge"], "additionalProperties": false,
             "not": { "required": ["scenario_prompt", "scenario_prompts"] }, "properties": {
-            "name": plain_text(100), "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0 },
+            "name": plain_text(100), "target_type": target_type(), "target_id": { "type": "integer", "minimum": 0, "maximum": i64::MAX },
             "direction": direction(), "run_count": { "type": "integer", "minimum": 1, "maximum": 20 },
             "stagger_seconds": { "type": "integer", "minimum": 0, "maximum": 60 },
             "scenario_prompts": { "type": "array", "items": { "type": "string", "maxLength": 4000 } },
