@@ -51,9 +51,8 @@ async fn hosts_on_loopback_private_or_metadata_addresses_are_refused_without_the
     }
     let r = server.post("/v1/voip-connections/test", &org.key, sip("169.254.169.254", 80)).await;
     assert!(r.body["detail"].as_str().unwrap().contains("a cloud metadata address"), "{}", r.body);
-    // A public address is tested (whatever the probe finds, it answers with evidence).
-    let tested = server.post("/v1/voip-connections/test", &org.key, sip("192.0.43.10", 5060)).await.expect(201);
-    assert!(tested["verification_evidence"]["id"].is_string(), "{tested}");
+    // (That a public address is let through is the egress crate's unit tests': probing one here
+    // would send a packet off this machine, which no test may.)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
