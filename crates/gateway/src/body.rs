@@ -62,7 +62,8 @@ pub fn whole_number(value: &Value) -> Option<i64> {
     (x >= -9_223_372_036_854_775_808.0 && x < 9_223_372_036_854_775_808.0).then_some(x as i64)
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// A JSON value's type as DRF names it in its messages.
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "bool",

@@ -51,12 +51,9 @@ pub fn whoami(org: &pb::Org, key_id: u64, key_label: Option<String>) -> Value {
 /// An agent as the contract's `Agent`: switchboard's fields (`greeting`, `max_hold_seconds`,
 /// `tools`), every setting an agent takes, and the contract's fields for features outside the
 /// engine at their neutral values (no draft, no integrations or knowledge).
-pub fn agent(a: &pb::Agent) -> Value {
-    let pb_spec = a.spec.clone().unwrap_or_default();
-    let spec = domain::agent::AgentSpec::try_from(pb_spec.clone())
-        .unwrap_or_else(|_| domain::agent::AgentSpec::named(pb_spec.name.clone()));
-    let tools: Vec<Value> = spec
-        .tools
+/// An agent's tools as the API shows them, each with its parameters' JSON Schema.
+fn tools_json(tools: &[domain::agent::Tool]) -> Value {
+    tools
         .iter()
         .map(|t| {
             json!({
@@ -66,7 +63,14 @@ pub fn agent(a: &pb::Agent) -> Value {
                 "parameters": serde_json::from_str::<Value>(&t.parameters_json).unwrap_or_else(|_| json!({})),
             })
         })
-        .collect();
+        .collect()
+}
+
+pub fn agent(a: &pb::Agent) -> Value {
+    let pb_spec = a.spec.clone().unwrap_or_default();
+    let spec = domain::agent::AgentSpec::try_from(pb_spec.clone())
+        .unwrap_or_else(|_| domain::agent::AgentSpec::named(pb_spec.name.clone()));
+    let tools = tools_json(&spec.tools);
     let mut body = json!({
         "id": a.id,
         "name": spec.name,
@@ -404,25 +408,12 @@ pub fn billing_account(a: &pb::BillingAccount) -> Value {
 /// recording, transfers, LiveKit, agent variants, issues) answer their neutral value.
 pub fn call(c: &pb::Call) -> Value {
     let agent = c.agent.clone().unwrap_or_default();
-    let tools: Vec<Value> = agent
-        .tools
-        .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "description": t.description,
-                "url": t.url,
-                "parameters": serde_json::from_str::<Value>(&t.parameters_json).unwrap_or_else(|_| json!({})),
-            })
-        })
-        .collect();
+    // The agent the call runs with, as it was when the call was placed.
+    let spec = domain::agent::AgentSpec::try_from(agent.clone()).ok();
+    let tools = tools_json(spec.as_ref().map_or(&[][..], |s| &s.tools));
+    let settings = spec.and_then(|s| serde_json::to_value(&s.settings).ok()).unwrap_or_default();
     let variables = serde_json::from_str::<Value>(&c.variables_json).unwrap_or_else(|_| json!({}));
     let ended = c.ended_at_ms.is_some();
-    // The agent the call runs with, as it was when the call was placed.
-    let settings = domain::agent::AgentSpec::try_from(agent.clone())
-        .ok()
-        .and_then(|spec| serde_json::to_value(&spec.settings).ok())
-        .unwrap_or_default();
     json!({
         "call_id": c.id,
         "direction": c.direction,

@@ -141,16 +141,7 @@ fn answer(log: &Log, org: OrgId, kind: Kind) -> Result<R, Failure> {
         Kind::ListCalls(filter) => list_calls(log, org, filter)?,
         Kind::GetTranscript(r) => {
             let call = own_call(log, org, CallId(r.id))?;
-            let turns = calls_projection::read_turns(log, call.setup.id)
-                .map_err(storage_failure)?
-                .into_iter()
-                .map(|turn| pb::Turn {
-                    seq: turn.seq,
-                    speaker: turn.speaker.as_str().into(),
-                    text: turn.text,
-                    at_ms: turn.at.as_millis(),
-                })
-                .collect();
+            let turns = transcript(log, call.setup.id)?;
             let started_at_ms = call.answered_at.unwrap_or(call.created_at).as_millis();
             R::Transcript(pb::Transcript { call_id: r.id, turns, started_at_ms })
         }

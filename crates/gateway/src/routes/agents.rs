@@ -12,7 +12,7 @@ use wire::pb::{self, command::Kind, query, reply::Result as R};
 
 use super::{Created, created, path_id};
 use crate::auth::Caller;
-use crate::body::{Fields, JsonObject};
+use crate::body::{Fields, JsonObject, json_type};
 use crate::error::ApiError;
 use crate::{App, render};
 
@@ -162,17 +162,6 @@ fn checked(f: &mut Fields, field: &str, shape: Shape, value: Value) -> Option<Va
 fn error<T>(f: &mut Fields, field: &str, message: impl Into<String>) -> Option<T> {
     f.error(field, message);
     None
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
 }
 
 /// The contract's `draft_*` fields: a draft is edited, then deployed, in ThunderPhone's
